@@ -1,0 +1,87 @@
+"""The one place that reads the environment: every other module receives a `Settings`."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in the data dir."
+    )
+    storage_backend: Literal["db", "fs"] = "db"
+    storage_chunk_size: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Externally reachable base URL; webhooks are requested only when set."
+    )
+    log_level: str = "INFO"
+    secret_key: str | None = Field(
+        default=None, description="Signs session cookies; generated and kept in the data dir when unset."
+    )
+
+    # Jobs
+    queue_url: str | None = Field(
+        default=None,
+        description="huey backend: unset = SQLite file in the data dir; redis://… or postgresql://…",
+    )
+    workers: int = Field(default=4, ge=1, le=64)
+    run_consumer: bool = Field(default=True, description="Run huey workers inside `mediagen serve`.")
+    lease_seconds: int = Field(default=300, ge=5)
+    max_attempts: int = Field(default=3, ge=1)
+    reconcile_interval_seconds: int = Field(default=60, ge=1)
+    generate_rate_limit_per_minute: int = Field(default=10, ge=0)
+
+    # Providers
+    replicate_api_token: str | None = Field(default=None, validation_alias="REPLICATE_API_TOKEN")
+    replicate_base_url: str = "https://api.replicate.com/v1"
+    replicate_webhook_secret: str | None = Field(default=None, validation_alias="REPLICATE_WEBHOOK_SECRET")
+    download_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://replicate.delivery", "https://*.replicate.delivery"]
+    )
+    cog_routes: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+
+    # Limits
+    max_download_bytes_audio: int = 200 * 1024 * 1024
+    max_download_bytes_image: int = 50 * 1024 * 1024
+    max_download_bytes_video: int = 1024 * 1024 * 1024
+    max_upload_bytes: int = 100 * 1024 * 1024
+
+    @field_validator("download_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cog_routes", mode="before")
+    @classmethod
+    def _parse_routes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mediagen.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

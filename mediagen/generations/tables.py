@@ -1,0 +1,110 @@
+"""The `generations` table: one row per asset of any kind, the source of truth for its job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mediagen.db.base import Base, UTCDateTime, utcnow
+
+
+def _gallery_index(column: str) -> Index:
+    # Every gallery filter is `kind = ? AND <column> = ? ORDER BY created_at DESC, id DESC`.
+    return Index(f"ix_generations_kind_{column}_created", "kind", column, "created_at", "id")
+
+
+class Generation(Base):
+    __tablename__ = "generations"
+    __table_args__ = (
+        Index("ix_generations_kind_created", "kind", "created_at", "id"),
+        _gallery_index("client_id"),
+        _gallery_index("campaign_id"),
+        _gallery_index("brief_id"),
+        _gallery_index("status"),
+        _gallery_index("model_id"),
+        _gallery_index("collection"),
+        Index("ix_generations_status_lease", "status", "lease_until"),
+        UniqueConstraint("owner_key", "idempotency_key", name="uq_generations_idempotency"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    prompt: Mapped[str] = mapped_column(Text)
+    model_id: Mapped[str] = mapped_column(String(128))
+    engine: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    provider_input: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    provider_ref: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    output_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    collection: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), nullable=True
+    )
+    campaign_id: Mapped[str | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True
+    )
+    brief_id: Mapped[str | None] = mapped_column(ForeignKey("briefs.id", ondelete="SET NULL"), nullable=True)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    download_attempted: Mapped[bool] = mapped_column(Boolean, default=False)
+    download_retries: Mapped[int] = mapped_column(Integer, default=0)
+    download_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Who asked: the user id. Scopes idempotency keys and lets the UI show "mine".
+    owner_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Unguessable per-generation token for engines that cannot sign their webhooks (Cog).
+    webhook_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Derivation(Base):
+    """Extra files made from or alongside an asset: waveform peaks, thumbnail, poster, spectrogram,
+    and any further outputs of a model that returned several files."""
+
+    __tablename__ = "derivations"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """Seen `webhook-id`s, so a retried delivery is acknowledged without being applied twice."""
+
+    __tablename__ = "webhook_deliveries"
+
+    webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
