@@ -32,6 +32,10 @@ class Settings(BaseSettings):
         default=None, description="Signs session cookies; generated and kept in the data dir when unset."
     )
 
+    # CLI client (`mediagen generate`)
+    api_url: str | None = Field(default=None, description="Server the CLI talks to; default http://host:port")
+    api_key: str | None = Field(default=None, description="X-API-Key the CLI sends")
+
     # Jobs
     queue_url: str | None = Field(
         default=None,
@@ -39,9 +43,18 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=4, ge=1, le=64)
     run_consumer: bool = Field(default=True, description="Run huey workers inside `mediagen serve`.")
-    lease_seconds: int = Field(default=300, ge=5)
+    lease_seconds: int = Field(default=120, ge=1)
     max_attempts: int = Field(default=3, ge=1)
-    reconcile_interval_seconds: int = Field(default=60, ge=1)
+    max_run_seconds: int = Field(
+        default=3600, ge=10, description="A job with no result after this long fails (provider outputs "
+        "expire after an hour anyway)"
+    )
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    offline_fallback: bool = Field(
+        default=True,
+        description="When a hosted model cannot be reached (no token, no Cog route), make an offline "
+        "synth draft instead of refusing; the response and the asset name the model actually used",
+    )
     generate_rate_limit_per_minute: int = Field(default=10, ge=0)
 
     # Providers

@@ -24,6 +24,7 @@ class Job:
     inputs: dict[str, Any]  # validated model inputs, defaults filled in (the catalog's job)
     workdir: Path  # a private scratch directory the engine may write into
     webhook_url: str | None = None
+    attempt: int = 1  # lets engines with idempotent creates (Cog's PUT) derive a stable id
 
 
 @dataclass(frozen=True)

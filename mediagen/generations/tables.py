@@ -38,6 +38,7 @@ class Generation(Base):
         _gallery_index("model_id"),
         _gallery_index("collection"),
         Index("ix_generations_status_lease", "status", "lease_until"),
+        Index("ix_generations_status_poll", "status", "next_poll_at"),
         UniqueConstraint("owner_key", "idempotency_key", name="uq_generations_idempotency"),
     )
 
@@ -45,7 +46,7 @@ class Generation(Base):
     kind: Mapped[str] = mapped_column(String(8))
     prompt: Mapped[str] = mapped_column(Text)
     model_id: Mapped[str] = mapped_column(String(128))
-    engine: Mapped[str] = mapped_column(String(32))
+    engine: Mapped[str] = mapped_column(String(160))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     provider_input: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -1,0 +1,96 @@
+"""Annotated dependencies shared by every router (the one place routes get collaborators from)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from mediagen.api.errors import ApiError
+from mediagen.auth.service import Principal
+from mediagen.config import Settings
+from mediagen.db.session import Database
+from mediagen.services import Services
+from mediagen.storage.base import BlobStore
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from `mediagen keys create` or POST /api/keys.",
+)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_database(services: ServicesDep) -> Database:
+    return services.db
+
+
+def get_store(services: ServicesDep) -> BlobStore:
+    return services.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+StoreDep = Annotated[BlobStore, Depends(get_store)]
+
+
+def session_principal(request: Request, services: Services) -> Principal | None:
+    """The signed-in web user, if the session cookie carries one."""
+    session = request.scope.get("session")
+    if not session or "uid" not in session:
+        return None
+    user = services.auth.get_user(session["uid"])
+    if user is None:
+        return None
+    return services.auth.principal_for_user(user)
+
+
+def get_principal(
+    request: Request,
+    services: ServicesDep,
+    api_key: Annotated[str | None, Security(api_key_header)] = None,
+) -> Principal:
+    if api_key:
+        principal = services.auth.authenticate_key(api_key)
+        if principal is None:
+            raise ApiError(401, "Invalid or revoked API key in X-API-Key",
+                           headers={"WWW-Authenticate": "APIKey"})
+        return principal
+    principal = session_principal(request, services)
+    if principal is not None:
+        # A browser session may call the JSON API from our own pages; cookies ride along on
+        # cross-site requests too, so unsafe methods must prove they come from our page.
+        if request.method in UNSAFE_METHODS:
+            sent = request.headers.get("x-csrf-token", "")
+            expected = request.session.get("csrf", "")
+            if not expected or not hmac.compare_digest(sent, expected):
+                raise ApiError(403, "Missing or wrong X-CSRF-Token for a cookie-authenticated request")
+        return principal
+    raise ApiError(401, "Missing X-API-Key header: create a key with `mediagen keys create --name NAME`",
+                   headers={"WWW-Authenticate": "APIKey"})
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise ApiError(403, "This route needs an admin API key")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

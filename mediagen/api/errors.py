@@ -1,0 +1,94 @@
+"""Error shapes and handlers: every 4xx is `{"detail": "..."}` a person can act on.
+
+Validation errors keep FastAPI's status (422) but flatten the message to `field: problem` and add a
+machine-readable `errors` list (the web UI puts each message beside its field). Malformed JSON is a
+400, since nothing about the fields can be said yet. 5xx never carry internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mediagen.errors import ApiError, invalid, not_found
+
+__all__ = ["ApiError", "ErrorOut", "ERROR_RESPONSES", "install_error_handlers", "invalid", "not_found"]
+
+log = logging.getLogger("mediagen.api")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed request (e.g. the body is not valid JSON)"},
+    401: {"model": ErrorOut, "description": "Missing, wrong or revoked X-API-Key"},
+    404: {"model": ErrorOut, "description": "Not found (or not visible to this key)"},
+    422: {"model": ErrorOut, "description": "A field is missing or invalid; `errors` names each one"},
+}
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "field required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.detail}
+        if exc.field:
+            body["errors"] = [{"field": exc.field, "message": exc.detail.split(": ", 1)[-1]}]
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        for err in errs:
+            if err.get("type") == "json_invalid":
+                ctx = err.get("ctx") or {}
+                reason = ctx.get("error", "invalid JSON")
+                return JSONResponse(
+                    {"detail": f"Malformed JSON body: {reason}"}, status_code=400
+                )
+        if any(e.get("loc") == ("body",) and e.get("type") in ("missing",) for e in errs):
+            return JSONResponse({"detail": "A JSON request body is required"}, status_code=400)
+        fields = [{"field": _loc_to_field(e.get("loc", ())), "message": _message(e)} for e in errs]
+        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return JSONResponse({"detail": detail, "errors": fields}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "Internal server error; the server log has the details"},
+                            status_code=500)

@@ -1,0 +1,72 @@
+"""Operator access to the blob store: upload, fetch and delete raw content by sha256 key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel
+
+from mediagen.api.deps import AdminDep, SettingsDep, StoreDep
+from mediagen.config import Settings
+from mediagen.storage.base import BlobInUseError, is_blob_key
+from mediagen.storage.http import UploadTooLarge, blob_response, put_request_body
+
+router = APIRouter(prefix="/api/blobs", tags=["blobs"])
+
+
+class BlobOut(BaseModel):
+    key: str
+    size: int
+
+
+def upload_limit(settings: Settings) -> int:
+    """The largest blob an operator may upload: the largest any stored asset may be."""
+    return max(
+        settings.max_upload_bytes,
+        settings.max_download_bytes_audio,
+        settings.max_download_bytes_image,
+        settings.max_download_bytes_video,
+    )
+
+
+def _checked(key: str) -> str:
+    if not is_blob_key(key):
+        raise HTTPException(status_code=404, detail=f"No blob {key!r}: keys are 64 lowercase hex digits")
+    return key
+
+
+@router.put(
+    "",
+    status_code=201,
+    response_model=BlobOut,
+    responses={413: {"description": "Body larger than the upload limit"}},
+)
+async def put_blob(request: Request, _admin: AdminDep, store: StoreDep, settings: SettingsDep) -> BlobOut:
+    """Store the raw request body; the key is its sha256 (uploading twice is harmless)."""
+    try:
+        info = await put_request_body(request, store, max_bytes=upload_limit(settings))
+    except UploadTooLarge as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from exc
+    return BlobOut(key=info.key, size=info.size)
+
+
+@router.api_route(
+    "/{key}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
+)
+def get_blob(key: str, request: Request, _admin: AdminDep, store: StoreDep) -> Response:
+    """The blob's bytes (Range, ETag, HEAD)."""
+    return blob_response(request, store, _checked(key), content_type="application/octet-stream")
+
+
+@router.delete("/{key}", status_code=204, responses={409: {"description": "The blob is still referenced"}})
+def delete_blob(key: str, _admin: AdminDep, store: StoreDep) -> Response:
+    """Delete an unreferenced blob now (409 while anything still references it)."""
+    try:
+        deleted = store.delete_now(_checked(key))
+    except BlobInUseError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    if not deleted:
+        raise HTTPException(status_code=404, detail=f"No blob {key!r}")
+    return Response(status_code=204)

@@ -1,0 +1,147 @@
+"""Clients, campaigns and briefs: CRUD, filters, pagination and stats."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from mediagen.api.deps import PrincipalDep, ServicesDep
+from mediagen.api.errors import ERROR_RESPONSES
+from mediagen.campaigns import schemas as sc
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip")]
+Cascade = Annotated[bool, Query(description="Also delete the generated assets filed under it")]
+CONFLICT = {409: {"model": ERROR_RESPONSES[404]["model"], "description": "Duplicate id, or assets remain"}}
+
+
+@router.post("/clients", status_code=201, response_model=sc.ClientOut, tags=["clients"], responses=CONFLICT)
+def create_client(body: sc.ClientCreate, services: ServicesDep, principal: PrincipalDep) -> object:
+    """Create a client (the id may be chosen, e.g. `acme`)."""
+    return services.campaigns.create_client(principal, body)
+
+
+@router.get("/clients", response_model=sc.ClientList, tags=["clients"])
+def list_clients(
+    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
+) -> sc.ClientList:
+    """List clients visible to this key, newest first."""
+    rows, total = services.campaigns.list_clients(principal, q=q, limit=limit, offset=offset)
+    return sc.ClientList(clients=[sc.ClientOut.model_validate(r) for r in rows], count=len(rows), total=total)
+
+
+@router.get("/clients/{client_id}", response_model=sc.ClientOut, tags=["clients"])
+def get_client(client_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+    """One client."""
+    return services.campaigns.get_client(principal, client_id)
+
+
+@router.patch("/clients/{client_id}", response_model=sc.ClientOut, tags=["clients"])
+def update_client(client_id: str, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
+                  ) -> object:
+    """Change a client's name or description."""
+    return services.campaigns.update_client(principal, client_id, body)
+
+
+@router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=CONFLICT)
+def delete_client(client_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
+                  ) -> Response:
+    """Delete a client with its campaigns and briefs (409 while assets remain, unless cascade)."""
+    services.campaigns.delete_client(principal, client_id, cascade=cascade)
+    return Response(status_code=204)
+
+
+@router.get("/clients/{client_id}/stats", response_model=sc.Stats, tags=["clients"])
+def client_stats(client_id: str, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
+    """Asset counts by kind and status, total duration and cost."""
+    return services.campaigns.stats(principal, "client", client_id)
+
+
+@router.post("/campaigns", status_code=201, response_model=sc.CampaignOut, tags=["campaigns"],
+             responses=CONFLICT)
+def create_campaign(body: sc.CampaignCreate, services: ServicesDep, principal: PrincipalDep) -> object:
+    """Create a campaign under a client (the id may be chosen, e.g. `campaign_123`)."""
+    return services.campaigns.create_campaign(principal, body)
+
+
+@router.get("/campaigns", response_model=sc.CampaignList, tags=["campaigns"])
+def list_campaigns(
+    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
+    client_id: str | None = None, status: sc.CampaignStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
+) -> sc.CampaignList:
+    """List campaigns, newest first."""
+    rows, total = services.campaigns.list_campaigns(
+        principal, client_id=client_id, status=status, q=q, limit=limit, offset=offset
+    )
+    return sc.CampaignList(campaigns=[sc.CampaignOut.model_validate(r) for r in rows], count=len(rows),
+                           total=total)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
+def get_campaign(campaign_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+    """One campaign."""
+    return services.campaigns.get_campaign(principal, campaign_id)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
+def update_campaign(campaign_id: str, body: sc.CampaignUpdate, services: ServicesDep,
+                    principal: PrincipalDep) -> object:
+    """Change a campaign's name, goal or status."""
+    return services.campaigns.update_campaign(principal, campaign_id, body)
+
+
+@router.delete("/campaigns/{campaign_id}", status_code=204, tags=["campaigns"], responses=CONFLICT)
+def delete_campaign(campaign_id: str, services: ServicesDep, principal: PrincipalDep,
+                    cascade: Cascade = False) -> Response:
+    """Delete a campaign and its briefs (409 while assets remain, unless cascade)."""
+    services.campaigns.delete_campaign(principal, campaign_id, cascade=cascade)
+    return Response(status_code=204)
+
+
+@router.get("/campaigns/{campaign_id}/stats", response_model=sc.Stats, tags=["campaigns"])
+def campaign_stats(campaign_id: str, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
+    """Asset counts by kind and status, total duration and cost."""
+    return services.campaigns.stats(principal, "campaign", campaign_id)
+
+
+@router.post("/briefs", status_code=201, response_model=sc.BriefOut, tags=["briefs"], responses=CONFLICT)
+def create_brief(body: sc.BriefCreate, services: ServicesDep, principal: PrincipalDep) -> object:
+    """Create a creative brief for a client, optionally within a campaign."""
+    return services.campaigns.create_brief(principal, body)
+
+
+@router.get("/briefs", response_model=sc.BriefList, tags=["briefs"])
+def list_briefs(
+    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
+    client_id: str | None = None, campaign_id: str | None = None,
+) -> sc.BriefList:
+    """List briefs, newest first."""
+    rows, total = services.campaigns.list_briefs(
+        principal, client_id=client_id, campaign_id=campaign_id, limit=limit, offset=offset
+    )
+    return sc.BriefList(briefs=[sc.BriefOut.model_validate(r) for r in rows], count=len(rows), total=total)
+
+
+@router.get("/briefs/{brief_id}", response_model=sc.BriefOut, tags=["briefs"])
+def get_brief(brief_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+    """One brief."""
+    return services.campaigns.get_brief(principal, brief_id)
+
+
+@router.patch("/briefs/{brief_id}", response_model=sc.BriefOut, tags=["briefs"])
+def update_brief(brief_id: str, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
+                 ) -> object:
+    """Change a brief's title, text, direction or campaign."""
+    return services.campaigns.update_brief(principal, brief_id, body)
+
+
+@router.delete("/briefs/{brief_id}", status_code=204, tags=["briefs"])
+def delete_brief(brief_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+    """Delete a brief (its assets stay, unfiled from it)."""
+    services.campaigns.delete_brief(principal, brief_id)
+    return Response(status_code=204)

@@ -1,0 +1,197 @@
+"""The generation API, one set of handlers for audio, images and videos.
+
+Routes are spelled out per kind (so OpenAPI documents each with the seed's field names) but every
+kind is served by the same functions below, parameterised by its KindInfo.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from mediagen.api.deps import PrincipalDep, ServicesDep
+from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
+from mediagen.api.ratelimit import RateLimiter
+from mediagen.errors import ApiError
+from mediagen.generations.kinds import KINDS, KindInfo
+from mediagen.generations.schemas import GenerateRequest, GenerationOut, Status
+from mediagen.generations.tables import Generation
+from mediagen.services import Services
+from mediagen.storage.http import blob_response
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def item(row: Generation, info: KindInfo, derivations: list[str]) -> dict[str, Any]:
+    base = f"/api/{info.path}/{row.id}"
+    data_url = f"{base}/data" if row.status == "completed" else None
+    out = GenerationOut(
+        id=row.id, kind=row.kind, prompt=row.prompt, model_id=row.model_id, engine=row.engine,  # type: ignore[arg-type]
+        parameters=row.parameters, status=row.status, error=row.error, created_at=row.created_at,  # type: ignore[arg-type]
+        updated_at=row.updated_at, completed_at=row.completed_at, collection=row.collection,
+        metadata=row.meta or {}, download_attempted=row.download_attempted,
+        download_retries=row.download_retries, download_error=row.download_error, client_id=row.client_id,
+        campaign_id=row.campaign_id, brief_id=row.brief_id, duration=row.duration, width=row.width,
+        height=row.height, content_type=row.content_type, size_bytes=row.size_bytes, cost_usd=row.cost_usd,
+        data_url=data_url, derivations=sorted(derivations),
+        waveform_url=f"{base}/waveform" if "waveform" in derivations else None,
+        thumbnail_url=f"{base}/thumbnail" if "thumbnail" in derivations else None,
+        poster_url=f"{base}/poster" if "poster" in derivations else None,
+    ).model_dump(mode="json")
+    out[info.id_field] = row.id
+    out[info.url_field] = data_url
+    return out
+
+
+def _limiter(services: Services) -> RateLimiter:
+    limiter = services.extras.get("rate_limiter")
+    if limiter is None:
+        limiter = services.extras["rate_limiter"] = RateLimiter(services.settings.generate_rate_limit_per_minute)
+    return limiter  # type: ignore[no-any-return]
+
+
+def _register(info: KindInfo) -> None:
+    kind, path = info.kind, info.path
+    tag = info.label.lower()
+    list_key = info.path
+
+    def generate(
+        body: GenerateRequest, request: Request, response: Response, services: ServicesDep,
+        principal: PrincipalDep,
+        idempotency_key: Annotated[str | None, Header(max_length=200, description="Same key → same generation")]
+        = None,
+    ) -> dict[str, Any]:
+        if not idempotency_key:
+            _limiter(services).check(principal.key_id or principal.user_id)
+        row, created = services.generations.create(principal, kind, body, idempotency_key=idempotency_key)
+        url = f"/api/{path}/{row.id}"
+        response.headers["Location"] = url
+        if not created:
+            response.status_code = 200
+        return {info.id_field: row.id, "id": row.id, "status": row.status, "model": row.model_id,
+                "engine": row.engine, "kind": kind, "url": url,
+                **{k: v for k, v in (row.meta or {}).items()
+                   if k in ("engine_label", "requested_model", "notice", "ignored_inputs")}}
+
+    generate.__doc__ = f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}."
+    router.add_api_route(
+        f"/api/v2/generate/{kind}", generate, methods=["POST"], status_code=202, tags=[tag],
+        name=f"generate_{kind}",
+        responses={200: {"description": "Idempotent replay: the generation made by the first request"},
+                   429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"}},
+    )
+
+    def list_items(
+        services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
+        model_id: str | None = None, collection: str | None = None, client_id: str | None = None,
+        campaign_id: str | None = None, brief_id: str | None = None, status: Status | None = None,
+        q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
+    ) -> dict[str, Any]:
+        filters = {"model_id": model_id, "collection": collection, "client_id": client_id,
+                   "campaign_id": campaign_id, "brief_id": brief_id, "status": status}
+        rows, total = services.generations.list(principal, kind, filters=filters, limit=limit, offset=offset,
+                                                q=q)
+        names = services.generations.derivation_names([r.id for r in rows])
+        return {list_key: [item(r, info, names.get(r.id, [])) for r in rows], "count": len(rows),
+                "total": total, "limit": limit, "offset": offset}
+
+    list_items.__doc__ = f"List {kind}, newest first, with filters."
+    router.add_api_route(f"/api/{path}", list_items, methods=["GET"], tags=[tag], name=f"list_{path}")
+
+    def get_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+        row = services.generations.get(principal, kind, gen_id)
+        return item(row, info, list(services.generations.derivations(row.id)))
+
+    get_item.__doc__ = f"One {kind} item with its job state and metadata."
+    router.add_api_route(f"/api/{path}/{{gen_id}}", get_item, methods=["GET"], tags=[tag], name=f"get_{kind}")
+
+    def delete_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+        services.generations.delete(principal, kind, gen_id)
+        return Response(status_code=204)
+
+    delete_item.__doc__ = f"Delete a {kind} item; its bytes go once nothing else references them."
+    router.add_api_route(f"/api/{path}/{{gen_id}}", delete_item, methods=["DELETE"], status_code=204,
+                         tags=[tag], name=f"delete_{kind}")
+
+    def data(gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep,
+             download: bool = False) -> Response:
+        row = services.generations.get(principal, kind, gen_id)
+        if row.status != "completed" or not row.blob_key:
+            raise ApiError(409, f"{kind} {gen_id} is {row.status}; bytes exist once it is completed")
+        ext = (row.content_type or "").split("/")[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
+        return blob_response(request, services.store, row.blob_key,
+                             content_type=row.content_type or "application/octet-stream",
+                             filename=f"{kind}-{row.id}.{ext}" if download else None)
+
+    data.__doc__ = f"The {kind} bytes (Range, ETag; ?download=true for an attachment)."
+    router.add_api_route(f"/api/{path}/{{gen_id}}/data", data, methods=["GET"], tags=[tag],
+                         name=f"data_{kind}", response_class=Response,
+                         responses={206: {"description": "Partial content"},
+                                    416: {"description": "Range not satisfiable"}})
+    _head(f"/api/{path}/{{gen_id}}/data", data)
+
+    for deriv in (*info.derivations, *(("spectrogram",) if kind == "audio" else ())):
+        _register_derivation(info, deriv, tag)
+
+    def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+        row, ref = services.generations.cancel(principal, kind, gen_id)
+        engine = services.extras["engines"].get(row.engine)
+        if ref and engine is not None:
+            try:
+                engine.cancel(ref)
+            except Exception as exc:  # we stop waiting either way; say what the provider said
+                row.meta = {**(row.meta or {}), "cancel_error": str(exc)}
+        return item(row, info, [])
+
+    cancel.__doc__ = f"Cancel a pending or running {kind} job (also at the provider)."
+    router.add_api_route(f"/api/{path}/{{gen_id}}/cancel", cancel, methods=["POST"], tags=[tag],
+                         name=f"cancel_{kind}", responses={409: {"model": ErrorOut}})
+
+    def retry(gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
+              ) -> dict[str, Any]:
+        _limiter(services).check(principal.key_id or principal.user_id)
+        row = services.generations.retry(principal, kind, gen_id)
+        response.headers["Location"] = f"/api/{path}/{row.id}"
+        return {info.id_field: row.id, "id": row.id, "status": row.status, "model": row.model_id,
+                "engine": row.engine, "kind": kind, "url": f"/api/{path}/{row.id}"}
+
+    retry.__doc__ = f"Generate again with the same model, inputs and filing (a new {kind} item)."
+    router.add_api_route(f"/api/{path}/{{gen_id}}/retry", retry, methods=["POST"], status_code=202,
+                         tags=[tag], name=f"retry_{kind}")
+
+
+def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
+    def derivation(gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+        row = services.generations.get(principal, info.kind, gen_id)
+        d = services.generations.derivations(row.id).get(name)
+        if d is None:
+            raise ApiError(404, f"{info.kind} {gen_id} has no {name}"
+                           + ("" if row.status == "completed" else f" yet (status {row.status})"))
+        return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
+
+    derivation.__doc__ = {
+        "waveform": "Waveform peaks (audiowaveform v2 JSON, 8-bit, levels comparable across clips).",
+        "thumbnail": "A WebP thumbnail, longest side ≤ 400 px.",
+        "poster": "A full-size WebP frame from early in the clip.",
+        "spectrogram": "The spectrogram image some models (riffusion) return beside the audio.",
+    }.get(name, name)
+    router.add_api_route(f"/api/{info.path}/{{gen_id}}/{name}", derivation, methods=["GET"],
+                         tags=[tag], name=f"{name}_{info.kind}", response_class=Response)
+    _head(f"/api/{info.path}/{{gen_id}}/{name}", derivation)
+
+
+def _head(path: str, endpoint: object) -> None:
+    """HEAD beside GET for media routes (players probe with it); one OpenAPI entry is enough."""
+    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False,  # type: ignore[arg-type]
+                         response_class=Response)
+
+
+for _info in KINDS.values():
+    _register(_info)
+
+__all__ = ["router", "item", "JSONResponse"]

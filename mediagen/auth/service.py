@@ -1,0 +1,218 @@
+"""Users, API keys and the principal a request acts as.
+
+API keys are `mg_<random>`: 32 bytes from `secrets`, so a sha256 of the token is a safe lookup key
+(the token's entropy makes brute-forcing the hash pointless) and lets us find a key in O(1) through a
+unique index. The stored hash is then compared in constant time to close the timing side channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from mediagen.auth.tables import ApiKey, User
+from mediagen.db.base import utcnow
+from mediagen.db.session import Database
+
+KEY_PREFIX = "mg_"
+ROLES = ("admin", "member")
+# last_used_at is a hint for humans; writing it on every request would serialise reads on SQLite.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+_hasher = PasswordHasher()
+
+
+class AuthError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for. `clients` None means unrestricted."""
+
+    user_id: str
+    email: str
+    role: str
+    clients: frozenset[str] | None
+    key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def can_see_client(self, client_id: str | None) -> bool:
+        if self.clients is None:
+            return True
+        return client_id is not None and client_id in self.clients
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _narrow(user_clients: Sequence[str] | None, key_clients: Sequence[str] | None) -> frozenset[str] | None:
+    """A key can only narrow its user's reach, never widen it."""
+    if user_clients is None and key_clients is None:
+        return None
+    if user_clients is None:
+        return frozenset(key_clients or ())
+    if key_clients is None:
+        return frozenset(user_clients)
+    return frozenset(user_clients) & frozenset(key_clients)
+
+
+class AuthService:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # users -----------------------------------------------------------------
+    def create_user(
+        self, *, email: str, password: str, role: str = "member", clients: Sequence[str] | None = None
+    ) -> User:
+        if role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        email = email.strip().lower()
+        if "@" not in email:
+            raise AuthError("email must be an email address")
+        if len(password) < 8:
+            raise AuthError("password must be at least 8 characters")
+        with self.db.write() as s:
+            if s.scalar(select(User).where(User.email == email)) is not None:
+                raise AuthError(f"a user with email {email} already exists")
+            user = User(
+                id=new_id(),
+                email=email,
+                password_hash=hash_password(password),
+                role=role,
+                clients=list(clients) if clients else None,
+            )
+            s.add(user)
+        return user
+
+    def count_users(self) -> int:
+        with self.db.read() as s:
+            return len(s.scalars(select(User.id).limit(1)).all())
+
+    def get_user_by_email(self, email: str) -> User | None:
+        with self.db.read() as s:
+            return s.scalar(select(User).where(User.email == email.strip().lower()))
+
+    def get_user(self, user_id: str) -> User | None:
+        with self.db.read() as s:
+            return s.get(User, user_id)
+
+    def authenticate_password(self, email: str, password: str) -> Principal | None:
+        user = self.get_user_by_email(email)
+        if user is None:
+            # Spend the same time as a real check so response timing does not reveal emails.
+            verify_password(_DUMMY_HASH, password)
+            return None
+        if not verify_password(user.password_hash, password):
+            return None
+        return self.principal_for_user(user)
+
+    @staticmethod
+    def principal_for_user(user: User) -> Principal:
+        return Principal(
+            user_id=user.id,
+            email=user.email,
+            role=user.role,
+            clients=_narrow(user.clients, None),
+        )
+
+    # keys ------------------------------------------------------------------
+    def create_key(
+        self, *, user_id: str, name: str, clients: Sequence[str] | None = None
+    ) -> tuple[ApiKey, str]:
+        """Returns the row and the token; the token is never stored and cannot be shown again."""
+        token = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.db.write() as s:
+            if s.get(User, user_id) is None:
+                raise AuthError("unknown user")
+            key = ApiKey(
+                id=new_id(),
+                user_id=user_id,
+                name=name,
+                key_hash=hash_token(token),
+                prefix=token[:10],
+                clients=list(clients) if clients else None,
+            )
+            s.add(key)
+        return key, token
+
+    def list_keys(self, *, user_id: str | None) -> list[ApiKey]:
+        with self.db.read() as s:
+            q = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+            if user_id is not None:
+                q = q.where(ApiKey.user_id == user_id)
+            return list(s.scalars(q))
+
+    def revoke_key(self, key_id: str, *, user_id: str | None = None) -> bool:
+        with self.db.write() as s:
+            key = s.get(ApiKey, key_id)
+            if key is None or (user_id is not None and key.user_id != user_id):
+                return False
+            if key.revoked_at is None:
+                key.revoked_at = utcnow()
+            return True
+
+    def authenticate_key(self, token: str) -> Principal | None:
+        digest = hash_token(token)
+        with self.db.read() as s:
+            row = s.execute(
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == digest)
+            ).first()
+        if row is None:
+            return None
+        key, user = row
+        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+            return None
+        now = datetime.now(UTC)
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            with self.db.write() as s:
+                fresh = s.get(ApiKey, key.id)
+                if fresh is not None:
+                    fresh.last_used_at = now
+        return Principal(
+            user_id=user.id,
+            email=user.email,
+            role=user.role,
+            clients=_narrow(user.clients, key.clients),
+            key_id=key.id,
+        )
+
+    def bootstrap_admin(self) -> tuple[str, str, str] | None:
+        """On first start with no users, create an admin and a key; returns (email, password, key)."""
+        if self.count_users() > 0:
+            return None
+        password = secrets.token_urlsafe(12)
+        email = "admin@localhost"
+        user = self.create_user(email=email, password=password, role="admin")
+        _, token = self.create_key(user_id=user.id, name="bootstrap admin key")
+        return email, password, token
+
+
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))

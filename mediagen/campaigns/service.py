@@ -1,0 +1,303 @@
+"""Clients, campaigns and briefs, always seen through a principal's client scope.
+
+A record of a client the principal may not see is reported as *not found*, never as forbidden,
+so ids cannot be probed across tenants.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from mediagen.auth.service import Principal
+from mediagen.campaigns import schemas as sc
+from mediagen.campaigns.tables import Brief, Campaign, Client
+from mediagen.db.session import Database
+from mediagen.errors import ApiError, invalid, not_found
+from mediagen.generations.tables import Generation
+
+T = TypeVar("T", Client, Campaign, Brief)
+# Removes generated assets matching a condition inside a transaction; returns the blob keys released.
+AssetPurger = Callable[[Session, ColumnElement[bool]], list[str]]
+BlobFreer = Callable[[list[str]], None]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def _client_column(model: type[T]) -> Any:
+    return model.id if model is Client else model.client_id
+
+
+def _scoped(principal: Principal, model: type[T]) -> list[ColumnElement[bool]]:
+    if principal.clients is None:
+        return []
+    return [_client_column(model).in_(sorted(principal.clients))]
+
+
+class CampaignService:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self.purge_assets: AssetPurger | None = None
+        self.free_blobs: BlobFreer | None = None
+
+    # generic helpers ----------------------------------------------------------
+    def _get(self, s: Session, principal: Principal, model: type[T], ident: str, what: str) -> T:
+        row = s.get(model, ident)
+        client_id = row.id if isinstance(row, Client) else getattr(row, "client_id", None)
+        if row is None or not principal.can_see_client(client_id):
+            raise not_found(what, ident)
+        return row
+
+    def _list(
+        self, principal: Principal, model: type[T], filters: list[ColumnElement[bool]], limit: int, offset: int
+    ) -> tuple[list[T], int]:
+        conds = filters + _scoped(principal, model)
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(model).where(*conds)) or 0
+            rows = s.scalars(
+                select(model).where(*conds).order_by(model.created_at.desc(), model.id.desc())
+                .limit(limit).offset(offset)
+            ).all()
+        return list(rows), total
+
+    def _insert(self, s: Session, model: type[T], row: T, what: str) -> T:
+        if s.get(model, row.id) is not None:
+            raise ApiError(409, f"{what} id {row.id!r} already exists", field="id")
+        s.add(row)
+        s.flush()
+        return row
+
+    def _visible_client(self, s: Session, principal: Principal, client_id: str, field: str) -> Client:
+        client = s.get(Client, client_id)
+        if client is None or not principal.can_see_client(client_id):
+            raise invalid(field, f"client {client_id!r} not found")
+        return client
+
+    def _visible_campaign(self, s: Session, principal: Principal, campaign_id: str, field: str) -> Campaign:
+        campaign = s.get(Campaign, campaign_id)
+        if campaign is None or not principal.can_see_client(campaign.client_id):
+            raise invalid(field, f"campaign {campaign_id!r} not found")
+        return campaign
+
+    def _delete_with_assets(
+        self, s: Session, row: Client | Campaign, condition: ColumnElement[bool], cascade: bool, what: str
+    ) -> list[str]:
+        assets = s.scalar(select(func.count()).select_from(Generation).where(condition)) or 0
+        if assets and not cascade:
+            raise ApiError(
+                409,
+                f"{what} {row.id!r} still has {assets} generated asset(s); "
+                "delete them first or pass ?cascade=true to delete them too",
+            )
+        released = self.purge_assets(s, condition) if assets and self.purge_assets else []
+        s.delete(row)
+        return released
+
+    def _free(self, keys: list[str]) -> None:
+        if keys and self.free_blobs is not None:
+            self.free_blobs(keys)
+
+    # clients ----------------------------------------------------------------
+    def create_client(self, principal: Principal, data: sc.ClientCreate) -> Client:
+        if principal.clients is not None:
+            raise ApiError(403, "This key is limited to some clients and cannot create new ones")
+        with self.db.write() as s:
+            return self._insert(
+                s, Client, Client(id=data.id or _new_id("client"), name=data.name,
+                                  description=data.description), "client"
+            )
+
+    def list_clients(self, principal: Principal, *, q: str | None, limit: int, offset: int
+                     ) -> tuple[list[Client], int]:
+        filters = [Client.name.ilike(f"%{q}%")] if q else []
+        return self._list(principal, Client, filters, limit, offset)
+
+    def get_client(self, principal: Principal, client_id: str) -> Client:
+        with self.db.read() as s:
+            return self._get(s, principal, Client, client_id, "client")
+
+    def update_client(self, principal: Principal, client_id: str, data: sc.ClientUpdate) -> Client:
+        with self.db.write() as s:
+            row = self._get(s, principal, Client, client_id, "client")
+            for key, value in data.model_dump(exclude_unset=True).items():
+                if key == "name" and value is None:
+                    raise invalid("name", "must not be null")
+                setattr(row, key, value)
+            s.flush()
+            return row
+
+    def delete_client(self, principal: Principal, client_id: str, *, cascade: bool) -> None:
+        with self.db.write() as s:
+            row = self._get(s, principal, Client, client_id, "client")
+            released = self._delete_with_assets(s, row, Generation.client_id == client_id, cascade, "client")
+        self._free(released)
+
+    # campaigns --------------------------------------------------------------
+    def create_campaign(self, principal: Principal, data: sc.CampaignCreate) -> Campaign:
+        with self.db.write() as s:
+            self._visible_client(s, principal, data.client_id, "client_id")
+            row = Campaign(id=data.id or _new_id("campaign"), client_id=data.client_id, name=data.name,
+                           goal=data.goal, status=data.status)
+            return self._insert(s, Campaign, row, "campaign")
+
+    def list_campaigns(
+        self, principal: Principal, *, client_id: str | None, status: str | None, q: str | None,
+        limit: int, offset: int,
+    ) -> tuple[list[Campaign], int]:
+        filters: list[ColumnElement[bool]] = []
+        if client_id:
+            filters.append(Campaign.client_id == client_id)
+        if status:
+            filters.append(Campaign.status == status)
+        if q:
+            filters.append(Campaign.name.ilike(f"%{q}%"))
+        return self._list(principal, Campaign, filters, limit, offset)
+
+    def get_campaign(self, principal: Principal, campaign_id: str) -> Campaign:
+        with self.db.read() as s:
+            return self._get(s, principal, Campaign, campaign_id, "campaign")
+
+    def update_campaign(self, principal: Principal, campaign_id: str, data: sc.CampaignUpdate) -> Campaign:
+        with self.db.write() as s:
+            row = self._get(s, principal, Campaign, campaign_id, "campaign")
+            for key, value in data.model_dump(exclude_unset=True).items():
+                if value is None and key in ("name", "status"):
+                    raise invalid(key, "must not be null")
+                setattr(row, key, value)
+            s.flush()
+            return row
+
+    def delete_campaign(self, principal: Principal, campaign_id: str, *, cascade: bool) -> None:
+        with self.db.write() as s:
+            row = self._get(s, principal, Campaign, campaign_id, "campaign")
+            released = self._delete_with_assets(
+                s, row, Generation.campaign_id == campaign_id, cascade, "campaign"
+            )
+        self._free(released)
+
+    # briefs -----------------------------------------------------------------
+    def create_brief(self, principal: Principal, data: sc.BriefCreate) -> Brief:
+        with self.db.write() as s:
+            client_id = data.client_id
+            if data.campaign_id:
+                campaign = self._visible_campaign(s, principal, data.campaign_id, "campaign_id")
+                if client_id and client_id != campaign.client_id:
+                    raise invalid("client_id", f"campaign {campaign.id!r} belongs to client "
+                                               f"{campaign.client_id!r}, not {client_id!r}")
+                client_id = campaign.client_id
+            if not client_id:
+                raise invalid("client_id", "field required (or give a campaign_id)")
+            self._visible_client(s, principal, client_id, "client_id")
+            row = Brief(id=data.id or _new_id("brief"), client_id=client_id, campaign_id=data.campaign_id,
+                        title=data.title, text=data.text, direction=data.direction)
+            return self._insert(s, Brief, row, "brief")
+
+    def list_briefs(
+        self, principal: Principal, *, client_id: str | None, campaign_id: str | None, limit: int, offset: int
+    ) -> tuple[list[Brief], int]:
+        filters: list[ColumnElement[bool]] = []
+        if client_id:
+            filters.append(Brief.client_id == client_id)
+        if campaign_id:
+            filters.append(Brief.campaign_id == campaign_id)
+        return self._list(principal, Brief, filters, limit, offset)
+
+    def get_brief(self, principal: Principal, brief_id: str) -> Brief:
+        with self.db.read() as s:
+            return self._get(s, principal, Brief, brief_id, "brief")
+
+    def update_brief(self, principal: Principal, brief_id: str, data: sc.BriefUpdate) -> Brief:
+        with self.db.write() as s:
+            row = self._get(s, principal, Brief, brief_id, "brief")
+            changes = data.model_dump(exclude_unset=True)
+            if changes.get("campaign_id"):
+                campaign = self._visible_campaign(s, principal, changes["campaign_id"], "campaign_id")
+                if campaign.client_id != row.client_id:
+                    raise invalid("campaign_id", "campaign belongs to another client")
+            for key, value in changes.items():
+                if value is None and key in ("title", "text", "direction"):
+                    raise invalid(key, "must not be null")
+                setattr(row, key, value)
+            s.flush()
+            return row
+
+    def delete_brief(self, principal: Principal, brief_id: str) -> None:
+        with self.db.write() as s:
+            s.delete(self._get(s, principal, Brief, brief_id, "brief"))
+
+    # lookups for the pipeline -------------------------------------------------
+    def resolve_filing(
+        self, s: Session, principal: Principal, *, client_id: str | None, campaign_id: str | None,
+        brief_id: str | None,
+    ) -> tuple[str | None, str | None, str | None]:
+        """Checks a (client, campaign, brief) triple and fills what is implied.
+
+        A campaign implies its client and a brief implies its client and campaign; a mismatch is a
+        422 naming the field, and an invisible record reads as not found.
+        """
+        if brief_id:
+            brief = s.get(Brief, brief_id)
+            if brief is None or not principal.can_see_client(brief.client_id):
+                raise invalid("brief_id", f"brief {brief_id!r} not found")
+            if campaign_id and brief.campaign_id and campaign_id != brief.campaign_id:
+                raise invalid("brief_id", f"brief {brief_id!r} belongs to campaign {brief.campaign_id!r}")
+            campaign_id = campaign_id or brief.campaign_id
+            if client_id and client_id != brief.client_id:
+                raise invalid("client_id", f"brief {brief_id!r} belongs to client {brief.client_id!r}")
+            client_id = brief.client_id
+        if campaign_id:
+            campaign = self._visible_campaign(s, principal, campaign_id, "campaign_id")
+            if client_id and client_id != campaign.client_id:
+                raise invalid("client_id", f"campaign {campaign_id!r} belongs to client "
+                                           f"{campaign.client_id!r}, not {client_id!r}")
+            client_id = campaign.client_id
+        if client_id:
+            self._visible_client(s, principal, client_id, "client_id")
+        elif principal.clients is not None:
+            # A limited key must file what it makes under one of its clients, or it could not see it.
+            if len(principal.clients) == 1:
+                client_id = next(iter(principal.clients))
+            else:
+                raise invalid("client_id", "required for a key limited to several clients")
+        return client_id, campaign_id, brief_id
+
+    # stats ------------------------------------------------------------------
+    def stats(self, principal: Principal, scope: str, ident: str) -> sc.Stats:
+        with self.db.read() as s:
+            if scope == "client":
+                self._get(s, principal, Client, ident, "client")
+                cond = Generation.client_id == ident
+            else:
+                self._get(s, principal, Campaign, ident, "campaign")
+                cond = Generation.campaign_id == ident
+            rows = s.execute(
+                select(Generation.kind, Generation.status, func.count(),
+                       func.coalesce(func.sum(Generation.duration), 0.0),
+                       func.coalesce(func.sum(Generation.cost_usd), 0.0))
+                .where(cond).group_by(Generation.kind, Generation.status)
+            ).all()
+        by_kind = {k: sc.KindStats() for k in ("audio", "image", "video")}
+        by_status: dict[str, int] = {}
+        for kind, status, count, duration, cost in rows:
+            ks = by_kind.setdefault(kind, sc.KindStats())
+            ks.total += count
+            ks.by_status[status] = ks.by_status.get(status, 0) + count
+            if status == "completed":
+                ks.duration_seconds += float(duration)
+            ks.cost_usd += float(cost)
+            by_status[status] = by_status.get(status, 0) + count
+        return sc.Stats(
+            scope="client" if scope == "client" else "campaign",
+            id=ident,
+            total=sum(k.total for k in by_kind.values()),
+            by_kind=by_kind,
+            by_status=by_status,
+            duration_seconds=round(sum(k.duration_seconds for k in by_kind.values()), 3),
+            cost_usd=round(sum(k.cost_usd for k in by_kind.values()), 6),
+        )

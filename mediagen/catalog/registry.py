@@ -1,0 +1,194 @@
+"""The model catalog: one JSON file per model, and the checks every request passes before it runs.
+
+An entry says which kind a model makes, which engine serves it by default, its input JSON Schema
+(what the UI builds its form from and what we validate against), the `defaults` we send when the
+caller leaves an input out (the seed's choices, so runs are reproducible even if a provider changes
+its own defaults), how the unified request maps onto the model's inputs, and its price.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from mediagen.errors import ApiError, invalid
+
+MODELS_DIR = Path(__file__).parent / "models"
+KINDS = ("audio", "image", "video")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    kind: str
+    engine: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    request_map: dict[str, str] = field(default_factory=dict)
+    media_inputs: dict[str, str] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    price: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    official: bool = False
+    version: str | None = None
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self.input_schema.get("properties", {}))
+
+    def public(self, *, engine: str | None = None) -> dict[str, Any]:
+        owner, name = self.id.split("/", 1)
+        return {
+            "id": self.id, "owner": owner, "name": name, "kind": self.kind,
+            "engine": engine or self.engine, "title": self.title, "description": self.description,
+            "label": self.label, "price": self.price, "defaults": self.defaults,
+            "media_inputs": self.media_inputs, "input_schema": self.input_schema,
+        }
+
+    def estimate_cost(self, inputs: Mapping[str, Any]) -> float:
+        usd = float(self.price.get("usd", 0.0))
+        per = self.price.get("per", "run")
+        if per == "second":
+            seconds = inputs.get("duration") or self.defaults.get("duration") or 0
+            return round(usd * float(seconds), 6)
+        if per == "output":
+            return round(usd * int(inputs.get("num_outputs") or 1), 6)
+        return usd
+
+
+@dataclass(frozen=True)
+class BuiltInputs:
+    """Model inputs ready for an engine; media inputs still hold asset ids or URLs."""
+
+    inputs: dict[str, Any]
+    origin: dict[str, str]  # model input name -> the request field it came from (for error messages)
+    media: dict[str, int]  # model input name -> generated asset id to hand over
+
+
+def _describe(error: ValidationError) -> str:
+    v, arg = error.validator, error.validator_value
+    if v == "maximum":
+        return f"must be ≤ {arg}"
+    if v == "minimum":
+        return f"must be ≥ {arg}"
+    if v == "exclusiveMaximum":
+        return f"must be < {arg}"
+    if v == "exclusiveMinimum":
+        return f"must be > {arg}"
+    if v == "enum":
+        return "must be one of " + ", ".join(json.dumps(x) for x in arg)
+    if v == "type":
+        names = arg if isinstance(arg, list) else [arg]
+        names = [n for n in names if n != "null"]
+        return "must be " + " or ".join({"integer": "an integer", "number": "a number", "string": "a string",
+                                          "boolean": "true or false", "array": "a list",
+                                          "object": "an object"}.get(n, n) for n in names)
+    if v == "maxLength":
+        return f"must be at most {arg} characters"
+    if v == "minLength":
+        return "must not be empty" if arg == 1 else f"must be at least {arg} characters"
+    if v == "required":
+        return "field required"
+    if v == "multipleOf":
+        return f"must be a multiple of {arg}"
+    return error.message
+
+
+class Catalog:
+    def __init__(self, entries: Iterable[ModelEntry]) -> None:
+        self.entries: dict[str, ModelEntry] = {e.id: e for e in entries}
+        self._validators = {e.id: Draft202012Validator(e.input_schema) for e in self.entries.values()}
+
+    @classmethod
+    def load(cls, directory: Path = MODELS_DIR) -> Catalog:
+        entries = []
+        for path in sorted(directory.glob("*.json")):
+            raw = json.loads(path.read_text())
+            entries.append(ModelEntry(**raw))
+        return cls(entries)
+
+    def get(self, model_id: str) -> ModelEntry | None:
+        return self.entries.get(model_id)
+
+    def list(self, kind: str | None = None) -> list[ModelEntry]:
+        return [e for e in self.entries.values() if kind is None or e.kind == kind]
+
+    def build_inputs(
+        self, entry: ModelEntry, named: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> BuiltInputs:
+        """Unified request (named fields + `parameters`) → validated model inputs.
+
+        Named fields are the seed's request fields (prompt, duration, …); `parameters` may set any
+        model input by its own name and wins over a named field. A named field the model does not
+        take is an error rather than silently dropped: the caller asked for something we can't do.
+        """
+        props = entry.properties
+        inputs: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        media: dict[str, int] = {}
+        for name, value in named.items():
+            if value is None:
+                continue
+            target = entry.request_map.get(name, name)
+            if target not in props:
+                raise invalid(name, f"not an input of {entry.id}")
+            if target in inputs and origin[target] != name:
+                raise invalid(name, f"conflicts with {origin[target]} (both set {target})")
+            inputs[target], origin[target] = value, name
+        for name, value in parameters.items():
+            target = entry.request_map.get(name, name)
+            if target not in props:
+                raise invalid(f"parameters.{name}", f"not an input of {entry.id}")
+            inputs[target], origin[target] = value, f"parameters.{name}"
+        for name, value in entry.defaults.items():
+            inputs.setdefault(name, value)
+            origin.setdefault(name, f"parameters.{name}")
+        # Media inputs given as an asset id (image_id, audio_id or an integer) are resolved later.
+        for name, _kind in entry.media_inputs.items():
+            value = inputs.get(name)
+            if isinstance(value, bool):
+                raise invalid(origin[name], "must be an asset id or a URL")
+            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+                media[name] = int(value)
+                inputs[name] = None
+            elif isinstance(value, str) and not value.startswith(("http://", "https://", "data:")):
+                raise invalid(origin[name], "must be a generated asset id, an http(s) URL or a data: URL")
+        for name, value in list(inputs.items()):
+            types = props.get(name, {}).get("type")
+            types = types if isinstance(types, list) else [types]
+            if "integer" in types and isinstance(value, float) and value.is_integer():
+                inputs[name] = int(value)  # 10.0 from a float field is the integer 10 to the model
+        # Asset ids stand in for URLs until the pipeline hands the bytes over; validate them as such.
+        check = {k: (f"https://asset.invalid/{media[k]}" if k in media else v) for k, v in inputs.items()}
+        errors = sorted(self._validators[entry.id].iter_errors(check), key=lambda e: list(e.path))
+        if errors:
+            err = errors[0]
+            if err.validator == "required":
+                missing = err.message.split("'")[1] if "'" in err.message else "input"
+                field_name = next((k for k, v in entry.request_map.items() if v == missing), missing)
+                raise invalid(field_name, "field required")
+            if err.validator == "additionalProperties":
+                raise invalid("parameters", err.message)
+            key = str(err.path[0]) if err.path else "parameters"
+            raise invalid(origin.get(key, f"parameters.{key}"), _describe(err))
+        inputs = {k: v for k, v in inputs.items() if v is not None or k in media}
+        return BuiltInputs(inputs=inputs, origin=origin, media=media)
+
+
+def check_model_kind(entry: ModelEntry | None, model_id: str, kind: str) -> ModelEntry:
+    if entry is None:
+        raise invalid("model", f"unknown model {model_id!r}; GET /api/models lists them")
+    if entry.kind != kind:
+        raise invalid("model", f"{model_id} makes {entry.kind}, not {kind}")
+    return entry
+
+
+__all__ = ["ApiError", "BuiltInputs", "Catalog", "ModelEntry", "check_model_kind"]

@@ -1,0 +1,278 @@
+"""Create, read, list, delete and cancel generations, always within the caller's client scope."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mediagen.auth.service import Principal
+from mediagen.campaigns.service import CampaignService
+from mediagen.catalog.registry import Catalog, check_model_kind
+from mediagen.config import Settings
+from mediagen.db.base import utcnow
+from mediagen.db.session import Database
+from mediagen.errors import ApiError, invalid, not_found
+from mediagen.generations.kinds import KINDS
+from mediagen.generations.schemas import GenerateRequest
+from mediagen.generations.state import TERMINAL
+from mediagen.generations.tables import Derivation, Generation
+from mediagen.engines.base import EngineError, InputError
+from mediagen.storage.base import BlobInUseError, BlobStore
+
+log = logging.getLogger("mediagen.generations")
+
+GALLERY_FILTERS = ("model_id", "collection", "client_id", "campaign_id", "brief_id", "status")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which engine serves a model under the current settings, or why none can."""
+
+    engine: str | None
+    reason: str | None = None
+
+
+def routing_reason(routing: Routing) -> str:
+    return routing.reason or "no engine"
+
+
+class GenerationService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        catalog: Catalog,
+        campaigns: CampaignService,
+        store: BlobStore,
+        route: Callable[[str], Routing],
+        default_model: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.catalog = catalog
+        self.campaigns = campaigns
+        self.store = store
+        self.route = route
+        self.default_model = default_model
+        self.enqueue: Callable[[int], None] = lambda _gid: None  # set by the job wiring
+        # Remote engines are submitted in the request itself (set by the job wiring), so a provider's
+        # verdict on the inputs reaches the caller as a 422 and no row is kept.
+        self.submit_inline: Callable[[int], None] | None = None
+
+    # create -----------------------------------------------------------------
+    def create(
+        self, principal: Principal, kind: str, req: GenerateRequest, *, idempotency_key: str | None = None
+    ) -> tuple[Generation, bool]:
+        """Validate everything, insert the row (pending) and hand it to the queue.
+
+        Returns (row, created). An `Idempotency-Key` seen before for this user returns the first
+        row unchanged, so a client retrying a timed-out POST never makes a second asset.
+        """
+        if idempotency_key:
+            existing = self._by_idempotency(principal, idempotency_key)
+            if existing is not None:
+                if existing.kind != kind:
+                    raise ApiError(409, "Idempotency-Key was already used for a different kind")
+                return existing, False
+        model_id = req.model or self.default_model(kind)
+        entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
+        routing = self.route(model_id)
+        named = req.named_inputs()
+        parameters_in = dict(req.parameters)
+        notice: dict[str, Any] = {}
+        if routing.engine is None:
+            fallback = self.default_model(kind) if self.settings.offline_fallback else None
+            if fallback is None or fallback == model_id or self.route(fallback).engine is None:
+                raise ApiError(422, f"model: {routing.reason}", field="model")
+            # No way to reach the hosted model here: make an offline draft instead, and say so in
+            # the response and on the asset rather than pass it off as the model that was asked for.
+            requested, model_id = model_id, fallback
+            entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
+            routing = self.route(model_id)
+            takes = entry.properties
+            dropped = sorted({k for k in named if entry.request_map.get(k, k) not in takes}
+                             | {k for k in parameters_in if entry.request_map.get(k, k) not in takes})
+            named = {k: v for k, v in named.items() if entry.request_map.get(k, k) in takes}
+            parameters_in = {k: v for k, v in parameters_in.items() if entry.request_map.get(k, k) in takes}
+            notice = {"requested_model": requested, "ignored_inputs": dropped,
+                      "notice": f"{requested} is not reachable ({routing_reason(self.route(requested))}); "
+                                f"made an offline draft with {model_id} instead"}
+        built = self.catalog.build_inputs(entry, named, parameters_in)
+        parameters = dict(built.inputs)
+        for name, asset_id in built.media.items():
+            parameters[name] = asset_id
+        with self.db.write() as s:
+            client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
+                s, principal, client_id=req.client_id, campaign_id=req.campaign_id, brief_id=req.brief_id
+            )
+            for name, asset_id in built.media.items():
+                self._check_media(s, principal, asset_id, entry.media_inputs[name], built.origin[name])
+            now = utcnow()
+            row = Generation(
+                kind=kind, prompt=req.prompt, model_id=model_id, engine=routing.engine,
+                parameters=parameters, status="pending", collection=req.collection,
+                client_id=client_id, campaign_id=campaign_id, brief_id=brief_id,
+                cost_usd=entry.estimate_cost(parameters),
+                meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
+                idempotency_key=idempotency_key, owner_key=principal.user_id,
+                webhook_token=secrets.token_urlsafe(24),
+                # Unclaimed rows become visible to reconcile after one lease: a lost enqueue heals.
+                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                created_at=now, updated_at=now,
+            )
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                existing = self._by_idempotency(principal, idempotency_key or "")
+                if existing is None:
+                    raise
+                return existing, False
+        if routing.engine == "synth" or self.submit_inline is None:
+            self.enqueue(row.id)
+            return row, True
+        try:
+            self.submit_inline(row.id)
+        except InputError as exc:
+            with self.db.write() as s:
+                s.execute(delete(Generation).where(Generation.id == row.id))
+            field = exc.field or "parameters"
+            raise invalid(built.origin.get(field, f"parameters.{field}"), str(exc).split(": ", 1)[-1]) from exc
+        except EngineError as exc:
+            status = {401: 502, 402: 503}.get(exc.status_code or 0, 502)
+            raise ApiError(status, f"{routing.engine} refused the job: {exc} (generation {row.id} failed)") from exc
+        with self.db.read() as s:
+            return s.get(Generation, row.id) or row, True
+
+    def _by_idempotency(self, principal: Principal, key: str) -> Generation | None:
+        with self.db.read() as s:
+            return s.scalar(
+                select(Generation).where(Generation.owner_key == principal.user_id,
+                                         Generation.idempotency_key == key)
+            )
+
+    def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
+        row = s.get(Generation, asset_id)
+        if row is None or row.kind != kind or not principal.can_see_client(row.client_id):
+            raise invalid(field, f"{kind} {asset_id} not found")
+        if row.status != "completed" or row.blob_key is None:
+            raise invalid(field, f"{kind} {asset_id} is not completed yet (status {row.status})")
+
+    # read -------------------------------------------------------------------
+    def get(self, principal: Principal, kind: str, gen_id: int) -> Generation:
+        with self.db.read() as s:
+            row = s.get(Generation, gen_id)
+            if row is None or row.kind != kind or not principal.can_see_client(row.client_id):
+                raise not_found(KINDS[kind].label.lower().rstrip("s") if kind != "audio" else "audio", gen_id)
+            return row
+
+    def derivations(self, gen_id: int) -> dict[str, Derivation]:
+        with self.db.read() as s:
+            rows = s.scalars(select(Derivation).where(Derivation.generation_id == gen_id)).all()
+        return {d.name: d for d in rows}
+
+    def derivation_names(self, ids: list[int]) -> dict[int, list[str]]:
+        if not ids:
+            return {}
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Derivation.generation_id, Derivation.name).where(Derivation.generation_id.in_(ids))
+            ).all()
+        out: dict[int, list[str]] = {i: [] for i in ids}
+        for gid, name in rows:
+            out[gid].append(name)
+        return out
+
+    def list(
+        self, principal: Principal, kind: str, *, filters: dict[str, Any], limit: int, offset: int,
+        q: str | None = None,
+    ) -> tuple[list[Generation], int]:
+        """A gallery page from the indexes alone: newest first, ties broken by id."""
+        conds: list[ColumnElement[bool]] = [Generation.kind == kind]
+        for name in GALLERY_FILTERS:
+            value = filters.get(name)
+            if value is not None:
+                conds.append(getattr(Generation, name) == value)
+        if q:
+            conds.append(Generation.prompt.ilike(f"%{q}%"))
+        if principal.clients is not None:
+            conds.append(Generation.client_id.in_(sorted(principal.clients)))
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(Generation).where(*conds)) or 0
+            rows = s.scalars(
+                select(Generation).where(*conds)
+                .order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return list(rows), total
+
+    # delete -----------------------------------------------------------------
+    def delete(self, principal: Principal, kind: str, gen_id: int) -> None:
+        row = self.get(principal, kind, gen_id)
+        with self.db.write() as s:
+            released = self.purge(s, Generation.id == row.id)
+        self.free_blobs(released)
+
+    def purge(self, s: Session, condition: ColumnElement[bool]) -> list[str]:
+        """Delete matching generations and drop their blob references; returns the keys released.
+
+        Runs inside the caller's transaction; call `free_blobs` with the result after it commits.
+        """
+        rows = s.execute(select(Generation.id, Generation.blob_key).where(condition)).all()
+        ids = [r.id for r in rows]
+        released: list[str] = []
+        if not ids:
+            return released
+        released += [r.blob_key for r in rows if r.blob_key]
+        released += list(s.scalars(select(Derivation.blob_key).where(Derivation.generation_id.in_(ids))))
+        for key in released:
+            self.store.release(s, key)
+        s.execute(delete(Derivation).where(Derivation.generation_id.in_(ids)))
+        s.execute(delete(Generation).where(Generation.id.in_(ids)))
+        return released
+
+    def free_blobs(self, keys: list[str]) -> None:
+        """Delete the bytes of released blobs that nothing references any more (shared ones stay)."""
+        for key in dict.fromkeys(keys):
+            try:
+                self.store.delete_now(key)
+            except BlobInUseError:
+                pass
+
+    # cancel / retry ---------------------------------------------------------
+    def cancel(self, principal: Principal, kind: str, gen_id: int) -> tuple[Generation, str | None]:
+        """Mark canceled; returns the provider ref to cancel remotely (if it was running there)."""
+        row = self.get(principal, kind, gen_id)
+        if row.status in TERMINAL:
+            raise ApiError(409, f"generation {gen_id} is already {row.status}")
+        with self.db.write() as s:
+            n = s.execute(
+                update(Generation)
+                .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")))
+                .values(status="canceled", error="canceled by user", completed_at=utcnow(),
+                        updated_at=utcnow(), lease_until=None)
+            ).rowcount
+        if not n:
+            raise ApiError(409, f"generation {gen_id} finished before it could be canceled")
+        return self.get(principal, kind, gen_id), row.provider_ref
+
+    def retry(self, principal: Principal, kind: str, gen_id: int) -> Generation:
+        """A new generation with the same model, inputs and filing (the original is kept)."""
+        row = self.get(principal, kind, gen_id)
+        params = dict(row.parameters)
+        params.pop("prompt", None)
+        req = GenerateRequest(
+            prompt=row.prompt, model=row.model_id, client_id=row.client_id, campaign_id=row.campaign_id,
+            brief_id=row.brief_id, collection=row.collection, parameters=params,
+        )
+        new, _ = self.create(principal, kind, req)
+        return new

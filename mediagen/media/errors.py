@@ -1,0 +1,7 @@
+"""The one error the media helpers raise, so callers need not know PyAV's or Pillow's."""
+
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """The file is empty, truncated, corrupt, or not a kind of media we can read."""

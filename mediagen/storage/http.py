@@ -1,0 +1,273 @@
+"""HTTP for blobs: the one response helper every media route uses, and the upload bridge.
+
+`blob_response` does one index lookup, then either reads a small body (<= 2 MiB: thumbnails,
+peaks, a player's seek) on the spot or returns a StreamingResponse over the store's *sync*
+iterator, which Starlette advances in its thread pool. Either way no database or file read runs
+on the event loop, provided the helper itself is called from a plain `def` route (FastAPI runs
+those in the thread pool), as its lookup and small reads block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from mediagen.storage.base import BlobInfo, BlobStore
+
+IMMUTABLE: Final = "private, max-age=31536000, immutable"
+INLINE_BODY_BYTES: Final = 2 * 1024 * 1024
+
+_RANGE_SPEC = re.compile(r"(\d{0,19})-(\d{0,19})")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class Unsatisfiable(Exception):
+    """The Range header asks only for bytes the representation does not have (→ 416)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single range to serve, or None to serve the whole body; raises Unsatisfiable (416).
+
+    Serving the whole body is what RFC 9110 §14.2 allows for anything we choose not to honour:
+    * several ranges (`bytes=0-1,5-9`): browsers' media elements and download managers send one
+      range; multipart/byteranges would cost a second framing layer, a precomputed length and an
+      amplification risk (many overlapping ranges of one large blob) for no client we serve;
+    * another unit, bad syntax, or a reversed range (`5-1`), which the RFC says to ignore;
+    * any Range on an empty blob, whose ranges cannot be expressed as `bytes a-b/0`.
+    """
+    if not header or size == 0:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes":
+        return None
+    specs = [part.strip() for part in spec.split(",") if part.strip()]
+    if len(specs) != 1:
+        return None
+    match = _RANGE_SPEC.fullmatch(specs[0])
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0:
+            raise Unsatisfiable
+        return ByteRange(max(size - suffix, 0), size - 1)
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise Unsatisfiable
+    return ByteRange(start, min(int(last), size - 1) if last else size - 1)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison for If-None-Match (RFC 9110 §13.1.2): `W/` is ignored, `*` matches."""
+    if header.strip() == "*":
+        return True
+    target = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == target for candidate in header.split(","))
+
+
+def _content_disposition(filename: str | None, *, attachment: bool) -> str | None:
+    if filename is None:
+        return "attachment" if attachment else None
+    kind = "attachment" if attachment else "inline"
+    # An ASCII fallback for old clients plus the exact UTF-8 name (RFC 6266 / RFC 8187);
+    # quotes, backslashes and control characters could otherwise break out of the header value.
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename) or "download"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class _PiecesResponse(Response):
+    """A body already in memory as a few pieces, sent one after the other.
+
+    Joining them first would allocate and copy the whole body once more; for a 1 MiB range that
+    fresh allocation (page faults included) costs as much as reading the bytes.
+    """
+
+    def __init__(
+        self, pieces: list[bytes], *, status_code: int, headers: dict[str, str], media_type: str
+    ) -> None:
+        self._pieces = pieces
+        super().__init__(b"", status_code=status_code, headers=headers, media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self._pieces) - 1
+        for index, piece in enumerate(self._pieces):
+            await send({"type": "http.response.body", "body": piece, "more_body": index < last})
+        if last < 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def blob_response(
+    request: Request,
+    store: BlobStore,
+    key: str,
+    *,
+    content_type: str,
+    filename: str | None = None,
+    etag: str | None = None,
+    cache_control: str = IMMUTABLE,
+) -> Response:
+    """Serve a blob with Range (206/416), ETag/If-None-Match (304), HEAD and Content-Length.
+
+    Raises HTTPException(404) when the blob does not exist. `etag` defaults to the quoted sha256
+    key; the default Cache-Control is safe because the bytes behind a key never change.
+    `?download=1` turns the Content-Disposition into `attachment`.
+    """
+    info = store.stat(key)
+    if info is None:
+        raise HTTPException(status_code=404, detail="Blob not found")
+    tag = etag if etag is not None else f'"{info.key}"'
+    headers = {"ETag": tag, "Cache-Control": cache_control}
+
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+
+    headers["Accept-Ranges"] = "bytes"
+    headers["X-Content-Type-Options"] = "nosniff"
+    attachment = request.query_params.get("download", "").lower() in _TRUE
+    disposition = _content_disposition(filename, attachment=attachment)
+    if disposition is not None:
+        headers["Content-Disposition"] = disposition
+
+    if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range")
+    if if_range is not None and if_range.strip() != tag:
+        # If-Range with another validator (or a date: we send no Last-Modified) means the
+        # client's partial copy is stale; the whole current representation is the answer.
+        range_header = None
+    try:
+        byte_range = parse_range(range_header, info.size)
+    except Unsatisfiable:
+        headers["Content-Range"] = f"bytes */{info.size}"
+        return Response(status_code=416, headers=headers)
+
+    status = 200
+    start, end = 0, info.size - 1
+    if byte_range is not None:
+        status = 206
+        start, end = byte_range.start, byte_range.end
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    headers["Content-Length"] = str(end - start + 1)
+
+    if request.method == "HEAD" or start > end:
+        return Response(status_code=status, headers=headers, media_type=content_type)
+    if end - start + 1 <= INLINE_BODY_BYTES:
+        # Small bodies (thumbnails, peaks, a player's seek) are read right here, already in the
+        # thread pool: a StreamingResponse would cost a thread hop per piece, which is most of
+        # the latency of a 1 MiB range.
+        pieces = list(store.open_range(info.key, start, end))
+        return _PiecesResponse(pieces, status_code=status, headers=headers, media_type=content_type)
+    return StreamingResponse(
+        store.open_range(info.key, start, end),
+        status_code=status,
+        headers=headers,
+        media_type=content_type,
+    )
+
+
+# Uploads ---------------------------------------------------------------------------------------
+
+
+class UploadTooLarge(Exception):
+    """The request body exceeded the caller's size cap (→ 413)."""
+
+
+_QUEUE_DEPTH = 4
+_COALESCE_BYTES = 1024 * 1024
+_DONE = object()
+
+
+class _QueueReader:
+    """The sync side of the bridge: an iterable of byte pieces fed from the event loop.
+
+    It runs in a worker thread (inside `store.put`) and blocks on a bounded asyncio queue, so at
+    most `_QUEUE_DEPTH` coalesced pieces (about 4 MiB) are in flight per upload.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
+        self._loop = loop
+        self._queue = queue
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+
+
+async def put_request_body(request: Request, store: BlobStore, *, max_bytes: int) -> BlobInfo:
+    """Stream a request body into `store.put` without buffering it (raises UploadTooLarge).
+
+    The event loop reads the body and hands coalesced ~1 MiB pieces through a bounded queue to
+    `put` running in a worker thread; backpressure reaches the client through the queue, so a
+    fast client cannot make the server hold more than a few MiB. If the client disconnects or
+    the cap is crossed, the error is passed to the thread, `put` aborts and drops what it staged.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise UploadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}")
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_QUEUE_DEPTH)
+    worker = asyncio.ensure_future(asyncio.to_thread(store.put, _QueueReader(loop, queue)))
+
+    async def send(item: object) -> None:
+        # Either the queue takes the item, or the worker has already finished (usually with an
+        # error): never wait on a queue nobody will drain again.
+        putter = asyncio.ensure_future(queue.put(item))
+        await asyncio.wait({putter, worker}, return_when=asyncio.FIRST_COMPLETED)
+        if not putter.done():
+            putter.cancel()
+
+    received = 0
+    pending = bytearray()
+    try:
+        async for piece in request.stream():
+            received += len(piece)
+            if received > max_bytes:
+                raise UploadTooLarge(f"body exceeds the limit of {max_bytes} bytes")
+            pending += piece
+            if len(pending) >= _COALESCE_BYTES:
+                await send(bytes(pending))
+                pending.clear()
+                if worker.done():
+                    break
+        if pending and not worker.done():
+            await send(bytes(pending))
+        await send(_DONE)
+    except BaseException as exc:
+        await send(exc if isinstance(exc, Exception) else RuntimeError("upload cancelled"))
+        try:
+            await worker
+        except Exception:
+            pass  # the caller's error is the one that matters
+        raise
+    return await worker

@@ -1,0 +1,833 @@
+/* Mediagen web UI behaviour: the generate form, live asset pages, gallery cards and small helpers.
+ *
+ * Pages are server-rendered and usable as documents; this script adds what needs to be live. It
+ * talks to the same JSON API as any other client, authenticated by the session cookie, and sends
+ * the page's CSRF token (from <meta name="csrf-token">) on every unsafe request.
+ */
+(() => {
+  "use strict";
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const csrf = () => $('meta[name="csrf-token"]')?.content || "";
+  const RUNNING = new Set(["pending", "processing"]);
+  const GALLERY = { audio: "music", image: "images", video: "videos" };
+  const API_PATH = { audio: "audio", image: "images", video: "videos" };
+
+  class ApiFailure extends Error {
+    constructor(status, body) {
+      super((body && body.detail) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body || {};
+    }
+  }
+
+  /** JSON API call with the session cookie; unsafe methods carry X-CSRF-Token. */
+  async function api(method, url, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let res;
+    try {
+      res = await fetch(url, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiFailure(0, { detail: "Could not reach the server. Check your connection and try again." });
+    }
+    let data = null;
+    if (res.status !== 204) {
+      try {
+        data = await res.json();
+      } catch (err) {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      if (res.status === 401) data = { detail: "Your session has ended: sign in again (reload the page)." };
+      throw new ApiFailure(res.status, data);
+    }
+    return data;
+  }
+
+  const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
+
+  function fmtDuration(seconds) {
+    if (seconds == null || !Number.isFinite(seconds)) return "—";
+    if (seconds < 10) return `${seconds.toFixed(1)} s`;
+    const total = Math.round(seconds);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return `${h ? `${h}:` : ""}${mm}:${String(s).padStart(2, "0")}`;
+  }
+
+  function fmtSize(n) {
+    if (n == null) return "—";
+    const units = ["B", "KB", "MB", "GB"];
+    let size = n;
+    let i = 0;
+    while (size >= 1024 && i < units.length - 1) {
+      size /= 1024;
+      i++;
+    }
+    return i === 0 ? `${size} B` : `${size.toFixed(1)} ${units[i]}`;
+  }
+
+  function fmtUsd(v) {
+    if (!v) return "$0";
+    return v < 1 ? `$${Number(v.toFixed(4))}` : `$${v.toFixed(2)}`;
+  }
+
+  function fmtElapsed(ms) {
+    const s = Math.max(0, ms / 1000);
+    return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === "text") node.textContent = v;
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) if (c != null) node.append(c);
+    return node;
+  }
+
+  /* ---------------------------------------------------------------- small page helpers */
+
+  function localTimes(root = document) {
+    for (const t of $$("time[data-local]", root)) {
+      const d = new Date(t.getAttribute("datetime"));
+      if (Number.isNaN(d.getTime())) continue;
+      t.textContent = "dataDateOnly" in t.dataset
+        ? d.toLocaleDateString(undefined, { dateStyle: "medium" })
+        : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+      t.title = d.toISOString();
+    }
+  }
+
+  /** A modal confirm built on <dialog> (focus is trapped and restored by the browser). */
+  function confirmDialog(text, okLabel = "Delete") {
+    const dialog = $("#confirm-dialog");
+    if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(window.confirm(text));
+    $("#confirm-text", dialog).textContent = text;
+    $("#confirm-ok", dialog).textContent = okLabel;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      $("#confirm-ok", dialog).focus();
+    });
+  }
+
+  function initConfirmForms() {
+    for (const form of $$("form[data-confirm]")) {
+      form.addEventListener("submit", async (e) => {
+        if (form.dataset.confirmed) return;
+        e.preventDefault();
+        if (await confirmDialog(form.dataset.confirm, form.dataset.confirmOk || "Delete")) {
+          form.dataset.confirmed = "1";
+          form.submit();
+        }
+      });
+    }
+  }
+
+  function initCopyButtons() {
+    for (const btn of $$("[data-copy]")) {
+      btn.addEventListener("click", async () => {
+        const input = $(btn.dataset.copy);
+        const status = $("#copy-status");
+        let ok = false;
+        try {
+          await navigator.clipboard.writeText(input.value);
+          ok = true;
+        } catch (err) {
+          input.select();
+          ok = document.execCommand && document.execCommand("copy");
+        }
+        if (status) status.textContent = ok ? "Copied to the clipboard." : "Select the key and copy it.";
+        if (ok) btn.textContent = "Copied";
+      });
+    }
+  }
+
+  function initAutosubmit() {
+    for (const sel of $$("select[data-autosubmit]")) {
+      sel.addEventListener("change", () => sel.form.requestSubmit());
+    }
+  }
+
+  /* ---------------------------------------------------------------- generate form */
+
+  const FILING = ["client_id", "campaign_id", "brief_id", "collection"];
+
+  function schemaTypes(schema) {
+    const t = Array.isArray(schema.type) ? schema.type : [schema.type];
+    return { nullable: t.includes("null"), types: t.filter((x) => x && x !== "null") };
+  }
+
+  function defaultFor(model, name, schema) {
+    if (model.defaults && name in model.defaults) return model.defaults[name];
+    return schema.default === undefined ? null : schema.default;
+  }
+
+  function sameValue(a, b) {
+    return JSON.stringify(a) === JSON.stringify(b);
+  }
+
+  /** One form control per schema property: the control type follows the JSON Schema type. */
+  function buildField(model, name, schema, required) {
+    const id = `in-${name}`;
+    const { nullable, types } = schemaTypes(schema);
+    const def = defaultFor(model, name, schema);
+    const title = schema.title || name;
+    const hintId = `${id}-hint`;
+    const errId = `${id}-error`;
+    const hint = schema.description ? el("p", { class: "hint", id: hintId, text: schema.description }) : null;
+    const error = el("p", { class: "field-error", id: errId, role: "alert", hidden: true });
+    const describedBy = [hint ? hintId : null, errId].filter(Boolean).join(" ");
+    const wrap = el("div", { class: "field", dataset: { field: name } });
+    const optional = !required && name !== "prompt";
+    const label = el("label", { for: id }, title);
+    let control;
+
+    if (schema["x-media"]) {
+      const kind = schema["x-media"];
+      wrap.classList.add("field-media");
+      label.append(" ", el("span", { class: "optional", text: "(optional)" }));
+      control = el("select", { id, "aria-describedby": describedBy, dataset: { input: name, media: kind } },
+        el("option", { value: "", text: `None` }));
+      const urlId = `${id}-url`;
+      const url = el("input", {
+        id: urlId, type: "url", inputmode: "url", placeholder: "https://…", "aria-describedby": describedBy,
+        dataset: { mediaUrl: name },
+      });
+      const preview = el("img", { class: "media-preview", alt: "", hidden: true });
+      wrap.append(label, control, el("label", { for: urlId, class: "sub-label", text: "or a URL" }), url, preview);
+      loadMediaOptions(control, kind);
+      control.addEventListener("change", () => {
+        url.disabled = Boolean(control.value);
+        const opt = control.selectedOptions[0];
+        preview.hidden = !(opt && opt.dataset.thumb);
+        if (opt && opt.dataset.thumb) preview.src = opt.dataset.thumb;
+      });
+    } else if (Array.isArray(schema.enum)) {
+      control = el("select", { id, "aria-describedby": describedBy, dataset: { input: name } });
+      if (nullable || def === null) control.append(el("option", { value: "", text: "Automatic" }));
+      for (const v of schema.enum) {
+        if (v === null) continue;
+        control.append(el("option", { value: JSON.stringify(v), text: String(v), selected: sameValue(v, def) }));
+      }
+      wrap.append(label, control);
+    } else if (types.includes("boolean")) {
+      wrap.classList.add("field-toggle");
+      control = el("input", {
+        id, type: "checkbox", role: "switch", checked: def === true, "aria-describedby": describedBy,
+        dataset: { input: name },
+      });
+      wrap.append(el("div", { class: "toggle" }, control, label));
+    } else if (types.includes("integer") || types.includes("number")) {
+      const integer = !types.includes("number");
+      control = el("input", {
+        id, type: "number", inputmode: integer ? "numeric" : "decimal",
+        min: schema.minimum, max: schema.maximum,
+        step: schema.multipleOf || (integer ? 1 : "any"),
+        value: def == null ? "" : def,
+        placeholder: def == null ? (nullable ? "Automatic" : "") : null,
+        "aria-describedby": describedBy, dataset: { input: name },
+      });
+      const range = [schema.minimum, schema.maximum].every((v) => v != null)
+        ? `${schema.minimum}–${schema.maximum}` : null;
+      if (range) label.append(" ", el("span", { class: "optional", text: range }));
+      wrap.append(label, control);
+    } else {
+      const long = name === "prompt" || name.endsWith("prompt") || (schema.maxLength || 0) > 300;
+      control = el(long ? "textarea" : "input", {
+        id, rows: long ? (name === "prompt" ? 4 : 2) : null, type: long ? null : "text",
+        maxlength: schema.maxLength, required: required || null, "aria-required": required ? "true" : null,
+        "aria-describedby": describedBy, dataset: { input: name },
+      });
+      if (long) wrap.classList.add("field-wide");
+      if (!long && def != null) control.value = def;
+      if (name === "prompt") {
+        control.placeholder = { audio: "Upbeat electronic with heavy bass, 120 bpm",
+          image: "A sunlit product shot on warm pastel paper", video: "Slow pan over a neon city at night" }[
+          model.kind] || "";
+      }
+      if (optional && !long) label.append(" ", el("span", { class: "optional", text: "(optional)" }));
+      wrap.append(label, control);
+    }
+    if (hint) wrap.append(hint);
+    if (name === "prompt") {
+      wrap.append(el("p", { class: "hint", id: `${id}-keys`, text: "Enter generates; Shift+Enter adds a line." }));
+      control.setAttribute("aria-describedby", `${describedBy} ${id}-keys`);
+    }
+    wrap.append(error);
+    return wrap;
+  }
+
+  async function loadMediaOptions(select, kind) {
+    try {
+      const path = API_PATH[kind];
+      const data = await api("GET", `/api/${path}?status=completed&limit=50`);
+      for (const a of data[path] || []) {
+        const text = `#${a.id} · ${a.prompt.length > 48 ? `${a.prompt.slice(0, 47)}…` : a.prompt}`;
+        select.append(el("option", { value: a.id, text, dataset: a.thumbnail_url ? { thumb: a.thumbnail_url } : {} }));
+      }
+    } catch (err) {
+      select.append(el("option", { value: "", disabled: true, text: "Could not load your assets" }));
+    }
+  }
+
+  function initGenerate() {
+    const form = $("#generate-form");
+    if (!form) return;
+    const models = JSON.parse($("#models-data").textContent);
+    const kind = form.dataset.kind;
+    const inputs = $("#model-inputs");
+    const submit = $("#generate-submit");
+    const formError = $("#form-error");
+    const submitLabel = submit.textContent;
+    let model = null;
+
+    const current = () => models.find((m) => m.id === form.elements.model?.value) || null;
+
+    function build() {
+      model = current();
+      inputs.replaceChildren();
+      $("#inputs-model").textContent = model ? `· ${model.title}` : "";
+      if (!model) {
+        inputs.append(el("p", { class: "muted", text: "Choose an available model." }));
+        return;
+      }
+      const props = Object.entries(model.input_schema.properties || {}).sort(
+        ([a, x], [b, y]) => (x["x-order"] ?? 999) - (y["x-order"] ?? 999) || a.localeCompare(b));
+      const required = new Set(model.input_schema.required || []);
+      const main = el("div", { class: "input-grid" });
+      const more = el("div", { class: "input-grid" });
+      for (const [name, schema] of props) {
+        const field = buildField(model, name, schema, required.has(name));
+        if (name === "prompt") {
+          inputs.append(field);
+          continue;
+        }
+        const primary = name === "duration" || schema["x-media"] || (schema["x-order"] ?? 99) <= 3;
+        (primary ? main : more).append(field);
+      }
+      if (main.children.length) inputs.append(main);
+      if (more.children.length) {
+        inputs.append(el("details", { class: "more-settings" },
+          el("summary", { text: `More settings (${more.children.length})` }), more));
+      }
+      const prompt = $("#in-prompt");
+      if (prompt) {
+        prompt.addEventListener("keydown", (e) => {
+          if (e.key === "Enter" && !e.shiftKey && !e.altKey && !e.isComposing) {
+            e.preventDefault();
+            form.requestSubmit();
+          }
+        });
+      }
+    }
+
+    function clearErrors() {
+      formError.hidden = true;
+      formError.textContent = "";
+      for (const err of $$(".field-error", form)) {
+        err.hidden = true;
+        err.textContent = "";
+      }
+      for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
+    }
+
+    /** The control and error slot an API error `field` ("prompt", "parameters.bpm", "campaign_id") names. */
+    function slotFor(field) {
+      if (field === "model") return { control: $('input[name="model"]:checked', form), error: $("#model-error") };
+      if (FILING.includes(field)) return { control: $(`#${field}`), error: $(`#${field}-error`) };
+      let name = field.startsWith("parameters.") ? field.slice("parameters.".length) : field;
+      name = name.split(".")[0];
+      const aliases = { audio_id: "input_audio", image_id: "image" };
+      for (const n of [name, aliases[name]]) {
+        if (!n) continue;
+        const control = $(`[data-input="${CSS.escape(n)}"]`, inputs);
+        if (control) return { control, error: $(`#in-${CSS.escape(n)}-error`) };
+      }
+      return null;
+    }
+
+    function showErrors(failure) {
+      const errors = failure.body.errors || [];
+      const unplaced = [];
+      let first = null;
+      for (const { field, message } of errors) {
+        const slot = slotFor(field);
+        if (!slot || !slot.error) {
+          unplaced.push(`${field}: ${message}`);
+          continue;
+        }
+        slot.error.textContent = capitalise(message);
+        slot.error.hidden = false;
+        if (slot.control) {
+          slot.control.setAttribute("aria-invalid", "true");
+          const details = slot.control.closest("details");
+          if (details) details.open = true;
+          first = first || slot.control;
+        }
+      }
+      if (!errors.length || unplaced.length) {
+        formError.textContent = unplaced.length ? unplaced.join("; ") : failure.message;
+        if (failure.status === 429) {
+          formError.textContent = `${failure.message} Wait a moment and try again.`;
+        }
+        formError.hidden = false;
+      }
+      (first || formError).focus?.();
+      if (!first) formError.scrollIntoView({ block: "nearest" });
+    }
+
+    function collect() {
+      const parameters = {};
+      let prompt = "";
+      const localErrors = [];
+      const props = model.input_schema.properties || {};
+      for (const control of $$("[data-input]", inputs)) {
+        const name = control.dataset.input;
+        const schema = props[name] || {};
+        const def = defaultFor(model, name, schema);
+        let value;
+        if (control.dataset.media) {
+          const url = $(`[data-media-url="${CSS.escape(name)}"]`, inputs);
+          value = control.value ? Number(control.value) : (url && url.value.trim()) || null;
+        } else if (control.type === "checkbox") {
+          value = control.checked;
+        } else if (control.type === "number") {
+          if (control.validity.badInput) {
+            localErrors.push({ field: `parameters.${name}`, message: "enter a number" });
+            continue;
+          }
+          value = control.value === "" ? null : Number(control.value);
+        } else if (control.tagName === "SELECT") {
+          value = control.value === "" ? null : JSON.parse(control.value);
+        } else {
+          value = control.value;
+        }
+        if (name === "prompt") {
+          prompt = value.trim();
+          continue;
+        }
+        // Send only what differs from the model's defaults: the API fills in the rest, and the
+        // stored parameters then show what the person actually chose.
+        if (value === null || value === "" || sameValue(value, def)) continue;
+        parameters[name] = value;
+      }
+      const body = { prompt, model: model.id, parameters };
+      for (const f of FILING) {
+        const v = $(`#${f}`).value.trim();
+        if (v) body[f] = v;
+      }
+      return { body, localErrors };
+    }
+
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!model || submit.disabled) return;
+      clearErrors();
+      const { body, localErrors } = collect();
+      if (localErrors.length) {
+        showErrors(new ApiFailure(422, { detail: "Check the highlighted fields", errors: localErrors }));
+        return;
+      }
+      submit.disabled = true;
+      submit.setAttribute("aria-busy", "true");
+      submit.textContent = "Starting…";
+      try {
+        const res = await api("POST", `/api/v2/generate/${kind}`, body);
+        submit.textContent = "Started — opening…";
+        window.location.assign(`/assets/${kind}/${res.id}`);
+      } catch (err) {
+        showErrors(err instanceof ApiFailure ? err : new ApiFailure(0, { detail: String(err) }));
+        submit.disabled = false;
+        submit.removeAttribute("aria-busy");
+        submit.textContent = submitLabel;
+      }
+    });
+
+    form.addEventListener("input", (e) => {
+      // An edited field's error no longer describes it.
+      const field = e.target.closest(".field");
+      const err = field && $(".field-error", field);
+      if (err && !err.hidden) {
+        err.hidden = true;
+        err.textContent = "";
+        e.target.removeAttribute("aria-invalid");
+      }
+    });
+
+    for (const radio of $$('input[name="model"]', form)) radio.addEventListener("change", build);
+    initFiling();
+    build();
+  }
+
+  /** Campaign and brief options follow the chosen client (and the other way round). */
+  function initFiling() {
+    const client = $("#client_id");
+    const campaign = $("#campaign_id");
+    const brief = $("#brief_id");
+    if (!client || !campaign || !brief) return;
+    const all = (sel) => Array.from(sel.options).slice(1).map((o) => o.cloneNode(true));
+    const campaigns = all(campaign);
+    const briefs = all(brief);
+
+    function refill(sel, options, keep) {
+      const value = sel.value;
+      sel.replaceChildren(sel.options[0]);
+      for (const o of options.filter(keep)) sel.append(o.cloneNode(true));
+      sel.value = Array.from(sel.options).some((o) => o.value === value) ? value : "";
+    }
+
+    function sync() {
+      refill(campaign, campaigns, (o) => !client.value || o.dataset.client === client.value);
+      refill(brief, briefs, (o) =>
+        (!client.value || o.dataset.client === client.value)
+        && (!campaign.value || !o.dataset.campaign || o.dataset.campaign === campaign.value));
+    }
+
+    client.addEventListener("change", sync);
+    campaign.addEventListener("change", () => {
+      const o = campaign.selectedOptions[0];
+      if (o && o.dataset.client && client.value !== o.dataset.client) client.value = o.dataset.client;
+      sync();
+    });
+    brief.addEventListener("change", () => {
+      const o = brief.selectedOptions[0];
+      if (!o || !o.value) return;
+      if (client.value !== o.dataset.client) client.value = o.dataset.client;
+      const wanted = o.value;
+      if (o.dataset.campaign) {
+        sync();
+        campaign.value = o.dataset.campaign;
+      }
+      sync();
+      brief.value = wanted;
+    });
+    sync();
+  }
+
+  /* ---------------------------------------------------------------- asset page */
+
+  function buildPlayer(kind, item) {
+    const box = $("#player");
+    box.replaceChildren();
+    box.classList.remove("is-waiting");
+    if (kind === "audio") {
+      const canvas = el("canvas", {
+        class: "wave", tabindex: 0, role: "slider", "aria-label": "Waveform: seek in the track",
+        "aria-valuemin": 0, "aria-describedby": "wave-help",
+      });
+      const audio = el("audio", { controls: true, preload: "metadata", src: item.data_url, "aria-label": "Audio player" });
+      box.append(
+        el("div", { class: "wave-wrap" }, canvas), audio,
+        el("p", { class: "hint", id: "wave-help", text: "Click the waveform to jump there. Focused, ← → move 5 s and Space plays or pauses." }),
+      );
+      window.MediagenWave.attachPlayer({ audio, canvas, peaksUrl: item.waveform_url, duration: item.duration });
+    } else if (kind === "video") {
+      box.append(el("video", {
+        controls: true, preload: "metadata", playsinline: true, src: item.data_url,
+        poster: item.poster_url || item.thumbnail_url, "aria-label": "Video player",
+        width: item.width, height: item.height,
+      }));
+    } else {
+      box.append(el("a", { href: item.data_url, class: "image-link", title: "Open the full-size image" },
+        el("img", { src: item.data_url, alt: item.prompt, width: item.width, height: item.height })));
+    }
+  }
+
+  function initAsset() {
+    const root = $("#asset");
+    if (!root) return;
+    const kind = root.dataset.kind;
+    const path = root.dataset.path;
+    const skew = Date.parse(root.dataset.serverNow) - Date.now();
+    let item = JSON.parse($("#asset-data").textContent);
+    let built = false;
+    const badge = $("#asset-status");
+    const elapsed = $("#asset-elapsed");
+    const actionError = $("#action-error");
+
+    function setField(name, text, html) {
+      const dd = $(`[data-field="${name}"]`, root);
+      if (!dd) return;
+      if (html) dd.replaceChildren(html);
+      else dd.textContent = text;
+    }
+
+    function render() {
+      const s = item.status;
+      badge.className = `status status-${s}`;
+      badge.textContent = capitalise(s);
+      const running = RUNNING.has(s);
+      const failed = s === "failed" || s === "canceled";
+      $("#asset-error").hidden = !failed;
+      if (failed) {
+        $("#asset-error-title").textContent = s === "canceled" ? "Canceled" : "Generation failed";
+        $("#asset-error-text").textContent = item.error || "";
+      }
+      $('[data-action="cancel"]').hidden = !running;
+      $('[data-action="regenerate"]').hidden = running || failed;
+      $("#download-link").hidden = s !== "completed";
+      const waiting = $("#waiting-text");
+      if (waiting) waiting.textContent = s === "pending" ? "Waiting in the queue…" : "Generating…";
+      if (failed) {
+        $("#player").replaceChildren();
+        $("#player").classList.remove("is-waiting");
+        $("#player").hidden = true;
+      }
+      if (s === "completed" && !built) {
+        built = true;
+        buildPlayer(kind, item);
+      }
+      setField("duration", fmtDuration(item.duration));
+      setField("dimensions", item.width && item.height ? `${item.width} × ${item.height} px` : "—");
+      setField("size_bytes", fmtSize(item.size_bytes));
+      setField("content_type", item.content_type || "—");
+      setField("cost_usd", fmtUsd(item.cost_usd));
+      if (item.completed_at) {
+        const t = el("time", { datetime: item.completed_at, "data-local": true }, item.completed_at);
+        setField("completed_at", null, t);
+        localTimes($('[data-field="completed_at"]', root));
+      }
+      tick();
+    }
+
+    function tick() {
+      const created = Date.parse(item.created_at);
+      if (RUNNING.has(item.status)) {
+        const verb = item.status === "pending" ? "Queued for" : "Running for";
+        elapsed.textContent = `${verb} ${fmtElapsed(Date.now() + skew - created)}`;
+      } else if (item.completed_at) {
+        const took = fmtElapsed(Date.parse(item.completed_at) - created);
+        elapsed.textContent = item.status === "completed" ? `Took ${took}` : `After ${took}`;
+      } else {
+        elapsed.textContent = "";
+      }
+    }
+
+    let failures = 0;
+    async function poll() {
+      try {
+        item = await api("GET", `/api/${path}/${item.id}`);
+        failures = 0;
+        render();
+      } catch (err) {
+        if (err.status === 404) {
+          badge.textContent = "Deleted";
+          elapsed.textContent = "This asset no longer exists.";
+          return;
+        }
+        failures++;
+      }
+      if (RUNNING.has(item.status)) setTimeout(poll, failures ? Math.min(5000, 500 * 2 ** failures) : 500);
+    }
+
+    const timer = setInterval(() => {
+      tick();
+      if (!RUNNING.has(item.status)) clearInterval(timer);
+    }, 100);
+
+    async function act(fn) {
+      actionError.hidden = true;
+      try {
+        await fn();
+      } catch (err) {
+        actionError.textContent = err.message;
+        actionError.hidden = false;
+      }
+    }
+
+    const again = (btn) => act(async () => {
+      btn.disabled = true;
+      try {
+        const res = await api("POST", `/api/${path}/${item.id}/retry`);
+        window.location.assign(`/assets/${kind}/${res.id}`);
+      } finally {
+        btn.disabled = false;
+      }
+    });
+    for (const btn of $$('[data-action="retry"], [data-action="regenerate"]', root)) {
+      btn.addEventListener("click", () => again(btn));
+    }
+    $('[data-action="cancel"]', root).addEventListener("click", () => act(async () => {
+      item = await api("POST", `/api/${path}/${item.id}/cancel`);
+      render();
+    }));
+    $('[data-action="delete"]', root).addEventListener("click", () => act(async () => {
+      if (!(await confirmDialog("Delete this asset? Its file is removed too; this cannot be undone."))) return;
+      await api("DELETE", `/api/${path}/${item.id}`);
+      window.location.assign(`/${GALLERY[kind]}`);
+    }));
+
+    render();
+    if (RUNNING.has(item.status)) setTimeout(poll, 500);
+  }
+
+  /* ---------------------------------------------------------------- galleries */
+
+  const shared = { audio: null, button: null, frame: 0 };
+
+  function cardCanvas(button) {
+    return button && $("canvas.card-wave", button.closest(".card"));
+  }
+
+  function drawCard(canvas, progress) {
+    if (!canvas || !canvas._peaks) return;
+    window.MediagenWave.draw(canvas, canvas._peaks, progress, { bar: 2, gap: 1 });
+  }
+
+  function sharedProgress() {
+    const a = shared.audio;
+    return a && Number.isFinite(a.duration) && a.duration ? a.currentTime / a.duration : 0;
+  }
+
+  function setPressed(button, on) {
+    if (!button) return;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.closest(".card")?.classList.toggle("is-playing", on);
+    const label = button.getAttribute("aria-label") || "";
+    button.setAttribute("aria-label", label.replace(/^(Play|Pause)/, on ? "Pause" : "Play"));
+  }
+
+  /** One <audio> for the whole gallery: starting a card stops whichever was playing. */
+  function togglePlay(button) {
+    if (!shared.audio) {
+      shared.audio = new Audio();
+      shared.audio.preload = "none";
+      const loop = () => {
+        drawCard(cardCanvas(shared.button), sharedProgress());
+        shared.frame = shared.audio.paused ? 0 : requestAnimationFrame(loop);
+      };
+      shared.audio.addEventListener("play", () => {
+        setPressed(shared.button, true);
+        if (!shared.frame) shared.frame = requestAnimationFrame(loop);
+      });
+      shared.audio.addEventListener("pause", () => setPressed(shared.button, false));
+      shared.audio.addEventListener("ended", () => {
+        setPressed(shared.button, false);
+        drawCard(cardCanvas(shared.button), null);
+      });
+    }
+    const a = shared.audio;
+    if (shared.button === button && !a.paused) {
+      a.pause();
+      return;
+    }
+    if (shared.button !== button) {
+      if (shared.button) {
+        a.pause();
+        setPressed(shared.button, false);
+        drawCard(cardCanvas(shared.button), null);
+      }
+      shared.button = button;
+      a.src = button.dataset.src;
+    }
+    a.play().catch(() => setPressed(button, false));
+  }
+
+  let waveObserver = null;
+
+  function enhanceCards(root) {
+    localTimes(root);
+    for (const canvas of $$("canvas.card-wave[data-waveform]", root)) {
+      if (!canvas.dataset.waveform) continue;
+      if (!waveObserver && "IntersectionObserver" in window) {
+        waveObserver = new IntersectionObserver((entries) => {
+          for (const entry of entries) {
+            if (!entry.isIntersecting) continue;
+            waveObserver.unobserve(entry.target);
+            paintCardWave(entry.target);
+          }
+        }, { rootMargin: "200px" });
+      }
+      if (waveObserver) waveObserver.observe(canvas);
+      else paintCardWave(canvas);
+    }
+    for (const button of $$(".play-button", root)) {
+      button.addEventListener("click", (e) => {
+        e.preventDefault();
+        togglePlay(button);
+      });
+    }
+  }
+
+  function paintCardWave(canvas) {
+    window.MediagenWave.draw(canvas, null, null);
+    window.MediagenWave.loadPeaks(canvas.dataset.waveform).then((peaks) => {
+      canvas._peaks = peaks;
+      const playing = shared.button && cardCanvas(shared.button) === canvas;
+      drawCard(canvas, playing ? sharedProgress() : null);
+    }).catch(() => {});
+  }
+
+  /** Cards of running jobs fetch their own fresh markup until they finish. */
+  function refreshRunningCards() {
+    let busy = false;
+    const tick = async () => {
+      const cards = $$("li.card[data-refresh]");
+      if (!cards.length) return;
+      if (!busy) {
+        busy = true;
+        for (const card of cards) {
+          try {
+            const res = await fetch(card.dataset.refresh, { credentials: "same-origin" });
+            if (res.status === 404) {
+              card.remove();
+              continue;
+            }
+            if (!res.ok) continue;
+            const tpl = document.createElement("template");
+            tpl.innerHTML = (await res.text()).trim();
+            const fresh = tpl.content.firstElementChild;
+            if (fresh && fresh.dataset.status !== card.dataset.status) {
+              card.replaceWith(fresh);
+              enhanceCards(fresh);
+            }
+          } catch (err) {
+            /* try again next tick */
+          }
+        }
+        busy = false;
+      }
+      setTimeout(tick, 1000);
+    };
+    setTimeout(tick, 1000);
+  }
+
+  function initGallery() {
+    if (!$(".card")) return;
+    enhanceCards(document);
+    refreshRunningCards();
+    if (window.ResizeObserver) {
+      new ResizeObserver(() => {
+        for (const c of $$("canvas.card-wave")) {
+          const playing = shared.button && cardCanvas(shared.button) === c;
+          drawCard(c, playing ? sharedProgress() : null);
+        }
+      }).observe(document.body);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    localTimes();
+    initConfirmForms();
+    initCopyButtons();
+    initAutosubmit();
+    initGenerate();
+    initAsset();
+    initGallery();
+  });
+})();

@@ -1,0 +1,1 @@
+"""Fakes of the outside services Mediagen talks to, speaking their real protocols (DESIGN §10)."""
