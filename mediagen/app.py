@@ -46,7 +46,7 @@ def build_services(settings: Settings) -> Services:
     settings.ensure_dirs()
     db = Database(settings.resolved_database_url)
     store = make_store(settings, db)
-    catalog = Catalog.load()
+    catalog = Catalog.load(overrides=settings.data_dir / "catalog")  # `mediagen models sync` output
     engines = build_engines(settings, catalog)
     route = make_router(settings, catalog, engines)
     campaigns = CampaignService(db)

@@ -9,6 +9,7 @@ its own defaults), how the unified request maps onto the model's inputs, and its
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 
 from mediagen.errors import ApiError, invalid
 
+log = logging.getLogger("mediagen.catalog")
 MODELS_DIR = Path(__file__).parent / "models"
 KINDS = ("audio", "image", "video")
 
@@ -108,12 +110,27 @@ class Catalog:
         self._validators = {e.id: Draft202012Validator(e.input_schema) for e in self.entries.values()}
 
     @classmethod
-    def load(cls, directory: Path = MODELS_DIR) -> Catalog:
-        entries = []
+    def load(cls, directory: Path = MODELS_DIR, overrides: Path | None = None) -> Catalog:
+        """The packaged entries, each replaced by a same-id file in `overrides` when there is one
+        (`mediagen models sync` writes those into the data dir). A broken override is logged and
+        skipped, so one bad file never stops the server or loses the packaged entry."""
+        entries: dict[str, ModelEntry] = {}
         for path in sorted(directory.glob("*.json")):
             raw = json.loads(path.read_text())
-            entries.append(ModelEntry(**raw))
-        return cls(entries)
+            entry = ModelEntry(**raw)
+            entries[entry.id] = entry
+        if overrides is not None and overrides.is_dir():
+            for path in sorted(overrides.glob("*.json")):
+                try:
+                    entry = ModelEntry(**json.loads(path.read_text()))
+                    Draft202012Validator.check_schema(entry.input_schema)
+                    if entry.kind not in KINDS or "/" not in entry.id:
+                        raise ValueError(f"bad kind {entry.kind!r} or id {entry.id!r}")
+                except Exception as exc:  # any malformed file: keep the packaged entry
+                    log.warning("ignoring catalog override %s: %s", path, exc)
+                    continue
+                entries[entry.id] = entry
+        return cls(entries.values())
 
     def get(self, model_id: str) -> ModelEntry | None:
         return self.entries.get(model_id)

@@ -434,6 +434,12 @@ class Pipeline:
         log.info("generation %s completed (%s, %s bytes)", row.id, info.content_type, main_blob.size)
 
     # heartbeat --------------------------------------------------------------
+    def collect_garbage(self) -> None:
+        """Bytes nobody references (a lost race, a crash between put and commit) go after a grace
+        period; done here, on the heartbeat, never inline with a delete."""
+        report = self.store.gc(grace_seconds=3600)
+        log.debug("blob gc: %s", report)
+
     def reconcile(self, *, limit: int = 500) -> int:
         """Re-dispatch whatever lost its worker or is due a poll; fail what ran out of chances."""
         now = utcnow()
@@ -458,8 +464,16 @@ class Pipeline:
                 if r.attempts >= self.settings.max_attempts and r.status == "processing":
                     self.fail(r.id, f"gave up after {r.attempts} attempts: the worker stopped (lease expired)")
                 else:
-                    self._cas(r.id, ("pending", "processing"), lease_until=self._lease())
-                    self.dispatch.submit(r.id, 0)
+                    # Its worker is gone: back in the queue, with a fresh lease for the next claimant.
+                    with self.db.write() as s:
+                        n = s.execute(
+                            update(Generation)
+                            .where(Generation.id == r.id, Generation.status.in_(("pending", "processing")),
+                                   Generation.provider_ref.is_(None), Generation.lease_until < now)
+                            .values(status="pending", lease_until=self._lease(), updated_at=utcnow())
+                        ).rowcount
+                    if n:
+                        self.dispatch.submit(r.id, 0)
             elif r.provider_status == "succeeded":
                 self._cas(r.id, ("processing",), lease_until=self._lease())
                 self.dispatch.ingest(r.id, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -19,6 +20,7 @@ from mediagen.config import Settings
 from mediagen.generations.pipeline import Dispatch, Pipeline
 
 log = logging.getLogger("mediagen.jobs")
+GC_INTERVAL_SECONDS = 600
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -107,8 +109,15 @@ class WorkerHost:
             log.exception("reconcile failed; will try again")
 
     def _tick(self) -> None:
+        last_gc = time.monotonic()
         while not self._stop.wait(self.interval):
             self._safe_reconcile()
+            if time.monotonic() - last_gc > GC_INTERVAL_SECONDS:
+                last_gc = time.monotonic()
+                try:
+                    self.pipeline.collect_garbage()
+                except Exception:
+                    log.exception("blob gc failed; will try again")
 
     def stop(self) -> None:
         self._stop.set()

@@ -687,7 +687,7 @@ def campaign_context(request: Request, me: Principal, campaign_id: str) -> dict[
         rows, total = services.generations.list(me, kind, filters={"campaign_id": campaign.id},
                                                 limit=CAMPAIGN_STRIP, offset=0)
         strips.append({"kind": kind, "info": info, "gallery": GALLERY_OF[kind], "total": total,
-                       "items": card_items(services, info, rows)})
+                       "cards": card_items(services, info, rows)})
     briefs, _ = services.campaigns.list_briefs(me, client_id=None, campaign_id=campaign.id,
                                                limit=PICKER_LIMIT, offset=0)
     return {"campaign": campaign, "client": name_of(services.campaigns.get_client, me, campaign.client_id),

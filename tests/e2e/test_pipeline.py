@@ -42,9 +42,14 @@ def fetch(srv: LiveServer, path: str, **headers: str) -> tuple[bytes, dict]:
 def decode_audio(data: bytes) -> tuple[np.ndarray, int, float]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.audio[0]
-        frames = [f.to_ndarray() for f in container.decode(stream)]
+        channels = stream.channels
+        frames = []
+        for f in container.decode(stream):
+            arr = f.to_ndarray()
+            # Packed formats (WAV's s16) come back interleaved in one row; make them (channels, n).
+            frames.append(arr if f.format.is_planar else arr.reshape(-1, channels).T)
         rate = stream.rate
-    pcm = np.concatenate(frames, axis=1) if frames[0].ndim == 2 else np.concatenate(frames)
+    pcm = np.concatenate(frames, axis=1)
     if pcm.dtype.kind == "i":
         pcm = pcm / float(np.iinfo(pcm.dtype).max)
     return pcm, rate, pcm.shape[-1] / rate

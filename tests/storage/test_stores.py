@@ -50,13 +50,6 @@ def pattern(size: int, seed: int = 0, piece: int = MiB + 7) -> Iterator[bytes]:
         yield data
 
 
-def sha(data: bytes | Iterator[bytes]) -> str:
-    digest = hashlib.sha256()
-    for part in [data] if isinstance(data, bytes) else data:
-        digest.update(part)
-    return digest.hexdigest()
-
-
 def read_all(store: IndexedBlobStore, key: str) -> bytes:
     info = store.stat(key)
     assert info is not None

@@ -51,7 +51,13 @@ async def put_blob(request: Request, _admin: AdminDep, store: StoreDep, settings
 
 @router.api_route(
     "/{key}",
-    methods=["GET", "HEAD"],
+    methods=["HEAD"],
+    response_class=Response,
+    include_in_schema=False,
+)
+@router.api_route(
+    "/{key}",
+    methods=["GET"],
     response_class=Response,
     responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
 )

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from mediagen.engines.base import EngineError, Finished, InputError, Job, OutputFile, State
+from mediagen.engines.synth.geometry import image_size, video_size
 from mediagen.engines.synth.image import CONTENT_TYPES as IMAGE_TYPES
 from mediagen.engines.synth.image import render_image
 from mediagen.engines.synth.music import render_music
@@ -126,7 +127,9 @@ class SynthEngine:
         """Nothing to cancel: a synth job is over by the time anyone could ask."""
 
     @staticmethod
-    def _music(inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str) -> tuple[Path, dict]:
+    def _music(
+        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
+    ) -> tuple[Path, dict[str, Any]]:
         duration = _number(inputs, "duration", 8.0, 1.0, 300.0)
         fmt = _choice(inputs, "output_format", "mp3", ("mp3", "wav"))
         bpm = None if inputs.get("bpm") is None else _integer(inputs, "bpm", 120, MIN_BPM, MAX_BPM)
@@ -135,7 +138,10 @@ class SynthEngine:
         return path, meta
 
     @staticmethod
-    def _image(inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str) -> tuple[Path, dict]:
+    def _image(
+        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
+    ) -> tuple[Path, dict[str, Any]]:
+        inputs = {**inputs, **dict(zip(("width", "height"), image_size(inputs), strict=True))}
         width = _integer(inputs, "width", 1024, 64, 2048)
         height = _integer(inputs, "height", 1024, 64, 2048)
         fmt = _choice(inputs, "output_format", "png", tuple(IMAGE_TYPES))
@@ -144,9 +150,12 @@ class SynthEngine:
         return path, meta
 
     @staticmethod
-    def _video(inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str) -> tuple[Path, dict]:
+    def _video(
+        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
+    ) -> tuple[Path, dict[str, Any]]:
         duration = _number(inputs, "duration", 5.0, 1.0, 60.0)
         fps = _integer(inputs, "fps", 24, 1, 60)
+        inputs = {**inputs, **dict(zip(("width", "height"), video_size(inputs), strict=True))}
         width = _integer(inputs, "width", 854, 64, 1920)
         height = _integer(inputs, "height", 480, 64, 1920)
         for name, value in (("width", width), ("height", height)):

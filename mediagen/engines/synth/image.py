@@ -271,7 +271,7 @@ def compose(plan: Plan, width: int, height: int, *, purpose: str = "image") -> t
     motifs = list(plan.motifs) or [ABSTRACT[int(rng.integers(len(ABSTRACT)))]]
     landscape = any(m in motifs for m in ("mountains", "waves", "city", "forest"))
     horizon = float(rng.uniform(0.5, 0.68))
-    night = "moon" in motifs or "stars" in motifs or "night" in plan.palette
+    night = "moon" in motifs or "stars" in motifs
     kind = "vertical" if landscape or "sun" in motifs else ("radial", "linear")[int(rng.integers(2))]
     night_sky = np.array([0.03, 0.05, 0.14], dtype=np.float32)
     top, bottom = (

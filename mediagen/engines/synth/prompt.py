@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from mediagen.engines.synth import vocabulary as vocab
 from mediagen.engines.synth.patterns import drum_voices
 from mediagen.engines.synth.styles import FALLBACK_GENRES, STYLES, Style
-from mediagen.engines.synth import vocabulary as vocab
 from mediagen.engines.synth.theory import MODES, NOTE_NAMES, pitch_class
 
 MIN_BPM, MAX_BPM = 40, 220
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -245,7 +246,11 @@ def make_plan(prompt: str, seed: int = 0, *, bpm: int | None = None) -> Plan:
 
     energy = style.energy + 0.12 * energy_words
     energy = float(min(1.0, max(0.05, energy)))
-    moods = tuple(w for w in (*vocab.BRIGHT, *vocab.DARK, *vocab.MELLOW, *vocab.HIGH_ENERGY, *vocab.LOW_ENERGY) if _has(text, w))
+    moods = tuple(
+        w
+        for w in (*vocab.BRIGHT, *vocab.DARK, *vocab.MELLOW, *vocab.HIGH_ENERGY, *vocab.LOW_ENERGY)
+        if _has(text, w)
+    )
     palette = _palette(text, valence, mellow_n > 0, rng)
     motifs = tuple(m for m, words in vocab.MOTIFS.items() if _count(text, words))
 

@@ -104,7 +104,7 @@
     for (const t of $$("time[data-local]", root)) {
       const d = new Date(t.getAttribute("datetime"));
       if (Number.isNaN(d.getTime())) continue;
-      t.textContent = "dataDateOnly" in t.dataset
+      t.textContent = "dateOnly" in t.dataset
         ? d.toLocaleDateString(undefined, { dateStyle: "medium" })
         : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
       t.title = d.toISOString();

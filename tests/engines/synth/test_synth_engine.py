@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def test_music_job(tmp_path: Path) -> None:
     for key in ("genre", "bpm", "key", "mode", "sections", "instruments", "seed", "engine", "model"):
         assert key in meta
     assert meta["bpm"] == 128 and meta["seed"] > 0 and meta["engine"] == "synth"
+    assert json.loads(json.dumps(meta)) == meta  # stored as JSON on the generation row
 
 
 def test_seed_from_metadata_reproduces(tmp_path: Path) -> None:
@@ -82,6 +84,7 @@ def test_image_job(tmp_path: Path) -> None:
     info = probe(out.path)  # type: ignore[arg-type]
     assert out.content_type == "image/webp" and info.content_type == "image/webp"
     assert (info.width, info.height) == (128, 96)
+    json.dumps(result.metadata)
 
 
 def test_video_job_with_soundtrack(tmp_path: Path) -> None:
@@ -102,6 +105,7 @@ def test_video_job_with_soundtrack(tmp_path: Path) -> None:
     )
     info = probe(result.outputs[0].path)  # type: ignore[arg-type]
     assert info.content_type == "video/mp4" and info.codecs == ("h264", "aac")
+    assert json.loads(json.dumps(result.metadata))["music"]["bpm"] == result.metadata["music"]["bpm"]
     assert (info.width, info.height) == (96, 64)
 
 
