@@ -167,15 +167,22 @@ class Pipeline:
                 files = {o.role: (o.path, o.content_type) for o in result.outputs if o.path is not None}
                 self._complete(row, files, metadata=result.metadata, cost=result.cost_usd)
             else:
+                # A create can answer with a finished prediction (sync mode, or one adopted after an
+                # ambiguous create). Its outputs are not in a Submitted, so record it as running and
+                # poll at once: apply_state then sees the terminal state with its outputs.
+                finished = result.provider_status in PROVIDER_TERMINAL
                 with self.db.write() as s:
                     s.execute(
                         update(Generation)
                         .where(Generation.id == gen_id, Generation.status == "processing")
-                        .values(provider_ref=result.ref, provider_status=result.provider_status,
+                        .values(provider_ref=result.ref,
+                                provider_status="processing" if finished else result.provider_status,
                                 provider_input=result.provider_input, lease_until=self._lease(),
                                 next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)),
                                 updated_at=utcnow())
                     )
+                if finished:
+                    self.dispatch.refresh(gen_id, 0)
         except InputError as exc:
             if inline:
                 raise

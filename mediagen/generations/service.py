@@ -147,7 +147,11 @@ class GenerationService:
             with self.db.write() as s:
                 s.execute(delete(Generation).where(Generation.id == row.id))
             field = exc.field or "parameters"
-            raise invalid(built.origin.get(field, f"parameters.{field}"), str(exc).split(": ", 1)[-1]) from exc
+            # Strip only a leading "<field>: " (Cog's form): Replicate's descriptions contain ": " too.
+            message = str(exc)
+            if exc.field and message.startswith(f"{exc.field}: "):
+                message = message[len(exc.field) + 2:]
+            raise invalid(built.origin.get(field, f"parameters.{field}"), message) from exc
         except EngineError as exc:
             status = {401: 502, 402: 503}.get(exc.status_code or 0, 502)
             raise ApiError(status, f"{routing.engine} refused the job: {exc} (generation {row.id} failed)") from exc

@@ -63,10 +63,20 @@ def wav_tone(seed: str, seconds: float = 0.25, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
-def unique_audio(p: FakePrediction, index: int, role: str) -> tuple[bytes, str, str] | None:
+def png_tile(seed: str, size: int = 16) -> bytes:
+    digest = hashlib.sha256(seed.encode()).digest()
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), tuple(digest[:3])).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def unique_content(p: FakePrediction, index: int, role: str) -> tuple[bytes, str, str] | None:
+    """Different bytes for every output of every prediction (the fake's defaults are shared)."""
     if p.model.kind == "audio" and role != "spectrogram":
         return wav_tone(f"{p.id}/{index}"), "audio/wav", "wav"
-    return None  # the fake's default PNG / MP4
+    if p.model.kind == "image" or role == "spectrogram":
+        return png_tile(f"{p.id}/{index}"), "image/png", "png"
+    return None  # the fake's default MP4
 
 
 def hosted_server(tmp: Path, fake: FakeReplicate, *, webhooks: bool, **env: str) -> LiveServer:
@@ -195,7 +205,7 @@ def assert_stays(srv: LiveServer, path: str, gen_id: int, status: str, seconds: 
 def hooks_fake() -> Iterator[FakeReplicate]:
     with FakeReplicate() as fake:
         fake.default_script = FAST
-        fake.content_for = unique_audio
+        fake.content_for = unique_content
         yield fake
 
 
@@ -469,7 +479,7 @@ class TestWebhooks:
 def poll_fake() -> Iterator[FakeReplicate]:
     with FakeReplicate() as fake:
         fake.default_script = FAST
-        fake.content_for = unique_audio
+        fake.content_for = unique_content
         yield fake
 
 
@@ -589,20 +599,20 @@ class TestPolling:
             listed = c.get("/api/audio", params={"limit": 100}).json()["audio"]
         assert [a["id"] for a in listed if a["prompt"] == "slow to start"] == [gid]
 
-    def test_list_output_and_expired_and_removed_outputs(self, srv: LiveServer, fake: FakeReplicate) -> None:
+    def test_expired_output_file_fails_clearly(self, srv: LiveServer, fake: FakeReplicate) -> None:
         # an output URL whose file is already gone (404 at the delivery host)
         fake.scripts["meta/musicgen"] = Script(start_after=0.05, run_for=0.1,
                                                output=lambda p: fake.output_url(p.id, "gone.wav"))
         gone = generate(srv, "audio", {"prompt": "expired file", "duration": 2})["audio_id"]
-        # the prediction's data removed before we looked (the poller comes after the TTL)
-        fake.scripts["stackadoc/stable-audio-open-1.0"] = Script(start_after=0.05, run_for=0.1)
-        fake.data_ttl_s = 0.5
-        removed = generate(srv, "audio", {"prompt": "data removed",
-                                          "model": "stackadoc/stable-audio-open-1.0"})["audio_id"]
         item = srv.wait_for("audio", gone, timeout=30)
         assert item["status"] == "failed", item
         assert "gone (404)" in item["download_error"] and "after an hour" in item["download_error"]
         assert "could not store the output" in item["error"] and item["download_attempted"]
+        assert item["download_retries"] == 0  # a deleted file is not retried
+
+    def test_data_removed_before_download_fails_clearly(self, srv: LiveServer, fake: FakeReplicate) -> None:
+        fake.data_ttl_s = 0.5  # the poller looks after the provider deleted the output
+        removed = generate(srv, "audio", {"prompt": "data removed", "duration": 2})["audio_id"]
         item = srv.wait_for("audio", removed, timeout=30)
         assert item["status"] == "failed" and item["download_error"] == "data_removed", item
         assert "deleted the output before it was downloaded" in item["error"]

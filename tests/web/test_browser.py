@@ -75,7 +75,7 @@ def sign_in(page: Any, server: LiveServer, email: str, password: str) -> None:
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
     """A signed-in admin session, made once through the sign-in form and reused by every test."""
-    ctx = browser.new_context()
+    ctx = new_context(browser, )
     page = ctx.new_page()
     page.goto(f"{server.url}/videos")
     assert "/login?next=%2Fvideos" in page.url
@@ -93,7 +93,7 @@ def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
 
 @pytest.fixture
 def page(browser: Any, admin_state: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Any]:
-    ctx = browser.new_context(storage_state=admin_state, viewport={"width": 1280, "height": 900})
+    ctx = new_context(browser, storage_state=admin_state, viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -101,6 +101,12 @@ def page(browser: Any, admin_state: dict[str, Any], request: pytest.FixtureReque
     shot(pg, request.node.name)
     ctx.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def new_context(browser: Any, **kw: Any) -> Any:
+    # Playwright's wait_for_function evaluates strings, which the pages' CSP (script-src 'self')
+    # rightly forbids; the CSP itself is checked in test_pages.py.
+    return browser.new_context(bypass_csp=True, **kw)
 
 
 def shot(page: Any, name: str) -> None:
@@ -233,7 +239,7 @@ def test_user_limited_to_another_client_cannot_see_the_asset(
          "--password", LIMITED_PASSWORD, "--client", "other"],
         env=server.env(), cwd=server.data_dir.parent, check=True, capture_output=True, timeout=60,
     )
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx = new_context(browser, viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
     try:
         sign_in(pg, server, LIMITED_EMAIL, LIMITED_PASSWORD)
@@ -404,7 +410,7 @@ def test_running_cards_refresh_themselves(page: Any, server: LiveServer) -> None
 
 def test_no_horizontal_scroll_at_360px(browser: Any, server: LiveServer, admin_state: dict[str, Any],
                                        campaign_tracks: list[int]) -> None:
-    ctx = browser.new_context(storage_state=admin_state, viewport={"width": 360, "height": 780})
+    ctx = new_context(browser, storage_state=admin_state, viewport={"width": 360, "height": 780})
     pg = ctx.new_page()
     try:
         for path in ("/music?campaign_id=spring", "/generate/videos", f"/assets/audio/{campaign_tracks[0]}",
@@ -422,7 +428,7 @@ def test_no_horizontal_scroll_at_360px(browser: Any, server: LiveServer, admin_s
 def test_docs_screenshots(browser: Any, server: LiveServer, admin_state: dict[str, Any],
                           campaign_tracks: list[int]) -> None:
     """The gallery and the asset page at desktop size, for the README (saved to test-artifacts/)."""
-    ctx = browser.new_context(storage_state=admin_state, viewport={"width": 1280, "height": 800})
+    ctx = new_context(browser, storage_state=admin_state, viewport={"width": 1280, "height": 800})
     pg = ctx.new_page()
     try:
         pg.goto(f"{server.url}/music?campaign_id=spring")

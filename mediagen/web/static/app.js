@@ -51,6 +51,19 @@
     return data;
   }
 
+  /**
+   * The id of a generation that was made but failed at once (the engine refused the job: the API
+   * answers 502 and the row exists as failed). Prefers a structured `id`, else reads the message.
+   */
+  function failedGenerationId(err, kind) {
+    if (!(err instanceof ApiFailure) || err.status < 500) return null;
+    const body = err.body || {};
+    const id = body.id ?? body[`${kind}_id`];
+    if (Number.isInteger(id)) return id;
+    const m = /\(generation (\d+) failed\)/.exec(body.detail || "");
+    return m ? Number(m[1]) : null;
+  }
+
   const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
 
   function fmtDuration(seconds) {
@@ -451,6 +464,13 @@
         submit.textContent = "Started — opening…";
         window.location.assign(`/assets/${kind}/${res.id}`);
       } catch (err) {
+        const failed = failedGenerationId(err, kind);
+        if (failed != null) {
+          // Made, then refused by the engine: its page shows the error and offers Retry, the same
+          // as for a job that fails later in the worker.
+          window.location.assign(`/assets/${kind}/${failed}`);
+          return;
+        }
         showErrors(err instanceof ApiFailure ? err : new ApiFailure(0, { detail: String(err) }));
         submit.disabled = false;
         submit.removeAttribute("aria-busy");
@@ -655,6 +675,10 @@
       try {
         const res = await api("POST", `/api/${path}/${item.id}/retry`);
         window.location.assign(`/assets/${kind}/${res.id}`);
+      } catch (err) {
+        const failed = failedGenerationId(err, kind);
+        if (failed == null) throw err;
+        window.location.assign(`/assets/${kind}/${failed}`);
       } finally {
         btn.disabled = false;
       }
