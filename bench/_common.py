@@ -50,16 +50,29 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGEN_")}
-        self.env.update({"MEDIAGEN_DATA_DIR": str(data_dir), "MEDIAGEN_PORT": str(self.port),
-                         "MEDIAGEN_LOG_LEVEL": "WARNING", "MEDIAGEN_GENERATE_RATE_LIMIT_PER_MINUTE": "0",
-                         "PYTHONUNBUFFERED": "1", **env})
+        self.env.update(
+            {
+                "MEDIAGEN_DATA_DIR": str(data_dir),
+                "MEDIAGEN_PORT": str(self.port),
+                "MEDIAGEN_LOG_LEVEL": "WARNING",
+                "MEDIAGEN_GENERATE_RATE_LIMIT_PER_MINUTE": "0",
+                "PYTHONUNBUFFERED": "1",
+                **env,
+            }
+        )
         self.admin_key: str | None = None
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mediagen.cli", "serve"], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mediagen.cli", "serve"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
         threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -22,8 +22,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import Server  # noqa: E402
 
-PROMPTS = ["upbeat electronic dance music with heavy bass", "ambient lo-fi hip hop beats",
-           "cinematic orchestral", "acoustic folk with guitar", "dark techno 128 bpm"]
+PROMPTS = [
+    "upbeat electronic dance music with heavy bass",
+    "ambient lo-fi hip hop beats",
+    "cinematic orchestral",
+    "acoustic folk with guitar",
+    "dark techno 128 bpm",
+]
 
 
 def direct(clips: int, workers: int, workdir: Path) -> float:
@@ -35,9 +40,15 @@ def direct(clips: int, workers: int, workdir: Path) -> float:
     def one(i: int) -> None:
         d = workdir / f"d{i}"
         d.mkdir()
-        engine.submit(Job(generation_id=i, kind="audio", model_id="synth/music",
-                          inputs={"prompt": PROMPTS[i % 5], "duration": 10, "seed": i + 1,
-                                  "output_format": "mp3"}, workdir=d))
+        engine.submit(
+            Job(
+                generation_id=i,
+                kind="audio",
+                model_id="synth/music",
+                inputs={"prompt": PROMPTS[i % 5], "duration": 10, "seed": i + 1, "output_format": "mp3"},
+                workdir=d,
+            )
+        )
 
     t = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -51,8 +62,10 @@ def through_service(clips: int, workers: int, data: Path) -> float:
             t = time.perf_counter()
             ids = []
             for i in range(clips):
-                r = c.post("/api/v2/generate/audio", json={"prompt": PROMPTS[i % 5], "duration": 10,
-                                                           "seed": i + 1, "model": "synth/music"})
+                r = c.post(
+                    "/api/v2/generate/audio",
+                    json={"prompt": PROMPTS[i % 5], "duration": 10, "seed": i + 1, "model": "synth/music"},
+                )
                 r.raise_for_status()
                 ids.append(r.json()["audio_id"])
             while True:

@@ -71,6 +71,7 @@ def build_services(settings: Settings) -> Services:
     queue = bind_tasks(huey, pipeline)
     generations.enqueue = lambda gid: queue.submit(gid, 0)
     generations.submit_inline = lambda gid: pipeline.submit(gid, inline=True)
+    generations.ingest_file = pipeline.ingest_file
     auth = AuthService(db)
     return Services(settings=settings, db=db, auth=auth, store=store, campaigns=campaigns, catalog=catalog,
                     generations=generations,

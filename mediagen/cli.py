@@ -16,8 +16,11 @@ import typer
 
 from mediagen.config import Settings
 
-app = typer.Typer(help="Mediagen: generate music, images and video for campaigns, and keep every asset.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Mediagen: generate music, images and video for campaigns, and keep every asset.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -33,8 +36,9 @@ def _settings() -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("huey").setLevel(logging.WARNING)
 
 
@@ -79,10 +83,18 @@ def serve(
     from mediagen.app import create_app
 
     application = create_app(settings, run_workers=workers)
-    print(f"Mediagen listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
-          flush=True)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=False, timeout_graceful_shutdown=10)
+    print(
+        f"Mediagen listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
+        flush=True,
+    )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 @app.command()
@@ -95,8 +107,12 @@ def worker() -> None:
     _configure_logging(settings)
     _prepare(settings)
     services = build_services(settings)
-    host = WorkerHost(services.extras["huey"], services.extras["pipeline"], workers=settings.workers,
-                      interval=settings.reconcile_interval_seconds)
+    host = WorkerHost(
+        services.extras["huey"],
+        services.extras["pipeline"],
+        workers=settings.workers,
+        interval=settings.reconcile_interval_seconds,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -133,7 +149,9 @@ def users_create(
     email: Annotated[str, typer.Option()],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     role: Annotated[str, typer.Option(help="admin or member")] = "member",
-    client: Annotated[list[str] | None, typer.Option("--client", help="Limit to this client (repeat)")] = None,
+    client: Annotated[
+        list[str] | None, typer.Option("--client", help="Limit to this client (repeat)")
+    ] = None,
 ) -> None:
     """Create a user (optionally limited to some clients)."""
     from mediagen.auth.service import AuthError
@@ -149,7 +167,9 @@ def users_create(
 def keys_create(
     name: Annotated[str, typer.Option()],
     user: Annotated[str | None, typer.Option(help="Owner's email; default the first admin")] = None,
-    client: Annotated[list[str] | None, typer.Option("--client", help="Limit to this client (repeat)")] = None,
+    client: Annotated[
+        list[str] | None, typer.Option("--client", help="Limit to this client (repeat)")
+    ] = None,
 ) -> None:
     """Create an API key; the key is printed alone on the last line."""
     from sqlalchemy import select
@@ -165,7 +185,9 @@ def keys_create(
         with auth.db.read() as s:
             owner = s.scalar(select(User).where(User.role == "admin").order_by(User.created_at))
         if owner is None:
-            raise typer.BadParameter("no admin user yet: run `mediagen serve` once or `mediagen users create`")
+            raise typer.BadParameter(
+                "no admin user yet: run `mediagen serve` once or `mediagen users create`"
+            )
     row, token = auth.create_key(user_id=owner.id, name=name, clients=client or None)
     print(f"Created key {row.id} for {owner.email}" + (f" limited to {', '.join(client)}" if client else ""))
     print(token)
@@ -233,8 +255,14 @@ def generate(
         raise typer.BadParameter("kind must be audio, image or video")
     info = KINDS[kind]
     body: dict[str, Any] = {"prompt": prompt, "parameters": dict(_parse_param(p) for p in (param or []))}
-    for name, value in (("model", model), ("duration", duration), ("campaign_id", campaign),
-                        ("client_id", client), ("brief_id", brief), ("seed", seed)):
+    for name, value in (
+        ("model", model),
+        ("duration", duration),
+        ("campaign_id", campaign),
+        ("client_id", client),
+        ("brief_id", brief),
+        ("seed", seed),
+    ):
         if value is not None:
             body[name] = value
     with _client(url, key) as http:
@@ -249,8 +277,9 @@ def generate(
             print(gen_id)
             return
         started = time.monotonic()
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      transient=True) as bar:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+        ) as bar:
             task = bar.add_task(f"{kind} {gen_id}: pending", total=None)
             while True:
                 item = http.get(f"/api/{info.path}/{gen_id}").json()
@@ -258,16 +287,26 @@ def generate(
                 if item["status"] in ("completed", "failed", "canceled"):
                     break
                 if time.monotonic() - started > timeout:
-                    print(f"Still {item['status']} after {timeout:.0f} s; check later with GET "
-                          f"/api/{info.path}/{gen_id}", file=sys.stderr)
+                    print(
+                        f"Still {item['status']} after {timeout:.0f} s; check later with GET "
+                        f"/api/{info.path}/{gen_id}",
+                        file=sys.stderr,
+                    )
                     raise typer.Exit(2)
                 time.sleep(0.5)
         if item["status"] != "completed":
             print(f"{kind} {gen_id} {item['status']}: {item.get('error')}", file=sys.stderr)
             raise typer.Exit(1)
         ctype = item.get("content_type") or ""
-        ext = {"audio/mpeg": "mp3", "audio/wav": "wav", "audio/x-wav": "wav", "image/png": "png",
-               "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}.get(ctype, "bin")
+        ext = {
+            "audio/mpeg": "mp3",
+            "audio/wav": "wav",
+            "audio/x-wav": "wav",
+            "image/png": "png",
+            "image/jpeg": "jpg",
+            "image/webp": "webp",
+            "video/mp4": "mp4",
+        }.get(ctype, "bin")
         dest = output or Path(f"{kind}-{gen_id}.{ext}")
         with http.stream("GET", f"/api/{info.path}/{gen_id}/data") as resp, dest.open("wb") as fh:
             resp.raise_for_status()
@@ -291,7 +330,9 @@ def models_list(
 
 @models_app.command("sync")
 def models_sync(
-    model_id: Annotated[list[str] | None, typer.Argument(help="Model ids; default every hosted model")] = None,
+    model_id: Annotated[
+        list[str] | None, typer.Argument(help="Model ids; default every hosted model")
+    ] = None,
 ) -> None:
     """Refresh hosted models' input schemas from Replicate (needs REPLICATE_API_TOKEN)."""
     from mediagen.catalog.sync import sync_models

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=120, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     max_run_seconds: int = Field(
-        default=3600, ge=10, description="A job with no result after this long fails (provider outputs "
-        "expire after an hour anyway)"
+        default=3600,
+        ge=10,
+        description="A job with no result after this long fails (provider outputs "
+        "expire after an hour anyway)",
     )
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     offline_fallback: bool = Field(

@@ -6,8 +6,14 @@ from __future__ import annotations
 class ApiError(Exception):
     """A failure with an HTTP status and a message a person can act on; `field` names the input."""
 
-    def __init__(self, status_code: int, detail: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail

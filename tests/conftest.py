@@ -84,22 +84,28 @@ class LiveServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAGEN_", "REPLICATE_"))}
-        env.update({
-            "MEDIAGEN_DATA_DIR": str(self.data_dir),
-            "MEDIAGEN_PORT": str(self.port),
-            "MEDIAGEN_HOST": "127.0.0.1",
-            "MEDIAGEN_LOG_LEVEL": "WARNING",
-            "MEDIAGEN_GENERATE_RATE_LIMIT_PER_MINUTE": "0",
-            "MEDIAGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "MEDIAGEN_DATA_DIR": str(self.data_dir),
+                "MEDIAGEN_PORT": str(self.port),
+                "MEDIAGEN_HOST": "127.0.0.1",
+                "MEDIAGEN_LOG_LEVEL": "WARNING",
+                "MEDIAGEN_GENERATE_RATE_LIMIT_PER_MINUTE": "0",
+                "MEDIAGEN_RECONCILE_INTERVAL_SECONDS": "0.5",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 60.0) -> LiveServer:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mediagen.cli", "serve"], cwd=self.data_dir.parent, env=self.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "mediagen.cli", "serve"],
+            cwd=self.data_dir.parent,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         deadline = time.monotonic() + timeout
@@ -120,8 +126,11 @@ class LiveServer:
         for line in proc.stdout:
             line = line.rstrip("\n")
             self.output.append(line)
-            for label, attr in (("Admin API key", "admin_key"), ("Admin email", "admin_email"),
-                                ("Admin password", "admin_password")):
+            for label, attr in (
+                ("Admin API key", "admin_key"),
+                ("Admin email", "admin_email"),
+                ("Admin password", "admin_password"),
+            ):
                 m = re.match(rf"^{label}: (\S+)$", line)
                 if m:
                     setattr(self, attr, m.group(1))
@@ -150,8 +159,9 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         return self.start()
 
-    def wait_for(self, kind_path: str, gen_id: int, *, key: str | None = None, timeout: float = 60.0
-                 ) -> dict[str, Any]:
+    def wait_for(
+        self, kind_path: str, gen_id: int, *, key: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Poll an asset until it reaches a terminal status."""
         deadline = time.monotonic() + timeout
         with self.client(key) as c:
@@ -193,8 +203,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live_server_any_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                       ) -> Iterator[LiveServer]:
+def live_server_any_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """The same server on SQLite and on PostgreSQL: the suite's API tests run against both."""
     pg = None
     env: dict[str, str] = {}

@@ -67,8 +67,9 @@ def get_principal(
     if api_key:
         principal = services.auth.authenticate_key(api_key)
         if principal is None:
-            raise ApiError(401, "Invalid or revoked API key in X-API-Key",
-                           headers={"WWW-Authenticate": "APIKey"})
+            raise ApiError(
+                401, "Invalid or revoked API key in X-API-Key", headers={"WWW-Authenticate": "APIKey"}
+            )
         return principal
     principal = session_principal(request, services)
     if principal is not None:
@@ -80,8 +81,11 @@ def get_principal(
             if not expected or not hmac.compare_digest(sent, expected):
                 raise ApiError(403, "Missing or wrong X-CSRF-Token for a cookie-authenticated request")
         return principal
-    raise ApiError(401, "Missing X-API-Key header: create a key with `mediagen keys create --name NAME`",
-                   headers={"WWW-Authenticate": "APIKey"})
+    raise ApiError(
+        401,
+        "Missing X-API-Key header: create a key with `mediagen keys create --name NAME`",
+        headers={"WWW-Authenticate": "APIKey"},
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -73,9 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 ctx = err.get("ctx") or {}
                 reason = ctx.get("error", "invalid JSON")
-                return JSONResponse(
-                    {"detail": f"Malformed JSON body: {reason}"}, status_code=400
-                )
+                return JSONResponse({"detail": f"Malformed JSON body: {reason}"}, status_code=400)
         if any(e.get("loc") == ("body",) and e.get("type") in ("missing",) for e in errs):
             return JSONResponse({"detail": "A JSON request body is required"}, status_code=400)
         fields = [{"field": _loc_to_field(e.get("loc", ())), "message": _message(e)} for e in errs]
@@ -90,5 +88,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "Internal server error; the server log has the details"},
-                            status_code=500)
+        return JSONResponse(
+            {"detail": "Internal server error; the server log has the details"}, status_code=500
+        )

@@ -32,6 +32,10 @@ class RateLimiter:
                 hits.popleft()
             if len(hits) >= self.per_minute:
                 retry = max(1, math.ceil(self.window - (now - hits[0])))
-                raise ApiError(429, f"Rate limit: {self.per_minute} generation requests per minute per key; "
-                                    f"retry in {retry} s", headers={"Retry-After": str(retry)})
+                raise ApiError(
+                    429,
+                    f"Rate limit: {self.per_minute} generation requests per minute per key; "
+                    f"retry in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
             hits.append(now)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mediagen.auth.tables import ApiKey, User
 from mediagen.db.base import utcnow
@@ -182,26 +182,28 @@ class AuthService:
     def authenticate_key(self, token: str) -> Principal | None:
         digest = hash_token(token)
         with self.db.read() as s:
+            # Columns, not entities: this runs on every API request.
             row = s.execute(
-                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == digest)
+                select(ApiKey.id, ApiKey.key_hash, ApiKey.clients, ApiKey.revoked_at, ApiKey.last_used_at,
+                       User.id.label("user_id"), User.email, User.role, User.clients.label("user_clients"))
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_hash == digest)
             ).first()
-        if row is None:
-            return None
-        key, user = row
-        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+        if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
             return None
         now = datetime.now(UTC)
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        last = row.last_used_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if last is None or now - last > LAST_USED_RESOLUTION:
             with self.db.write() as s:
-                fresh = s.get(ApiKey, key.id)
-                if fresh is not None:
-                    fresh.last_used_at = now
+                s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         return Principal(
-            user_id=user.id,
-            email=user.email,
-            role=user.role,
-            clients=_narrow(user.clients, key.clients),
-            key_id=key.id,
+            user_id=row.user_id,
+            email=row.email,
+            role=row.role,
+            clients=_narrow(row.user_clients, row.clients),
+            key_id=row.id,
         )
 
     def bootstrap_admin(self) -> tuple[str, str, str] | None:

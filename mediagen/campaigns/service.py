@@ -55,14 +55,22 @@ class CampaignService:
         return row
 
     def _list(
-        self, principal: Principal, model: type[T], filters: list[ColumnElement[bool]], limit: int, offset: int
+        self,
+        principal: Principal,
+        model: type[T],
+        filters: list[ColumnElement[bool]],
+        limit: int,
+        offset: int,
     ) -> tuple[list[T], int]:
         conds = filters + _scoped(principal, model)
         with self.db.read() as s:
             total = s.scalar(select(func.count()).select_from(model).where(*conds)) or 0
             rows = s.scalars(
-                select(model).where(*conds).order_by(model.created_at.desc(), model.id.desc())
-                .limit(limit).offset(offset)
+                select(model)
+                .where(*conds)
+                .order_by(model.created_at.desc(), model.id.desc())
+                .limit(limit)
+                .offset(offset)
             ).all()
         return list(rows), total
 
@@ -109,12 +117,15 @@ class CampaignService:
             raise ApiError(403, "This key is limited to some clients and cannot create new ones")
         with self.db.write() as s:
             return self._insert(
-                s, Client, Client(id=data.id or _new_id("client"), name=data.name,
-                                  description=data.description), "client"
+                s,
+                Client,
+                Client(id=data.id or _new_id("client"), name=data.name, description=data.description),
+                "client",
             )
 
-    def list_clients(self, principal: Principal, *, q: str | None, limit: int, offset: int
-                     ) -> tuple[list[Client], int]:
+    def list_clients(
+        self, principal: Principal, *, q: str | None, limit: int, offset: int
+    ) -> tuple[list[Client], int]:
         filters = [Client.name.ilike(f"%{q}%")] if q else []
         return self._list(principal, Client, filters, limit, offset)
 
@@ -142,13 +153,24 @@ class CampaignService:
     def create_campaign(self, principal: Principal, data: sc.CampaignCreate) -> Campaign:
         with self.db.write() as s:
             self._visible_client(s, principal, data.client_id, "client_id")
-            row = Campaign(id=data.id or _new_id("campaign"), client_id=data.client_id, name=data.name,
-                           goal=data.goal, status=data.status)
+            row = Campaign(
+                id=data.id or _new_id("campaign"),
+                client_id=data.client_id,
+                name=data.name,
+                goal=data.goal,
+                status=data.status,
+            )
             return self._insert(s, Campaign, row, "campaign")
 
     def list_campaigns(
-        self, principal: Principal, *, client_id: str | None, status: str | None, q: str | None,
-        limit: int, offset: int,
+        self,
+        principal: Principal,
+        *,
+        client_id: str | None,
+        status: str | None,
+        q: str | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Campaign], int]:
         filters: list[ColumnElement[bool]] = []
         if client_id:
@@ -188,14 +210,23 @@ class CampaignService:
             if data.campaign_id:
                 campaign = self._visible_campaign(s, principal, data.campaign_id, "campaign_id")
                 if client_id and client_id != campaign.client_id:
-                    raise invalid("client_id", f"campaign {campaign.id!r} belongs to client "
-                                               f"{campaign.client_id!r}, not {client_id!r}")
+                    raise invalid(
+                        "client_id",
+                        f"campaign {campaign.id!r} belongs to client "
+                        f"{campaign.client_id!r}, not {client_id!r}",
+                    )
                 client_id = campaign.client_id
             if not client_id:
                 raise invalid("client_id", "field required (or give a campaign_id)")
             self._visible_client(s, principal, client_id, "client_id")
-            row = Brief(id=data.id or _new_id("brief"), client_id=client_id, campaign_id=data.campaign_id,
-                        title=data.title, text=data.text, direction=data.direction)
+            row = Brief(
+                id=data.id or _new_id("brief"),
+                client_id=client_id,
+                campaign_id=data.campaign_id,
+                title=data.title,
+                text=data.text,
+                direction=data.direction,
+            )
             return self._insert(s, Brief, row, "brief")
 
     def list_briefs(
@@ -233,7 +264,12 @@ class CampaignService:
 
     # lookups for the pipeline -------------------------------------------------
     def resolve_filing(
-        self, s: Session, principal: Principal, *, client_id: str | None, campaign_id: str | None,
+        self,
+        s: Session,
+        principal: Principal,
+        *,
+        client_id: str | None,
+        campaign_id: str | None,
         brief_id: str | None,
     ) -> tuple[str | None, str | None, str | None]:
         """Checks a (client, campaign, brief) triple and fills what is implied.
@@ -254,8 +290,10 @@ class CampaignService:
         if campaign_id:
             campaign = self._visible_campaign(s, principal, campaign_id, "campaign_id")
             if client_id and client_id != campaign.client_id:
-                raise invalid("client_id", f"campaign {campaign_id!r} belongs to client "
-                                           f"{campaign.client_id!r}, not {client_id!r}")
+                raise invalid(
+                    "client_id",
+                    f"campaign {campaign_id!r} belongs to client {campaign.client_id!r}, not {client_id!r}",
+                )
             client_id = campaign.client_id
         if client_id:
             self._visible_client(s, principal, client_id, "client_id")
@@ -277,10 +315,15 @@ class CampaignService:
                 self._get(s, principal, Campaign, ident, "campaign")
                 cond = Generation.campaign_id == ident
             rows = s.execute(
-                select(Generation.kind, Generation.status, func.count(),
-                       func.coalesce(func.sum(Generation.duration), 0.0),
-                       func.coalesce(func.sum(Generation.cost_usd), 0.0))
-                .where(cond).group_by(Generation.kind, Generation.status)
+                select(
+                    Generation.kind,
+                    Generation.status,
+                    func.count(),
+                    func.coalesce(func.sum(Generation.duration), 0.0),
+                    func.coalesce(func.sum(Generation.cost_usd), 0.0),
+                )
+                .where(cond)
+                .group_by(Generation.kind, Generation.status)
             ).all()
         by_kind = {k: sc.KindStats() for k in ("audio", "image", "video")}
         by_status: dict[str, int] = {}

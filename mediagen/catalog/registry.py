@@ -49,10 +49,18 @@ class ModelEntry:
     def public(self, *, engine: str | None = None) -> dict[str, Any]:
         owner, name = self.id.split("/", 1)
         return {
-            "id": self.id, "owner": owner, "name": name, "kind": self.kind,
-            "engine": engine or self.engine, "title": self.title, "description": self.description,
-            "label": self.label, "price": self.price, "defaults": self.defaults,
-            "media_inputs": self.media_inputs, "input_schema": self.input_schema,
+            "id": self.id,
+            "owner": owner,
+            "name": name,
+            "kind": self.kind,
+            "engine": engine or self.engine,
+            "title": self.title,
+            "description": self.description,
+            "label": self.label,
+            "price": self.price,
+            "defaults": self.defaults,
+            "media_inputs": self.media_inputs,
+            "input_schema": self.input_schema,
         }
 
     def estimate_cost(self, inputs: Mapping[str, Any]) -> float:
@@ -90,9 +98,17 @@ def _describe(error: ValidationError) -> str:
     if v == "type":
         names = arg if isinstance(arg, list) else [arg]
         names = [n for n in names if n != "null"]
-        return "must be " + " or ".join({"integer": "an integer", "number": "a number", "string": "a string",
-                                          "boolean": "true or false", "array": "a list",
-                                          "object": "an object"}.get(n, n) for n in names)
+        return "must be " + " or ".join(
+            {
+                "integer": "an integer",
+                "number": "a number",
+                "string": "a string",
+                "boolean": "true or false",
+                "array": "a list",
+                "object": "an object",
+            }.get(n, n)
+            for n in names
+        )
     if v == "maxLength":
         return f"must be at most {arg} characters"
     if v == "minLength":

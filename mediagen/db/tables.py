@@ -7,6 +7,15 @@ from mediagen.generations.tables import Derivation, Generation, WebhookDelivery
 from mediagen.storage.tables import Blob, BlobChunk
 
 __all__ = [
-    "ApiKey", "Base", "Blob", "BlobChunk", "Brief", "Campaign", "Client", "Derivation",
-    "Generation", "User", "WebhookDelivery",
+    "ApiKey",
+    "Base",
+    "Blob",
+    "BlobChunk",
+    "Brief",
+    "Campaign",
+    "Client",
+    "Derivation",
+    "Generation",
+    "User",
+    "WebhookDelivery",
 ]

@@ -38,8 +38,14 @@ from mediagen.engines.base import (
     State,
     Submitted,
 )
+from mediagen.engines.downloads import DownloadError
 from mediagen.generations.kinds import DERIVATION_TYPES, KINDS
-from mediagen.generations.state import PROVIDER_TERMINAL, provider_advances, status_for_provider
+from mediagen.generations.state import (
+    PROVIDER_RANK,
+    PROVIDER_TERMINAL,
+    provider_advances,
+    status_for_provider,
+)
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.media import thumbnails, waveform
 from mediagen.media.probe import MediaError, probe
@@ -228,8 +234,18 @@ class Pipeline:
         inputs = dict(row.parameters)
         entry = self.catalog.get(row.model_id)
         media_names = entry.media_inputs if entry else {}
-        for name in media_names:
+        for name, media_kind in media_names.items():
             value = inputs.get(name)
+            if isinstance(value, str) and engine.name == "synth":
+                # Inline engines read files; fetch a URL through the same guarded downloader.
+                cap = getattr(self.settings, f"max_download_bytes_{media_kind}")
+                try:
+                    res = self.download(value, workdir / f"{name}.input", max_bytes=cap,
+                                        allowed=self.settings.download_allowed_hosts)
+                except DownloadError as exc:
+                    raise EngineError(f"{name}: could not fetch {value[:80]}: {exc}") from exc
+                inputs[name] = str(res.path)
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
                 continue
             src = self._row(value)
@@ -314,12 +330,26 @@ class Pipeline:
                 "canceled": "canceled at the provider",
                 "aborted": "aborted: the provider's deadline passed before the prediction started",
             }[state.status]
-            return self._cas(gen_id, ("pending", "processing"), status=new_status, error=error,
-                             provider_status=state.status, completed_at=utcnow(), lease_until=None,
-                             next_poll_at=None)
-        return self._cas(gen_id, ("pending", "processing"), status="processing", provider_status=state.status,
-                         lease_until=self._lease(),
-                         next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)))
+            return self._cas_provider(gen_id, state.status, status=new_status, error=error,
+                                      provider_status=state.status, completed_at=utcnow(), lease_until=None,
+                                      next_poll_at=None)
+        return self._cas_provider(gen_id, state.status, status="processing", provider_status=state.status,
+                                  lease_until=self._lease(),
+                                  next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)))
+
+    def _cas_provider(self, gen_id: int, new: str, **values: Any) -> bool:
+        """Set provider state only if the row still holds an earlier one: a "start" webhook handled
+        concurrently with "completed" (they arrive together) must not overwrite "succeeded"."""
+        earlier = [name for name, rank in PROVIDER_RANK.items()
+                   if name is not None and rank < PROVIDER_RANK.get(new, -1)]
+        with self.db.write() as s:
+            n = s.execute(
+                update(Generation)
+                .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")),
+                       or_(Generation.provider_status.is_(None), Generation.provider_status.in_(earlier)))
+                .values(updated_at=utcnow(), **values)
+            ).rowcount
+        return bool(n)
 
     def _stash_inline(self, output: OutputFile) -> OutputFile:
         """data: URLs go into the blob store now, so rows never carry megabytes of base64."""
@@ -356,6 +386,13 @@ class Pipeline:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def ingest_file(self, row: Generation, path: Path) -> None:
+        """Complete `row` from a local file (uploads): same probe, derivations and storage."""
+        self._complete(row, {"main": (path, None)}, metadata={}, cost=0.0)
+        fresh = self._row(row.id)
+        if fresh is None or fresh.status != "completed":
+            raise IngestError("the file could not be stored")
+
     def _fetch(self, row: Generation, url: str, dest: Path, cap: int) -> Path:
         if url.startswith("blob:"):
             key = url[5:]
@@ -371,8 +408,6 @@ class Pipeline:
         def on_retry(attempt: int, reason: str) -> None:
             self._cas(row.id, ("processing",), download_retries=Generation.download_retries + 1,
                       download_error=reason)
-
-        from mediagen.engines.downloads import DownloadError
 
         try:
             res = self.download(url, dest, max_bytes=cap, allowed=self.settings.download_allowed_hosts,
@@ -421,6 +456,7 @@ class Pipeline:
         meta = dict(row.meta)
         meta.update(metadata)
         meta["media"] = {k: v for k, v in dataclasses.asdict(info).items() if v is not None}
+        meta["derivations"] = sorted(blobs)  # lets a gallery page name them without another query
         now = utcnow()
         with self.db.write() as s:
             n = s.execute(

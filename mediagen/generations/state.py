@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 PROVIDER_RANK = {
-    None: -1, "starting": 0, "processing": 1, "succeeded": 2, "failed": 2, "canceled": 2, "aborted": 2,
+    None: -1,
+    "starting": 0,
+    "processing": 1,
+    "succeeded": 2,
+    "failed": 2,
+    "canceled": 2,
+    "aborted": 2,
 }
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 PROVIDER_TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})

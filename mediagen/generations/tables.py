@@ -56,9 +56,7 @@ class Generation(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     collection: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    client_id: Mapped[str | None] = mapped_column(
-        ForeignKey("clients.id", ondelete="CASCADE"), nullable=True
-    )
+    client_id: Mapped[str | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), nullable=True)
     campaign_id: Mapped[str | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True
     )

@@ -27,8 +27,7 @@ def make_huey(settings: Settings) -> Huey:
     url = settings.queue_url
     if not url:
         settings.ensure_dirs()
-        return SqliteHuey("mediagen", filename=str(settings.data_dir / "queue.db"), results=False,
-                          timeout=60)
+        return SqliteHuey("mediagen", filename=str(settings.data_dir / "queue.db"), results=False, timeout=60)
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss"):
         return RedisHuey("mediagen", url=url, results=False)
@@ -88,9 +87,17 @@ class WorkerHost:
     """Runs huey workers plus the reconcile heartbeat, inside `serve` or as `mediagen worker`."""
 
     def __init__(self, huey: Huey, pipeline: Pipeline, *, workers: int, interval: float) -> None:
-        self.consumer = _EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
-                                 initial_delay=0.05, max_delay=0.5, backoff=1.5, scheduler_interval=1,
-                                 check_worker_health=True)
+        self.consumer = _EmbeddedConsumer(
+            huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=0.5,
+            backoff=1.5,
+            scheduler_interval=1,
+            check_worker_health=True,
+        )
         self.pipeline = pipeline
         self.interval = interval
         self._stop = threading.Event()

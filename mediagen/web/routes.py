@@ -29,8 +29,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import session_principal
 from mediagen.api.routes.generations import item as asset_json
@@ -59,9 +59,11 @@ GALLERY_OF: dict[str, str] = {kind: seg for seg, kind in GALLERIES.items()}
 NOUN: dict[str, str] = {"audio": "track", "image": "image", "video": "video"}
 
 # Pages only ever load our own files; the JSON blobs pages embed are data, never executed.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -108,16 +110,21 @@ class PageRoute(APIRoute):
             except LoginRequired as exc:
                 response = RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
             except PageError as exc:
-                response = await run_in_threadpool(error_page, request, exc.status_code, exc.title,
-                                                   exc.message)
+                response = await run_in_threadpool(
+                    error_page, request, exc.status_code, exc.title, exc.message
+                )
             except ApiError as exc:
-                title, message = (("Not found", "This page does not exist, or you do not have access to it.")
-                                  if exc.status_code == 404 else ("Something went wrong", exc.detail))
+                title, message = (
+                    ("Not found", "This page does not exist, or you do not have access to it.")
+                    if exc.status_code == 404
+                    else ("Something went wrong", exc.detail)
+                )
                 response = await run_in_threadpool(error_page, request, exc.status_code, title, message)
             except RequestValidationError:
                 # Only path/query values reach here (e.g. /assets/audio/abc): nothing by that name.
-                response = await run_in_threadpool(error_page, request, 404, "Not found",
-                                                   "There is no page at this address.")
+                response = await run_in_threadpool(
+                    error_page, request, 404, "Not found", "There is no page at this address."
+                )
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             if response.media_type == "text/html" or isinstance(response, RedirectResponse):
@@ -196,10 +203,17 @@ def fmt_usd(value: float | None) -> str:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.filters.update(datetime=fmt_datetime, iso=iso, duration=fmt_duration, filesize=fmt_size,
-                             price=fmt_price, usd=fmt_usd)
-templates.env.globals.update(GALLERY_OF=GALLERY_OF, GALLERIES=GALLERIES, KINDS=KINDS, NOUN=NOUN,
-                             STATUSES=STATUSES, CAMPAIGN_STATUSES=CAMPAIGN_STATUSES)
+templates.env.filters.update(
+    datetime=fmt_datetime, iso=iso, duration=fmt_duration, filesize=fmt_size, price=fmt_price, usd=fmt_usd
+)
+templates.env.globals.update(
+    GALLERY_OF=GALLERY_OF,
+    GALLERIES=GALLERIES,
+    KINDS=KINDS,
+    NOUN=NOUN,
+    STATUSES=STATUSES,
+    CAMPAIGN_STATUSES=CAMPAIGN_STATUSES,
+)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
@@ -207,12 +221,24 @@ templates.env.lstrip_blocks = True
 def error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
     services: Services = request.app.state.services
     me = session_principal(request, services) if "session" in request.scope else None
-    return render(request, "error.html", {"title": title, "message": message, "status": status_code},
-                  me=me, status_code=status_code)
+    return render(
+        request,
+        "error.html",
+        {"title": title, "message": message, "status": status_code},
+        me=me,
+        status_code=status_code,
+    )
 
 
-def render(request: Request, template: str, context: Mapping[str, Any], *, me: Principal | None,
-           status_code: int = 200, section: str = "") -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    me: Principal | None,
+    status_code: int = 200,
+    section: str = "",
+) -> HTMLResponse:
     ctx = {
         "me": me,
         "csrf": csrf_token(request),
@@ -236,8 +262,11 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, sent: str) -> None:
     expected = request.session.get("csrf", "")
     if not expected or not sent or not hmac.compare_digest(sent.encode(), str(expected).encode()):
-        raise PageError(403, "Form expired",
-                        "This form was open too long or came from another site. Go back, reload and try again.")
+        raise PageError(
+            403,
+            "Form expired",
+            "This form was open too long or came from another site. Go back, reload and try again.",
+        )
 
 
 def safe_next(value: str | None) -> str:
@@ -253,6 +282,7 @@ def safe_next(value: str | None) -> str:
 
 
 def require_user(request: Request) -> Principal:
+    """The signed-in user for a page; otherwise off to sign in, coming back to this very URL."""
     principal = session_principal(request, request.app.state.services)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -297,10 +327,16 @@ def pager(path: str, params: Mapping[str, Any], *, page: int, size: int, total: 
         return f"{path}?{query}" if query else path
 
     first = (page - 1) * size + 1 if total else 0
-    return Pager(number=page, pages=pages, total=total,
-                 prev_url=url(page - 1) if page > 1 else None,
-                 next_url=url(page + 1) if page < pages else None,
-                 first=min(first, total), last=min(page * size, total))
+    return Pager(
+        number=page,
+        pages=pages,
+        total=total,
+        # Past the end (an old link after deletions): "previous" leads back to the last real page.
+        prev_url=url(min(page - 1, pages)) if page > 1 else None,
+        next_url=url(page + 1) if page < pages else None,
+        first=min(first, total),
+        last=min(page * size, total),
+    )
 
 
 def blank(value: str | None) -> str | None:
@@ -345,6 +381,7 @@ def options_with(rows: list[Any], selected: str | None, make: Callable[[str], An
 
 
 def name_of(getter: Callable[[Principal, str], Any], me: Principal, ident: str | None) -> Any:
+    """A related record for display, or None when it is gone or outside the user's clients."""
     if not ident:
         return None
     try:
@@ -354,6 +391,7 @@ def name_of(getter: Callable[[Principal, str], Any], me: Principal, ident: str |
 
 
 def card_items(services: Services, info: KindInfo, rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows in the API's JSON shape (one derivations query per page), so cards and JS agree."""
     rows = list(rows)
     names = services.generations.derivation_names([r.id for r in rows])
     return [asset_json(r, info, names.get(r.id, [])) for r in rows]
@@ -365,6 +403,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def home() -> RedirectResponse:
+    """Music is what most people come for; the nav reaches the rest."""
     return see_other("/music")
 
 
@@ -387,11 +426,19 @@ def login(
     check_csrf(request, csrf)
     principal = svc(request).auth.authenticate_password(email, password) if email and password else None
     if principal is None:
-        return render(request, "login.html",
-                      {"next": safe_next(next), "email": email,
-                       "error": "Wrong email or password." if email and password
-                       else "Enter your email and password."},
-                      me=None, status_code=400)
+        return render(
+            request,
+            "login.html",
+            {
+                "next": safe_next(next),
+                "email": email,
+                "error": "Wrong email or password."
+                if email and password
+                else "Enter your email and password.",
+            },
+            me=None,
+            status_code=400,
+        )
     # A fresh session: nothing from before sign-in (including the old CSRF token) carries over.
     request.session.clear()
     request.session["uid"] = principal.user_id
@@ -409,13 +456,17 @@ def logout(request: Request, csrf: CsrfField = "") -> Response:
 # generate ---------------------------------------------------------------------------------------
 def filing_options(services: Services, me: Principal) -> dict[str, Any]:
     clients, _ = services.campaigns.list_clients(me, q=None, limit=PICKER_LIMIT, offset=0)
-    campaigns, _ = services.campaigns.list_campaigns(me, client_id=None, status=None, q=None,
-                                                     limit=PICKER_LIMIT, offset=0)
-    briefs, _ = services.campaigns.list_briefs(me, client_id=None, campaign_id=None, limit=PICKER_LIMIT,
-                                               offset=0)
-    return {"clients": sorted(clients, key=lambda c: c.name.lower()),
-            "campaigns": sorted(campaigns, key=lambda c: c.name.lower()),
-            "briefs": sorted(briefs, key=lambda b: b.title.lower())}
+    campaigns, _ = services.campaigns.list_campaigns(
+        me, client_id=None, status=None, q=None, limit=PICKER_LIMIT, offset=0
+    )
+    briefs, _ = services.campaigns.list_briefs(
+        me, client_id=None, campaign_id=None, limit=PICKER_LIMIT, offset=0
+    )
+    return {
+        "clients": sorted(clients, key=lambda c: c.name.lower()),
+        "campaigns": sorted(campaigns, key=lambda c: c.name.lower()),
+        "briefs": sorted(briefs, key=lambda b: b.title.lower()),
+    }
 
 
 @router.get("/generate", response_class=HTMLResponse)
@@ -425,8 +476,13 @@ def generate_default() -> RedirectResponse:
 
 @router.get("/generate/{gallery}", response_class=HTMLResponse)
 def generate_page(
-    request: Request, gallery: str, me: Me, model: str | None = None, client_id: str | None = None,
-    campaign_id: str | None = None, brief_id: str | None = None,
+    request: Request,
+    gallery: str,
+    me: Me,
+    model: str | None = None,
+    client_id: str | None = None,
+    campaign_id: str | None = None,
+    brief_id: str | None = None,
 ) -> Response:
     kind = GALLERIES.get(gallery)
     if kind is None:
@@ -434,23 +490,38 @@ def generate_page(
     services = svc(request)
     models = [m.model_dump(mode="json") for m in list_models(services, me, kind=kind).models]  # type: ignore[arg-type]
     available = [m["id"] for m in models if m["available"]]
-    selected = model if model in available else next((m["id"] for m in models if m["default"]),
-                                                     available[0] if available else None)
+    selected = (
+        model
+        if model in available
+        else next((m["id"] for m in models if m["default"]), available[0] if available else None)
+    )
     filing = filing_options(services, me)
     campaign = name_of(services.campaigns.get_campaign, me, blank(campaign_id))
     brief = name_of(services.campaigns.get_brief, me, blank(brief_id))
     chosen = {
-        "client_id": blank(client_id) or (campaign.client_id if campaign else None)
+        "client_id": blank(client_id)
+        or (campaign.client_id if campaign else None)
         or (brief.client_id if brief else None),
         "campaign_id": campaign.id if campaign else (brief.campaign_id if brief else None),
         "brief_id": brief.id if brief else None,
     }
     if chosen["client_id"] is None and me.clients is not None and len(me.clients) == 1:
         chosen["client_id"] = next(iter(me.clients))
-    return render(request, "generate.html", {
-        "kind": kind, "gallery": gallery, "info": KINDS[kind], "models": models, "selected_model": selected,
-        "chosen": chosen, **filing,
-    }, me=me, section="generate")
+    return render(
+        request,
+        "generate.html",
+        {
+            "kind": kind,
+            "gallery": gallery,
+            "info": KINDS[kind],
+            "models": models,
+            "selected_model": selected,
+            "chosen": chosen,
+            **filing,
+        },
+        me=me,
+        section="generate",
+    )
 
 
 # assets -----------------------------------------------------------------------------------------
@@ -469,7 +540,10 @@ def asset_page(request: Request, kind: str, gen_id: int, me: Me) -> Response:
     services = svc(request)
     entry = services.catalog.get(asset["model_id"])
     context = {
-        "info": info, "kind": kind, "asset": asset, "gallery": GALLERY_OF[kind],
+        "info": info,
+        "kind": kind,
+        "asset": asset,
+        "gallery": GALLERY_OF[kind],
         "model_title": entry.title if entry else asset["model_id"],
         "model_label": entry.label if entry else None,
         "client": name_of(services.campaigns.get_client, me, asset["client_id"]),
@@ -495,48 +569,91 @@ def gallery_handler(gallery: str) -> Callable[..., Response]:
     info = KINDS[kind]
 
     def handler(
-        request: Request, me: Me,
-        client_id: str | None = None, campaign_id: str | None = None, brief_id: str | None = None,
-        status: str | None = None, model: str | None = None, collection: str | None = None,
-        q: Annotated[str | None, Query(max_length=200)] = None, page: str | None = None,
+        request: Request,
+        me: Me,
+        client_id: str | None = None,
+        campaign_id: str | None = None,
+        brief_id: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
+        collection: str | None = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        page: str | None = None,
     ) -> Response:
         services = svc(request)
-        filters = {"client_id": blank(client_id), "campaign_id": blank(campaign_id),
-                   "brief_id": blank(brief_id), "status": blank(status) if blank(status) in STATUSES else None,
-                   "model_id": blank(model), "collection": blank(collection)}
+        filters = {
+            "client_id": blank(client_id),
+            "campaign_id": blank(campaign_id),
+            "brief_id": blank(brief_id),
+            "status": blank(status) if blank(status) in STATUSES else None,
+            "model_id": blank(model),
+            "collection": blank(collection),
+        }
         search = blank(q)
         number = int(page) if page and page.isdigit() and int(page) > 0 else 1
-        rows, total = services.generations.list(me, kind, filters=filters, limit=PAGE_SIZE,
-                                                offset=(number - 1) * PAGE_SIZE, q=search)
-        params = {"client_id": filters["client_id"], "campaign_id": filters["campaign_id"],
-                  "brief_id": filters["brief_id"], "status": filters["status"], "model": filters["model_id"],
-                  "collection": filters["collection"], "q": search}
+        rows, total = services.generations.list(
+            me, kind, filters=filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, q=search
+        )
+        params = {
+            "client_id": filters["client_id"],
+            "campaign_id": filters["campaign_id"],
+            "brief_id": filters["brief_id"],
+            "status": filters["status"],
+            "model": filters["model_id"],
+            "collection": filters["collection"],
+            "q": search,
+        }
         clients, _ = services.campaigns.list_clients(me, q=None, limit=PICKER_LIMIT, offset=0)
-        campaigns, _ = services.campaigns.list_campaigns(me, client_id=filters["client_id"], status=None, q=None,
-                                                         limit=PICKER_LIMIT, offset=0)
-        briefs, _ = services.campaigns.list_briefs(me, client_id=filters["client_id"],
-                                                   campaign_id=filters["campaign_id"], limit=PICKER_LIMIT,
-                                                   offset=0)
+        campaigns, _ = services.campaigns.list_campaigns(
+            me, client_id=filters["client_id"], status=None, q=None, limit=PICKER_LIMIT, offset=0
+        )
+        briefs, _ = services.campaigns.list_briefs(
+            me,
+            client_id=filters["client_id"],
+            campaign_id=filters["campaign_id"],
+            limit=PICKER_LIMIT,
+            offset=0,
+        )
         clients = options_with(clients, filters["client_id"], lambda i: services.campaigns.get_client(me, i))
-        campaigns = options_with(campaigns, filters["campaign_id"],
-                                 lambda i: services.campaigns.get_campaign(me, i))
+        campaigns = options_with(
+            campaigns, filters["campaign_id"], lambda i: services.campaigns.get_campaign(me, i)
+        )
         briefs = options_with(briefs, filters["brief_id"], lambda i: services.campaigns.get_brief(me, i))
-        return render(request, "gallery.html", {
-            "kind": kind, "info": info, "gallery": gallery, "items": card_items(services, info, rows),
-            "pager": pager(f"/{gallery}", params, page=number, size=PAGE_SIZE, total=total),
-            "params": params, "filtered": any(v for v in params.values()),
-            "clients": clients, "campaigns": campaigns, "briefs": briefs,
-            "models": services.catalog.list(kind),
-        }, me=me, section=gallery)
+        return render(
+            request,
+            "gallery.html",
+            {
+                "kind": kind,
+                "info": info,
+                "gallery": gallery,
+                "items": card_items(services, info, rows),
+                "pager": pager(f"/{gallery}", params, page=number, size=PAGE_SIZE, total=total),
+                "params": params,
+                "filtered": any(v for v in params.values()),
+                "clients": clients,
+                "campaigns": campaigns,
+                "briefs": briefs,
+                "models": services.catalog.list(kind),
+            },
+            me=me,
+            section=gallery,
+        )
 
     handler.__name__ = f"gallery_{gallery}"
-    handler.__doc__ = f"The {info.label.lower()} gallery: newest first, filters in the URL, {PAGE_SIZE} a page."
+    handler.__doc__ = (
+        f"The {info.label.lower()} gallery: newest first, filters in the URL, {PAGE_SIZE} a page."
+    )
     return handler
 
 
 for _gallery in GALLERIES:
-    router.add_api_route(f"/{_gallery}", gallery_handler(_gallery), methods=["GET"],
-                         response_class=HTMLResponse, name=f"gallery_{_gallery}")
+    router.add_api_route(
+        f"/{_gallery}",
+        gallery_handler(_gallery),
+        methods=["GET"],
+        response_class=HTMLResponse,
+        name=f"gallery_{_gallery}",
+    )
 
 
 # clients ----------------------------------------------------------------------------------------
@@ -545,22 +662,31 @@ def page_number(page: str | None) -> int:
 
 
 def clients_context(request: Request, me: Principal, page: int) -> dict[str, Any]:
-    rows, total = svc(request).campaigns.list_clients(me, q=None, limit=LIST_PAGE_SIZE,
-                                                      offset=(page - 1) * LIST_PAGE_SIZE)
+    rows, total = svc(request).campaigns.list_clients(
+        me, q=None, limit=LIST_PAGE_SIZE, offset=(page - 1) * LIST_PAGE_SIZE
+    )
     return {"clients": rows, "pager": pager("/clients", {}, page=page, size=LIST_PAGE_SIZE, total=total)}
 
 
 @router.get("/clients", response_class=HTMLResponse)
 def clients_page(request: Request, me: Me, page: str | None = None) -> Response:
-    return render(request, "clients.html",
-                  {**clients_context(request, me, page_number(page)), "form": {}, "errors": {},
-                   "form_error": None}, me=me, section="clients")
+    return render(
+        request,
+        "clients.html",
+        {**clients_context(request, me, page_number(page)), "form": {}, "errors": {}, "form_error": None},
+        me=me,
+        section="clients",
+    )
 
 
 @router.post("/clients", response_class=HTMLResponse)
 def create_client(
-    request: Request, me: Me, csrf: CsrfField = "", id: Annotated[str, Form()] = "",
-    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    request: Request,
+    me: Me,
+    csrf: CsrfField = "",
+    id: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
     form = {"id": id, "name": name, "description": description}
@@ -576,32 +702,51 @@ def create_client(
     else:
         flash(request, f"Created client {client.name}.")
         return see_other(f"/clients/{client.id}")
-    return render(request, "clients.html",
-                  {**clients_context(request, me, 1), "form": form, "errors": errors, "form_error": form_error},
-                  me=me, section="clients", status_code=422 if errors else 400)
+    return render(
+        request,
+        "clients.html",
+        {**clients_context(request, me, 1), "form": form, "errors": errors, "form_error": form_error},
+        me=me,
+        section="clients",
+        status_code=422 if errors else 400,
+    )
 
 
 def client_context(request: Request, me: Principal, client_id: str) -> dict[str, Any]:
     services = svc(request)
     client = services.campaigns.get_client(me, client_id)
-    campaigns, total = services.campaigns.list_campaigns(me, client_id=client.id, status=None, q=None,
-                                                         limit=LIST_PAGE_SIZE, offset=0)
-    return {"client": client, "campaigns": campaigns, "campaign_total": total,
-            "stats": services.campaigns.stats(me, "client", client.id)}
+    campaigns, total = services.campaigns.list_campaigns(
+        me, client_id=client.id, status=None, q=None, limit=LIST_PAGE_SIZE, offset=0
+    )
+    return {
+        "client": client,
+        "campaigns": campaigns,
+        "campaign_total": total,
+        "stats": services.campaigns.stats(me, "client", client.id),
+    }
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client_page(request: Request, client_id: str, me: Me) -> Response:
     ctx = client_context(request, me, client_id)
     form = {"name": ctx["client"].name, "description": ctx["client"].description or ""}
-    return render(request, "client.html", {**ctx, "form": form, "errors": {}, "form_error": None},
-                  me=me, section="clients")
+    return render(
+        request,
+        "client.html",
+        {**ctx, "form": form, "errors": {}, "form_error": None},
+        me=me,
+        section="clients",
+    )
 
 
 @router.post("/clients/{client_id}", response_class=HTMLResponse)
 def update_client(
-    request: Request, client_id: str, me: Me, csrf: CsrfField = "",
-    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    request: Request,
+    client_id: str,
+    me: Me,
+    csrf: CsrfField = "",
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
     form = {"name": name, "description": description}
@@ -619,16 +764,22 @@ def update_client(
     else:
         flash(request, "Saved.")
         return see_other(f"/clients/{client_id}")
-    return render(request, "client.html",
-                  {**client_context(request, me, client_id), "form": form, "errors": errors,
-                   "form_error": form_error}, me=me, section="clients", status_code=422)
+    return render(
+        request,
+        "client.html",
+        {**client_context(request, me, client_id), "form": form, "errors": errors, "form_error": form_error},
+        me=me,
+        section="clients",
+        status_code=422,
+    )
 
 
 # campaigns --------------------------------------------------------------------------------------
 def campaigns_context(request: Request, me: Principal, client_id: str | None, page: int) -> dict[str, Any]:
     services = svc(request)
-    rows, total = services.campaigns.list_campaigns(me, client_id=client_id, status=None, q=None,
-                                                    limit=LIST_PAGE_SIZE, offset=(page - 1) * LIST_PAGE_SIZE)
+    rows, total = services.campaigns.list_campaigns(
+        me, client_id=client_id, status=None, q=None, limit=LIST_PAGE_SIZE, offset=(page - 1) * LIST_PAGE_SIZE
+    )
     clients, _ = services.campaigns.list_clients(me, q=None, limit=PICKER_LIMIT, offset=0)
     clients = sorted(clients, key=lambda c: c.name.lower())
     names = {c.id: c.name for c in clients}
@@ -636,33 +787,49 @@ def campaigns_context(request: Request, me: Principal, client_id: str | None, pa
         if row.client_id not in names:
             found = name_of(services.campaigns.get_client, me, row.client_id)
             names[row.client_id] = found.name if found else row.client_id
-    return {"campaigns": rows, "clients": clients, "client_names": names, "client_filter": client_id,
-            "pager": pager("/campaigns", {"client_id": client_id}, page=page, size=LIST_PAGE_SIZE, total=total)}
+    return {
+        "campaigns": rows,
+        "clients": clients,
+        "client_names": names,
+        "client_filter": client_id,
+        "pager": pager("/campaigns", {"client_id": client_id}, page=page, size=LIST_PAGE_SIZE, total=total),
+    }
 
 
 @router.get("/campaigns", response_class=HTMLResponse)
-def campaigns_page(request: Request, me: Me, client_id: str | None = None, page: str | None = None
-                   ) -> Response:
+def campaigns_page(
+    request: Request, me: Me, client_id: str | None = None, page: str | None = None
+) -> Response:
     client_id = blank(client_id)
     ctx = campaigns_context(request, me, client_id, page_number(page))
-    return render(request, "campaigns.html",
-                  {**ctx, "form": {"client_id": client_id or "", "status": "active"}, "errors": {},
-                   "form_error": None}, me=me, section="campaigns")
+    return render(
+        request,
+        "campaigns.html",
+        {**ctx, "form": {"client_id": client_id or "", "status": "active"}, "errors": {}, "form_error": None},
+        me=me,
+        section="campaigns",
+    )
 
 
 @router.post("/campaigns", response_class=HTMLResponse)
 def create_campaign(
-    request: Request, me: Me, csrf: CsrfField = "", client_id: Annotated[str, Form()] = "",
-    id: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
-    goal: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "active",
+    request: Request,
+    me: Me,
+    csrf: CsrfField = "",
+    client_id: Annotated[str, Form()] = "",
+    id: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    goal: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "active",
 ) -> Response:
     check_csrf(request, csrf)
     form = {"client_id": client_id, "id": id, "name": name, "goal": goal, "status": status}
     errors: dict[str, str] = {}
     form_error = None
     try:
-        body = sc.CampaignCreate(client_id=client_id.strip(), id=blank(id), name=name.strip(),
-                                 goal=blank(goal), status=status)  # type: ignore[arg-type]
+        body = sc.CampaignCreate(
+            client_id=client_id.strip(), id=blank(id), name=name.strip(), goal=blank(goal), status=status
+        )  # type: ignore[arg-type]
         campaign = svc(request).campaigns.create_campaign(me, body)
     except ValidationError as exc:
         errors = field_errors(exc)
@@ -671,9 +838,14 @@ def create_campaign(
     else:
         flash(request, f"Created campaign {campaign.name}.")
         return see_other(f"/campaigns/{campaign.id}")
-    return render(request, "campaigns.html",
-                  {**campaigns_context(request, me, None, 1), "form": form, "errors": errors,
-                   "form_error": form_error}, me=me, section="campaigns", status_code=422)
+    return render(
+        request,
+        "campaigns.html",
+        {**campaigns_context(request, me, None, 1), "form": form, "errors": errors, "form_error": form_error},
+        me=me,
+        section="campaigns",
+        status_code=422,
+    )
 
 
 CAMPAIGN_STRIP = 4  # cards per kind on a campaign page; the full gallery is one click away
@@ -684,28 +856,61 @@ def campaign_context(request: Request, me: Principal, campaign_id: str) -> dict[
     campaign = services.campaigns.get_campaign(me, campaign_id)
     strips = []
     for kind, info in KINDS.items():
-        rows, total = services.generations.list(me, kind, filters={"campaign_id": campaign.id},
-                                                limit=CAMPAIGN_STRIP, offset=0)
-        strips.append({"kind": kind, "info": info, "gallery": GALLERY_OF[kind], "total": total,
-                       "cards": card_items(services, info, rows)})
-    briefs, _ = services.campaigns.list_briefs(me, client_id=None, campaign_id=campaign.id,
-                                               limit=PICKER_LIMIT, offset=0)
-    return {"campaign": campaign, "client": name_of(services.campaigns.get_client, me, campaign.client_id),
-            "stats": services.campaigns.stats(me, "campaign", campaign.id), "strips": strips, "briefs": briefs}
+        rows, total = services.generations.list(
+            me, kind, filters={"campaign_id": campaign.id}, limit=CAMPAIGN_STRIP, offset=0
+        )
+        strips.append(
+            {
+                "kind": kind,
+                "info": info,
+                "gallery": GALLERY_OF[kind],
+                "total": total,
+                "cards": card_items(services, info, rows),
+            }
+        )
+    briefs, _ = services.campaigns.list_briefs(
+        me, client_id=None, campaign_id=campaign.id, limit=PICKER_LIMIT, offset=0
+    )
+    return {
+        "campaign": campaign,
+        "client": name_of(services.campaigns.get_client, me, campaign.client_id),
+        "stats": services.campaigns.stats(me, "campaign", campaign.id),
+        "strips": strips,
+        "briefs": briefs,
+    }
 
 
-def campaign_render(request: Request, me: Principal, campaign_id: str, *, form: Mapping[str, Any] | None = None,
-                    brief_form: Mapping[str, Any] | None = None, errors: Mapping[str, str] | None = None,
-                    brief_errors: Mapping[str, str] | None = None, form_error: str | None = None,
-                    brief_error: str | None = None, status_code: int = 200) -> Response:
+def campaign_render(
+    request: Request,
+    me: Principal,
+    campaign_id: str,
+    *,
+    form: Mapping[str, Any] | None = None,
+    brief_form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    brief_errors: Mapping[str, str] | None = None,
+    form_error: str | None = None,
+    brief_error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     ctx = campaign_context(request, me, campaign_id)
     campaign = ctx["campaign"]
-    return render(request, "campaign.html", {
-        **ctx,
-        "form": form or {"name": campaign.name, "goal": campaign.goal or "", "status": campaign.status},
-        "brief_form": brief_form or {}, "errors": errors or {}, "brief_errors": brief_errors or {},
-        "form_error": form_error, "brief_error": brief_error,
-    }, me=me, section="campaigns", status_code=status_code)
+    return render(
+        request,
+        "campaign.html",
+        {
+            **ctx,
+            "form": form or {"name": campaign.name, "goal": campaign.goal or "", "status": campaign.status},
+            "brief_form": brief_form or {},
+            "errors": errors or {},
+            "brief_errors": brief_errors or {},
+            "form_error": form_error,
+            "brief_error": brief_error,
+        },
+        me=me,
+        section="campaigns",
+        status_code=status_code,
+    )
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
@@ -715,8 +920,13 @@ def campaign_page(request: Request, campaign_id: str, me: Me) -> Response:
 
 @router.post("/campaigns/{campaign_id}", response_class=HTMLResponse)
 def update_campaign(
-    request: Request, campaign_id: str, me: Me, csrf: CsrfField = "", name: Annotated[str, Form()] = "",
-    goal: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "",
+    request: Request,
+    campaign_id: str,
+    me: Me,
+    csrf: CsrfField = "",
+    name: Annotated[str, Form()] = "",
+    goal: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
     form = {"name": name, "goal": goal, "status": status}
@@ -729,15 +939,20 @@ def update_campaign(
         if exc.status_code == 404:
             raise
         errors, form_error = api_error_fields(exc)
-        return campaign_render(request, me, campaign_id, form=form, errors=errors, form_error=form_error,
-                               status_code=422)
+        return campaign_render(
+            request, me, campaign_id, form=form, errors=errors, form_error=form_error, status_code=422
+        )
     flash(request, "Saved.")
     return see_other(f"/campaigns/{campaign_id}")
 
 
 @router.post("/campaigns/{campaign_id}/briefs", response_class=HTMLResponse)
 def create_brief(
-    request: Request, campaign_id: str, me: Me, csrf: CsrfField = "", title: Annotated[str, Form()] = "",
+    request: Request,
+    campaign_id: str,
+    me: Me,
+    csrf: CsrfField = "",
+    title: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
@@ -746,29 +961,55 @@ def create_brief(
         body = sc.BriefCreate(campaign_id=campaign_id, title=title.strip(), text=text.strip())
         brief = svc(request).campaigns.create_brief(me, body)
     except ValidationError as exc:
-        return campaign_render(request, me, campaign_id, brief_form=form, brief_errors=field_errors(exc),
-                               status_code=422)
+        return campaign_render(
+            request, me, campaign_id, brief_form=form, brief_errors=field_errors(exc), status_code=422
+        )
     except ApiError as exc:
         if exc.status_code == 404:
             raise
         errors, form_error = api_error_fields(exc)
-        return campaign_render(request, me, campaign_id, brief_form=form, brief_errors=errors,
-                               brief_error=form_error, status_code=422)
+        return campaign_render(
+            request,
+            me,
+            campaign_id,
+            brief_form=form,
+            brief_errors=errors,
+            brief_error=form_error,
+            status_code=422,
+        )
     flash(request, f"Added brief {brief.title}.")
     return see_other(f"/campaigns/{campaign_id}#briefs")
 
 
 # API keys ---------------------------------------------------------------------------------------
-def keys_render(request: Request, me: Principal, *, created: Any = None, form: Mapping[str, Any] | None = None,
-                errors: Mapping[str, str] | None = None, form_error: str | None = None,
-                status_code: int = 200) -> Response:
+def keys_render(
+    request: Request,
+    me: Principal,
+    *,
+    created: Any = None,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     services = svc(request)
     keys = services.auth.list_keys(user_id=None if me.is_admin else me.user_id)
     clients, _ = services.campaigns.list_clients(me, q=None, limit=PICKER_LIMIT, offset=0)
-    return render(request, "keys.html", {
-        "keys": keys, "clients": sorted(clients, key=lambda c: c.name.lower()), "created": created,
-        "form": form or {"clients": []}, "errors": errors or {}, "form_error": form_error,
-    }, me=me, section="keys", status_code=status_code)
+    return render(
+        request,
+        "keys.html",
+        {
+            "keys": keys,
+            "clients": sorted(clients, key=lambda c: c.name.lower()),
+            "created": created,
+            "form": form or {"clients": []},
+            "errors": errors or {},
+            "form_error": form_error,
+        },
+        me=me,
+        section="keys",
+        status_code=status_code,
+    )
 
 
 @router.get("/keys", response_class=HTMLResponse)
@@ -778,7 +1019,10 @@ def keys_page(request: Request, me: Me) -> Response:
 
 @router.post("/keys", response_class=HTMLResponse)
 def create_key_page(
-    request: Request, me: Me, csrf: CsrfField = "", name: Annotated[str, Form()] = "",
+    request: Request,
+    me: Me,
+    csrf: CsrfField = "",
+    name: Annotated[str, Form()] = "",
     clients: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     check_csrf(request, csrf)

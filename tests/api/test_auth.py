@@ -29,7 +29,9 @@ def _walk(routes: list, prefix: str = "") -> list[tuple[str, set[str]]]:
         if isinstance(r, APIRoute):
             found.append((prefix + r.path, set(r.methods)))
         elif hasattr(r, "original_router"):
-            found += _walk(r.original_router.routes, prefix + (getattr(r.include_context, "prefix", "") or ""))
+            found += _walk(
+                r.original_router.routes, prefix + (getattr(r.include_context, "prefix", "") or "")
+            )
         elif hasattr(r, "routes") and not hasattr(r, "app"):
             found += _walk(r.routes, prefix + getattr(r, "path", ""))
     return found
@@ -61,8 +63,12 @@ def test_every_api_route_requires_a_key(live_server_any_db: LiveServer, tmp_path
                 r = anon.request(method, url, json={} if method in ("POST", "PUT", "PATCH") else None)
                 assert r.status_code == 401, f"{method} {path} answered {r.status_code} without a key"
                 assert "X-API-Key" in r.json()["detail"]
-                r = anon.request(method, url, headers={"X-API-Key": "mg_wrong"},
-                                 json={} if method in ("POST", "PUT", "PATCH") else None)
+                r = anon.request(
+                    method,
+                    url,
+                    headers={"X-API-Key": "mg_wrong"},
+                    json={} if method in ("POST", "PUT", "PATCH") else None,
+                )
                 assert r.status_code == 401, f"{method} {path} accepted a wrong key"
                 checked += 1
     assert checked > 40
@@ -121,27 +127,65 @@ def test_key_last_used_is_recorded(live_server: LiveServer) -> None:
 
 def test_cli_keys_create_and_revoke(live_server: LiveServer) -> None:
     env = live_server.env()
-    out = subprocess.run([sys.executable, "-m", "mediagen.cli", "keys", "create", "--name", "cli",
-                          "--client", "acme-cli"], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mediagen.cli", "keys", "create", "--name", "cli", "--client", "acme-cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     token = out.stdout.strip().splitlines()[-1]
     assert token.startswith("mg_")
     key_id = re.search(r"Created key (\w+)", out.stdout).group(1)  # type: ignore[union-attr]
     with live_server.client(token) as c:
         assert c.get("/api/clients").json()["total"] == 0
-    subprocess.run([sys.executable, "-m", "mediagen.cli", "keys", "revoke", key_id], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "mediagen.cli", "keys", "revoke", key_id],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     with live_server.client(token) as c:
         assert c.get("/api/clients").status_code == 401
 
 
 def test_cli_users_create_with_clients(live_server: LiveServer) -> None:
     env = live_server.env()
-    out = subprocess.run([sys.executable, "-m", "mediagen.cli", "users", "create", "--email", "m@example.com",
-                          "--password", "s3cret-pass", "--client", "a"], env=env, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "users",
+            "create",
+            "--email",
+            "m@example.com",
+            "--password",
+            "s3cret-pass",
+            "--client",
+            "a",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
-    dup = subprocess.run([sys.executable, "-m", "mediagen.cli", "users", "create", "--email", "m@example.com",
-                          "--password", "s3cret-pass"], env=env, capture_output=True, text=True)
+    dup = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "users",
+            "create",
+            "--email",
+            "m@example.com",
+            "--password",
+            "s3cret-pass",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert dup.returncode != 0 and "already exists" in dup.stderr
 
 
@@ -151,10 +195,18 @@ def two_tenants(live_server_any_db: LiveServer) -> dict[str, str]:
     with srv.client() as admin:
         for cid in ("tenant-a", "tenant-b"):
             assert admin.post("/api/clients", json={"id": cid, "name": cid.upper()}).status_code == 201
-            assert admin.post("/api/campaigns", json={"id": f"camp-{cid}", "client_id": cid,
-                                                      "name": "Launch"}).status_code == 201
-            assert admin.post("/api/briefs", json={"id": f"brief-{cid}", "campaign_id": f"camp-{cid}",
-                                                   "title": "Brief"}).status_code == 201
+            assert (
+                admin.post(
+                    "/api/campaigns", json={"id": f"camp-{cid}", "client_id": cid, "name": "Launch"}
+                ).status_code
+                == 201
+            )
+            assert (
+                admin.post(
+                    "/api/briefs", json={"id": f"brief-{cid}", "campaign_id": f"camp-{cid}", "title": "Brief"}
+                ).status_code
+                == 201
+            )
         key_a = admin.post("/api/keys", json={"name": "a", "clients": ["tenant-a"]}).json()["key"]
     return {"a": key_a}
 
@@ -162,15 +214,27 @@ def two_tenants(live_server_any_db: LiveServer) -> dict[str, str]:
 def test_scoped_key_cannot_see_other_client(live_server_any_db: LiveServer, two_tenants) -> None:
     srv = live_server_any_db
     with srv.client(two_tenants["a"]) as a:
-        for path in ("/api/clients/tenant-b", "/api/campaigns/camp-tenant-b", "/api/briefs/brief-tenant-b",
-                     "/api/campaigns/camp-tenant-b/stats", "/api/clients/tenant-b/stats"):
+        for path in (
+            "/api/clients/tenant-b",
+            "/api/campaigns/camp-tenant-b",
+            "/api/briefs/brief-tenant-b",
+            "/api/campaigns/camp-tenant-b/stats",
+            "/api/clients/tenant-b/stats",
+        ):
             r = a.get(path)
             assert r.status_code == 404, path
-        for path in ("/api/clients/tenant-a", "/api/campaigns/camp-tenant-a", "/api/briefs/brief-tenant-a",
-                     "/api/campaigns/camp-tenant-a/stats"):
+        for path in (
+            "/api/clients/tenant-a",
+            "/api/campaigns/camp-tenant-a",
+            "/api/briefs/brief-tenant-a",
+            "/api/campaigns/camp-tenant-a/stats",
+        ):
             assert a.get(path).status_code == 200, path
-        for path, key in (("/api/clients", "clients"), ("/api/campaigns", "campaigns"),
-                          ("/api/briefs", "briefs")):
+        for path, key in (
+            ("/api/clients", "clients"),
+            ("/api/campaigns", "campaigns"),
+            ("/api/briefs", "briefs"),
+        ):
             ids = [x["id"] for x in a.get(path, params={"limit": 100}).json()[key]]
             assert ids and all("tenant-b" not in i for i in ids), (path, ids)
         # Filtering by the other client's id shows nothing, rather than an error that confirms it exists.

@@ -24,8 +24,10 @@ def test_client_crud(live_server_any_db: LiveServer) -> None:
 def test_campaign_crud_and_references(live_server_any_db: LiveServer) -> None:
     with live_server_any_db.client() as c:
         c.post("/api/clients", json={"id": "globex", "name": "Globex"})
-        r = c.post("/api/campaigns", json={"id": "campaign_123", "client_id": "globex", "name": "Spring Launch",
-                                           "goal": "Awareness"})
+        r = c.post(
+            "/api/campaigns",
+            json={"id": "campaign_123", "client_id": "globex", "name": "Spring Launch", "goal": "Awareness"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "draft"
         r = c.post("/api/campaigns", json={"client_id": "ghost", "name": "x"})
@@ -38,8 +40,11 @@ def test_campaign_crud_and_references(live_server_any_db: LiveServer) -> None:
         page = c.get("/api/campaigns", params={"client_id": "globex", "status": "active"}).json()
         assert [x["id"] for x in page["campaigns"]] == ["campaign_123"]
         stats = c.get("/api/campaigns/campaign_123/stats").json()
-        assert stats["total"] == 0 and stats["cost_usd"] == 0 and set(stats["by_kind"]) == {"audio", "image",
-                                                                                              "video"}
+        assert (
+            stats["total"] == 0
+            and stats["cost_usd"] == 0
+            and set(stats["by_kind"]) == {"audio", "image", "video"}
+        )
 
 
 def test_brief_implies_client_and_checks_campaign(live_server_any_db: LiveServer) -> None:
@@ -47,8 +52,15 @@ def test_brief_implies_client_and_checks_campaign(live_server_any_db: LiveServer
         c.post("/api/clients", json={"id": "initech", "name": "Initech"})
         c.post("/api/clients", json={"id": "umbrella", "name": "Umbrella"})
         c.post("/api/campaigns", json={"id": "tps", "client_id": "initech", "name": "TPS"})
-        r = c.post("/api/briefs", json={"campaign_id": "tps", "title": "Jingle", "text": "upbeat",
-                                        "direction": {"mood": "happy", "bpm": 120}})
+        r = c.post(
+            "/api/briefs",
+            json={
+                "campaign_id": "tps",
+                "title": "Jingle",
+                "text": "upbeat",
+                "direction": {"mood": "happy", "bpm": 120},
+            },
+        )
         assert r.status_code == 201 and r.json()["client_id"] == "initech"
         brief_id = r.json()["id"]
         r = c.post("/api/briefs", json={"campaign_id": "tps", "client_id": "umbrella", "title": "x"})
@@ -97,8 +109,10 @@ def test_campaign_delete_with_assets_needs_cascade(live_server: LiveServer) -> N
     with live_server.client() as c:
         c.post("/api/clients", json={"id": "hooli", "name": "Hooli"})
         c.post("/api/campaigns", json={"id": "nucleus", "client_id": "hooli", "name": "Nucleus"})
-        r = c.post("/api/v2/generate/audio", json={"prompt": "calm piano", "campaign_id": "nucleus",
-                                                   "duration": 1, "model": "synth/music"})
+        r = c.post(
+            "/api/v2/generate/audio",
+            json={"prompt": "calm piano", "campaign_id": "nucleus", "duration": 1, "model": "synth/music"},
+        )
         assert r.status_code == 202, r.text
         gen_id = r.json()["audio_id"]
         item = live_server.wait_for("audio", gen_id)

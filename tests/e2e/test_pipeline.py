@@ -57,9 +57,19 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int, float]:
 
 @pytest.mark.parametrize("fmt,ctype", [("mp3", "audio/mpeg"), ("wav", "audio/wav")])
 def test_music_end_to_end(live_server: LiveServer, campaign: str, fmt: str, ctype: str) -> None:
-    created = generate(live_server, "audio", {"prompt": "upbeat electronic dance music with heavy bass",
-                                              "duration": 4, "campaign_id": campaign, "brief_id": "jingle",
-                                              "model": "synth/music", "output_format": fmt, "seed": 7})
+    created = generate(
+        live_server,
+        "audio",
+        {
+            "prompt": "upbeat electronic dance music with heavy bass",
+            "duration": 4,
+            "campaign_id": campaign,
+            "brief_id": "jingle",
+            "model": "synth/music",
+            "output_format": fmt,
+            "seed": 7,
+        },
+    )
     assert created["status"] == "pending" and created["model"] == "synth/music"
     item = live_server.wait_for("audio", created["audio_id"])
     assert item["status"] == "completed", item
@@ -88,9 +98,17 @@ def test_seeded_runs_are_byte_identical(live_server: LiveServer) -> None:
 
 
 def test_image_end_to_end(live_server: LiveServer, campaign: str) -> None:
-    created = generate(live_server, "image", {"prompt": "warm sunset orange palette", "width": 320,
-                                              "height": 200, "campaign_id": campaign,
-                                              "parameters": {"output_format": "webp"}})
+    created = generate(
+        live_server,
+        "image",
+        {
+            "prompt": "warm sunset orange palette",
+            "width": 320,
+            "height": 200,
+            "campaign_id": campaign,
+            "parameters": {"output_format": "webp"},
+        },
+    )
     assert created["image_id"] and created["model"] == "synth/image"
     item = live_server.wait_for("images", created["image_id"])
     assert item["status"] == "completed", item
@@ -105,10 +123,20 @@ def test_image_end_to_end(live_server: LiveServer, campaign: str) -> None:
 def test_video_end_to_end_from_generated_image(live_server: LiveServer, campaign: str) -> None:
     img = generate(live_server, "image", {"prompt": "blue ocean", "aspect_ratio": "16:9"})
     assert live_server.wait_for("images", img["image_id"])["status"] == "completed"
-    created = generate(live_server, "video", {"prompt": "calm blue waves", "duration": 2, "fps": 12,
-                                              "resolution": "240p", "aspect_ratio": "16:9",
-                                              "image_id": img["image_id"], "campaign_id": campaign,
-                                              "parameters": {"soundtrack": True}})
+    created = generate(
+        live_server,
+        "video",
+        {
+            "prompt": "calm blue waves",
+            "duration": 2,
+            "fps": 12,
+            "resolution": "240p",
+            "aspect_ratio": "16:9",
+            "image_id": img["image_id"],
+            "campaign_id": campaign,
+            "parameters": {"soundtrack": True},
+        },
+    )
     item = live_server.wait_for("videos", created["video_id"])
     assert item["status"] == "completed", item
     assert item["content_type"] == "video/mp4" and item["parameters"]["image"] == img["image_id"]
@@ -148,8 +176,9 @@ def _total(srv: LiveServer, path: str) -> int:
         ({"prompt": "x", "audio_id": 999999, "model": "synth/music"}, "audio_id"),
     ],
 )
-def test_bad_input_names_the_field_and_keeps_nothing(live_server: LiveServer, campaign: str, body: dict,
-                                                     field: str) -> None:
+def test_bad_input_names_the_field_and_keeps_nothing(
+    live_server: LiveServer, campaign: str, body: dict, field: str
+) -> None:
     before = _total(live_server, "audio")
     with live_server.client() as c:
         r = c.post("/api/v2/generate/audio", json=body)
@@ -169,8 +198,14 @@ def test_idempotency_key_returns_the_same_generation(live_server: LiveServer) ->
 
 
 def test_list_filters_and_order(live_server: LiveServer, campaign: str) -> None:
-    ids = [generate(live_server, "audio", {"prompt": f"ambient {i}", "duration": 1, "collection": "batch-x",
-                                           "campaign_id": campaign})["audio_id"] for i in range(3)]
+    ids = [
+        generate(
+            live_server,
+            "audio",
+            {"prompt": f"ambient {i}", "duration": 1, "collection": "batch-x", "campaign_id": campaign},
+        )["audio_id"]
+        for i in range(3)
+    ]
     for i in ids:
         live_server.wait_for("audio", i)
     with live_server.client() as c:
@@ -203,8 +238,10 @@ def test_delete_removes_item_and_bytes(live_server: LiveServer) -> None:
 def test_rate_limit(server_factory) -> None:
     srv = server_factory(MEDIAGEN_GENERATE_RATE_LIMIT_PER_MINUTE="10")
     with srv.client() as c:
-        codes = [c.post("/api/v2/generate/image", json={"prompt": "red", "width": 64, "height": 64}).status_code
-                 for _ in range(11)]
+        codes = [
+            c.post("/api/v2/generate/image", json={"prompt": "red", "width": 64, "height": 64}).status_code
+            for _ in range(11)
+        ]
         assert codes[:10] == [202] * 10 and codes[10] == 429
         r = c.post("/api/v2/generate/image", json={"prompt": "red"})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
@@ -212,24 +249,56 @@ def test_rate_limit(server_factory) -> None:
 
 def test_cli_generate_saves_the_file(live_server: LiveServer, tmp_path) -> None:
     out = tmp_path / "clip.wav"
-    env = {**live_server.env(), "MEDIAGEN_API_URL": live_server.url, "MEDIAGEN_API_KEY": live_server.admin_key}
-    res = subprocess.run([sys.executable, "-m", "mediagen.cli", "generate", "audio", "lo-fi hip hop",
-                          "--duration", "2", "--campaign", "spring", "--param", "output_format=wav", "-o",
-                          str(out)], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **live_server.env(),
+        "MEDIAGEN_API_URL": live_server.url,
+        "MEDIAGEN_API_KEY": live_server.admin_key,
+    }
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "generate",
+            "audio",
+            "lo-fi hip hop",
+            "--duration",
+            "2",
+            "--campaign",
+            "spring",
+            "--param",
+            "output_format=wav",
+            "-o",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(out)
     with av.open(str(out)) as container:
         assert abs(float(container.duration or 0) / 1e6 - 2.0) < 0.1
-    bad = subprocess.run([sys.executable, "-m", "mediagen.cli", "generate", "audio", "x", "--param", "bpm=999"],
-                         env=env, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "mediagen.cli", "generate", "audio", "x", "--param", "bpm=999"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "parameters.bpm" in bad.stderr
 
 
 def test_crash_recovery(server_factory) -> None:
     """kill -9 with jobs in flight; after restart every job ends, bytes stored once each."""
     srv = server_factory(MEDIAGEN_LEASE_SECONDS="2", MEDIAGEN_WORKERS="1")
-    ids = [generate(srv, "audio", {"prompt": f"cinematic orchestral {i}", "duration": 20,
-                                   "seed": i + 1})["audio_id"] for i in range(6)]
+    ids = [
+        generate(srv, "audio", {"prompt": f"cinematic orchestral {i}", "duration": 20, "seed": i + 1})[
+            "audio_id"
+        ]
+        for i in range(6)
+    ]
     time.sleep(0.5)
     srv.kill()
     srv.start()
@@ -246,7 +315,29 @@ def test_crash_recovery(server_factory) -> None:
 
     engine = create_engine(f"sqlite:///{srv.data_dir / 'mediagen.db'}")
     with engine.connect() as conn:
-        refs = conn.execute(text("SELECT key, refcount FROM blobs WHERE key IN (SELECT blob_key FROM generations)"
-                                 )).all()
+        refs = conn.execute(
+            text("SELECT key, refcount FROM blobs WHERE key IN (SELECT blob_key FROM generations)")
+        ).all()
     engine.dispose()
     assert len(refs) == 6 and all(r.refcount == 1 for r in refs)
+
+
+def test_upload_becomes_an_asset_usable_as_input(live_server: LiveServer, campaign: str) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (200, 120), (200, 40, 40)).save(buf, format="PNG")
+    with live_server.client() as c:
+        r = c.post("/api/images/upload", params={"title": "Logo", "campaign_id": campaign}, content=buf.getvalue(),
+                   headers={"Content-Type": "image/png"})
+        assert r.status_code == 201, r.text
+        up = r.json()
+        assert up["status"] == "completed" and (up["width"], up["height"]) == (200, 120)
+        assert up["content_type"] == "image/png" and up["client_id"] == "acme" and up["thumbnail_url"]
+        bad = c.post("/api/images/upload", params={"title": "junk"}, content=b"not an image at all")
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("file:")
+        empty = c.post("/api/images/upload", params={"title": "empty"}, content=b"")
+        assert empty.status_code == 422
+        wrong = c.post("/api/audio/upload", params={"title": "png as audio"}, content=buf.getvalue())
+        assert wrong.status_code == 422
+    video = generate(live_server, "video", {"prompt": "logo reveal", "duration": 1, "resolution": "240p",
+                                            "image_id": up["image_id"]})
+    assert live_server.wait_for("videos", video["video_id"])["status"] == "completed"

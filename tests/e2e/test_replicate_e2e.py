@@ -283,29 +283,35 @@ class TestWebhooks:
         listed = srv.client().get("/api/audio", params={"campaign_id": "campaign_123", "status": "completed"})
         assert {music["audio_id"], riff["audio_id"]} <= {a["audio_id"] for a in listed.json()["audio"]}
 
-    def test_seedance_video_from_a_generated_image(self, srv: LiveServer, fake: FakeReplicate) -> None:
-        img = generate(srv, "image", {"prompt": "blue ocean at dawn", "model": "synth/image", "width": 256,
-                                      "height": 144})
+    @pytest.mark.parametrize("side,transport", [(160, "data"), (1024, "files")])
+    def test_seedance_video_from_a_generated_image(self, srv: LiveServer, fake: FakeReplicate, side: int,
+                                                   transport: str) -> None:
+        img = generate(srv, "image", {"prompt": "blue ocean at dawn", "model": "synth/image", "width": side,
+                                      "height": side, "parameters": {"output_format": "png"}})
         assert srv.wait_for("images", img["image_id"])["status"] == "completed"
         with srv.client() as c:
             image_bytes = c.get(f"/api/images/{img['image_id']}/data").content
-        vid = generate(srv, "video", {"prompt": "waves roll in", "image_id": img["image_id"], "duration": 5})
+        assert (len(image_bytes) > 256 * 1024) == (transport == "files")
+        prompt = f"waves roll in {side}"
+        vid = generate(srv, "video", {"prompt": prompt, "image_id": img["image_id"], "duration": 5})
         assert vid["model"] == "bytedance/seedance-1-lite"
         item = srv.wait_for("videos", vid["video_id"], timeout=30)
         assert item["status"] == "completed", item
         assert item["content_type"] == "video/mp4" and set(item["derivations"]) == {"poster", "thumbnail"}
         assert item["parameters"]["image"] == img["image_id"]  # the asset id is what we keep
-        [create] = creates_for(fake, "waves roll in")
+        [create] = creates_for(fake, prompt)
         assert create.path == "/v1/models/bytedance/seedance-1-lite/predictions"  # official: no version
         sent = create.json["input"]["image"]
-        if sent.startswith("data:"):
+        if transport == "data":  # small: inline, as Replicate advises up to 256 KB
             header, b64 = sent.split(",", 1)
             assert header == "data:image/png;base64" and base64.b64decode(b64) == image_bytes
-        else:  # large images go through POST /v1/files
-            file_id = sent.rstrip("/").split("/")[-1]
-            assert fake.files[file_id]["_data"] == image_bytes
+        else:  # large: uploaded through POST /v1/files, the URL sent instead
+            assert sent.startswith(f"{fake.base_url}/files/")
+            assert fake.files[sent.rstrip("/").split("/")[-1]]["_data"] == image_bytes
         with srv.client() as c:
-            assert c.get(item["video_url"]).headers["content-type"] == "video/mp4"
+            r = c.get(item["video_url"])
+        assert r.headers["content-type"] == "video/mp4" and r.content == prediction_of(
+            fake, srv, item["id"]).files["output.mp4"][0]
 
     def test_list_output_keeps_every_image(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.scripts["black-forest-labs/flux-schnell"] = Script(start_after=0.05, run_for=0.1, count=2)
@@ -369,6 +375,26 @@ class TestWebhooks:
         after = get_item(srv, "audio", gid)
         assert after == before and downloads(fake, pred) == [f"/delivery/{pred.id}/output.wav"]
         stored_once(srv, gid)
+
+    def test_start_and_completed_arriving_together(self, srv: LiveServer, fake: FakeReplicate) -> None:
+        """Replicate sends "start" and "completed" of a fast model within milliseconds, on parallel
+        connections: handling "start" last must not put the row back to processing (which left the
+        ingest with nothing to do until the next poll)."""
+        fake.drop_webhooks = True  # capture the real signed bodies, deliver them ourselves
+        ids = [generate(srv, "audio", {"prompt": f"racing hooks {i}", "duration": 2})["audio_id"] for i in range(12)]
+        preds = [prediction_of(fake, srv, gid) for gid in ids]
+        fake.wait_for(lambda: all(len(fake.deliveries(p.id)) == 2 for p in preds))
+        bodies = [(d.body, d.url.removeprefix(srv.url)) for p in preds for d in fake.deliveries(p.id)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda b: replay(srv, b[0], fake.webhook_secret, path=b[1]), bodies))
+        assert all(r.status_code == 200 for r in answers)
+        for gid, pred in zip(ids, preds, strict=True):
+            item = srv.wait_for("audio", gid, timeout=5)  # webhook-driven: well before the 10 s poll
+            assert item["status"] == "completed", item
+            assert not fake.requests_to("GET", f"/v1/predictions/{pred.id}")
+            stored_once(srv, gid)
 
     def test_forged_signature_is_refused_and_changes_nothing(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.scripts["stackadoc/stable-audio-open-1.0"] = Script(start_after=0.05, run_for=1.5)

@@ -24,8 +24,13 @@ def redis_available() -> bool:
 def _roundtrip(srv: LiveServer) -> None:
     with srv.client() as c:
         c.post("/api/clients", json={"id": "scale", "name": "Scale"})
-        ids = [c.post("/api/v2/generate/audio", json={"prompt": f"acoustic folk {i}", "duration": 1,
-                                                      "client_id": "scale"}).json()["audio_id"] for i in range(3)]
+        ids = [
+            c.post(
+                "/api/v2/generate/audio",
+                json={"prompt": f"acoustic folk {i}", "duration": 1, "client_id": "scale"},
+            ).json()["audio_id"]
+            for i in range(3)
+        ]
         img = c.post("/api/v2/generate/image", json={"prompt": "green", "width": 96, "height": 64}).json()
     for i in ids:
         item = srv.wait_for("audio", i, timeout=90)
@@ -41,11 +46,19 @@ def _roundtrip(srv: LiveServer) -> None:
 @pytest.mark.skipif(not (postgres_available() and redis_available()), reason="needs PostgreSQL and Redis")
 def test_postgres_rows_redis_queue_fs_blobs_separate_worker(tmp_path) -> None:
     pg = PostgresDatabase()
-    env = {"MEDIAGEN_DATABASE_URL": pg.url, "MEDIAGEN_QUEUE_URL": f"redis://127.0.0.1:6379/{secrets.randbelow(8) + 8}",
-           "MEDIAGEN_STORAGE_BACKEND": "fs", "MEDIAGEN_RUN_CONSUMER": "false"}
+    env = {
+        "MEDIAGEN_DATABASE_URL": pg.url,
+        "MEDIAGEN_QUEUE_URL": f"redis://127.0.0.1:6379/{secrets.randbelow(8) + 8}",
+        "MEDIAGEN_STORAGE_BACKEND": "fs",
+        "MEDIAGEN_RUN_CONSUMER": "false",
+    }
     srv = make_server(tmp_path, **env).start()
-    worker = subprocess.Popen([sys.executable, "-m", "mediagen.cli", "worker"], env=srv.env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mediagen.cli", "worker"],
+        env=srv.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _roundtrip(srv)
         assert any((srv.data_dir / "blobs").rglob("*")), "fs backend stores files under the data dir"

@@ -48,8 +48,12 @@ def seed_commands() -> list[str]:
 
 def run_curl(cmd: str, server: LiveServer) -> dict:
     cmd = cmd.replace("http://localhost:8000", server.url).replace("YOUR_KEY", server.admin_key or "")
-    out = subprocess.run(["bash", "-c", cmd + " --silent --show-error --fail-with-body"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "-c", cmd + " --silent --show-error --fail-with-body"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, (cmd, out.stdout, out.stderr)
     return json.loads(out.stdout)
 
@@ -61,8 +65,13 @@ def test_seed_examples_verbatim(live_server: LiveServer) -> None:
         assert [c.split()[0] for c in cmds] == ["curl"] * 4
     with live_server.client() as c:
         c.post("/api/clients", json={"id": "seed-client", "name": "Seed"})
-        assert c.post("/api/campaigns", json={"id": "campaign_123", "client_id": "seed-client",
-                                              "name": "Seed campaign"}).status_code == 201
+        assert (
+            c.post(
+                "/api/campaigns",
+                json={"id": "campaign_123", "client_id": "seed-client", "name": "Seed campaign"},
+            ).status_code
+            == 201
+        )
 
     first = run_curl(cmds[0], live_server)
     assert set(first) >= {"audio_id", "status", "model"}
@@ -82,13 +91,30 @@ def test_seed_examples_verbatim(live_server: LiveServer) -> None:
     assert one["audio_url"] == f"/api/audio/{first['audio_id']}/data"
 
     listed = run_curl(cmds[2], live_server)
-    assert listed["total"] >= 2 and {first["audio_id"], second["audio_id"]} <= {a["id"] for a in listed["audio"]}
+    assert listed["total"] >= 2 and {first["audio_id"], second["audio_id"]} <= {
+        a["id"] for a in listed["audio"]
+    }
     filtered = run_curl(cmds[3], live_server)
     assert {a["audio_id"] for a in filtered["audio"]} == {first["audio_id"], second["audio_id"]}
     assert all(a["status"] == "completed" and a["campaign_id"] == "campaign_123" for a in filtered["audio"])
-    keys = {"id", "prompt", "audio_url", "model_id", "parameters", "status", "created_at", "collection",
-            "metadata", "download_attempted", "download_retries", "download_error", "brief_id", "client_id",
-            "campaign_id", "duration"}
+    keys = {
+        "id",
+        "prompt",
+        "audio_url",
+        "model_id",
+        "parameters",
+        "status",
+        "created_at",
+        "collection",
+        "metadata",
+        "download_attempted",
+        "download_retries",
+        "download_error",
+        "brief_id",
+        "client_id",
+        "campaign_id",
+        "duration",
+    }
     assert keys <= set(filtered["audio"][0])
 
 
@@ -96,5 +122,3 @@ def test_seed_file_matches_embedded_copy() -> None:
     if not SEED.exists():
         pytest.skip("seed not beside the checkout")
     assert [" ".join(c.split()) for c in seed_commands()] == [" ".join(c.split()) for c in EMBEDDED]
-
-

@@ -2,17 +2,21 @@
 
 One server and one browser serve the whole module. The server routes `meta/musicgen` to a Cog
 address where nothing listens and allows one attempt, so that model fails at once with an
-"unreachable" error while the offline synth models complete normally: both the happy and the
-failure paths run against the same server.
+"unreachable" error, and `riffusion/riffusion` to a stub Cog server that accepts predictions and
+never finishes them (a job that stays `processing` until canceled); the offline synth models
+complete normally. Happy, failing and running paths all run against the same server.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +37,65 @@ LIMITED_PASSWORD = "limited-password-1"
 DONE_TIMEOUT_MS = 60_000
 
 
+class StuckCog(BaseHTTPRequestHandler):
+    """Just enough of Cog's HTTP API for a prediction that is accepted and never finishes.
+
+    PUT /predictions/{id} answers 202 "processing" (and no webhook ever follows), the health check
+    says BUSY, cancel succeeds: what a real Cog server does while a long prediction runs.
+    """
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._reply(202, {"id": self.path.rsplit("/", 1)[-1], "status": "processing"})
+
+    def do_GET(self) -> None:
+        self._reply(200, {"status": "BUSY"} if self.path == "/health-check" else {})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._reply(200, {})
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
 # fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def stuck_cog() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StuckCog)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, stuck_cog: str) -> Iterator[LiveServer]:
+    routes = {"meta/musicgen": "http://127.0.0.1:9", "riffusion/riffusion": stuck_cog}
     srv = make_server(
-        tmp_path_factory.mktemp("web"),
-        MEDIAGEN_COG_ROUTES='{"meta/musicgen": "http://127.0.0.1:9"}',
-        MEDIAGEN_MAX_ATTEMPTS="1",
+        tmp_path_factory.mktemp("web"), MEDIAGEN_COG_ROUTES=json.dumps(routes), MEDIAGEN_MAX_ATTEMPTS="1"
     ).start()
     with srv.client() as c:
         for path, body in (
             ("/api/clients", {"id": "acme", "name": "Acme Corp"}),
             ("/api/clients", {"id": "other", "name": "Other Co"}),
-            ("/api/campaigns", {"id": "spring", "client_id": "acme", "name": "Spring Launch",
-                                "status": "active", "goal": "Launch the spring range"}),
+            (
+                "/api/campaigns",
+                {
+                    "id": "spring",
+                    "client_id": "acme",
+                    "name": "Spring Launch",
+                    "status": "active",
+                    "goal": "Launch the spring range",
+                },
+            ),
             ("/api/campaigns", {"id": "autumn", "client_id": "acme", "name": "Autumn", "status": "draft"}),
         ):
             r = c.post(path, json=body)
@@ -58,8 +107,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -75,7 +126,9 @@ def sign_in(page: Any, server: LiveServer, email: str, password: str) -> None:
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
     """A signed-in admin session, made once through the sign-in form and reused by every test."""
-    ctx = new_context(browser, )
+    ctx = new_context(
+        browser,
+    )
     page = ctx.new_page()
     page.goto(f"{server.url}/videos")
     assert "/login?next=%2Fvideos" in page.url
@@ -117,13 +170,19 @@ def shot(page: Any, name: str) -> None:
 @pytest.fixture(scope="module")
 def campaign_tracks(server: LiveServer) -> list[int]:
     """A few finished tracks in the Spring Launch campaign (made over the API: this is setup)."""
-    prompts = ["warm acoustic folk with hand claps", "driving synthwave, 118 bpm",
-               "calm ambient piano at sunrise", "funky disco groove with slap bass"]
+    prompts = [
+        "warm acoustic folk with hand claps",
+        "driving synthwave, 118 bpm",
+        "calm ambient piano at sunrise",
+        "funky disco groove with slap bass",
+    ]
     ids = []
     with server.client() as c:
         for prompt in prompts:
-            r = c.post("/api/v2/generate/audio", json={"prompt": prompt, "model": "synth/music", "duration": 4,
-                                                       "campaign_id": "spring"})
+            r = c.post(
+                "/api/v2/generate/audio",
+                json={"prompt": prompt, "model": "synth/music", "duration": 4, "campaign_id": "spring"},
+            )
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
     for gen_id in ids:
@@ -180,7 +239,9 @@ def test_generate_music_for_a_campaign_and_play_it(page: Any, server: LiveServer
     page.keyboard.press("Home")
     assert page.evaluate("document.querySelector('#player audio').currentTime") == 0
     page.keyboard.press("ArrowRight")
-    assert page.evaluate("document.querySelector('#player audio').currentTime") == pytest.approx(duration, abs=0.1)
+    assert page.evaluate("document.querySelector('#player audio').currentTime") == pytest.approx(
+        duration, abs=0.1
+    )
     assert canvas.get_attribute("role") == "slider"
 
     details = page.locator(".details").first.inner_text()
@@ -203,29 +264,34 @@ def test_gallery_filtered_by_campaign_shows_cards_with_waveforms(
     assert first.locator(".card-duration").inner_text() == "4.0 s"
     # The waveform is fetched lazily when the card is on screen, then drawn from the stored peaks.
     page.wait_for_function(
-        f"document.querySelector('li.card[data-id=\"{campaign_tracks[0]}\"] canvas')._peaks !== undefined")
+        f"document.querySelector('li.card[data-id=\"{campaign_tracks[0]}\"] canvas')._peaks !== undefined"
+    )
     # Play in place; starting another card pauses the first.
     button = first.locator(".play-button")
     button.click()
     page.wait_for_function(
         f"document.querySelector('li.card[data-id=\"{campaign_tracks[0]}\"] .play-button')"
-        ".getAttribute('aria-pressed') === 'true'")
+        ".getAttribute('aria-pressed') === 'true'"
+    )
     other = page.locator(f'li.card[data-id="{campaign_tracks[1]}"] .play-button')
     other.click()
     page.wait_for_function(
         f"document.querySelector('li.card[data-id=\"{campaign_tracks[1]}\"] .play-button')"
-        ".getAttribute('aria-pressed') === 'true'")
+        ".getAttribute('aria-pressed') === 'true'"
+    )
     assert button.get_attribute("aria-pressed") == "false"
     other.click()
     page.wait_for_function(
         f"document.querySelector('li.card[data-id=\"{campaign_tracks[1]}\"] .play-button')"
-        ".getAttribute('aria-pressed') === 'false'")
+        ".getAttribute('aria-pressed') === 'false'"
+    )
     # Another campaign's filter does not list them; the card links to the asset page.
     page.goto(f"{server.url}/music?campaign_id=autumn")
     assert page.locator("li.card").count() == 0
     page.goto(f"{server.url}/music?campaign_id=spring")
-    page.wait_for_function("Array.from(document.querySelectorAll('canvas.card-wave'))"
-                           ".every(c => c._peaks !== undefined)")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('canvas.card-wave')).every(c => c._peaks !== undefined)"
+    )
     page.locator(f'li.card[data-id="{campaign_tracks[0]}"] .card-link').click()
     page.wait_for_url(f"**/assets/audio/{campaign_tracks[0]}")
     page.go_back()
@@ -235,9 +301,24 @@ def test_user_limited_to_another_client_cannot_see_the_asset(
     browser: Any, server: LiveServer, campaign_tracks: list[int]
 ) -> None:
     subprocess.run(
-        [sys.executable, "-m", "mediagen.cli", "users", "create", "--email", LIMITED_EMAIL,
-         "--password", LIMITED_PASSWORD, "--client", "other"],
-        env=server.env(), cwd=server.data_dir.parent, check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "users",
+            "create",
+            "--email",
+            LIMITED_EMAIL,
+            "--password",
+            LIMITED_PASSWORD,
+            "--client",
+            "other",
+        ],
+        env=server.env(),
+        cwd=server.data_dir.parent,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     ctx = new_context(browser, viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
@@ -286,6 +367,41 @@ def test_failed_generation_shows_the_error_and_retry_makes_a_new_one(page: Any, 
     assert "unreachable" in card.locator(".card-error").inner_text()
 
 
+def test_running_job_updates_live_and_can_be_canceled(page: Any, server: LiveServer) -> None:
+    page.goto(f"{server.url}/generate/music?model=riffusion/riffusion")
+    # Riffusion's prompt input is `prompt_a`: the form still treats it as the prompt.
+    page.fill("#in-prompt_a", "funky synth solo over a slow groove")
+    page.select_option("#campaign_id", "autumn")
+    gen_id = submit_and_open_asset(page, "audio")
+    wait_status(page, "processing")
+    assert page.locator(".player-waiting").inner_text().strip() == "Generating…"
+    elapsed = page.locator("#asset-elapsed")
+    assert elapsed.inner_text().startswith("Running for ")
+    first = elapsed.inner_text()
+    page.wait_for_function(f"document.querySelector('#asset-elapsed').textContent !== {json.dumps(first)}")
+    assert page.locator('[data-action="regenerate"]').is_hidden()
+    assert page.locator("#download-link").is_hidden()
+    shot(page, "test_running_asset")
+
+    page.goto(f"{server.url}/music?campaign_id=autumn")
+    card = page.locator(f'li.card[data-id="{gen_id}"]')
+    assert "card-processing" in (card.get_attribute("class") or "")
+    assert "Generating" in card.inner_text()
+    assert card.get_attribute("data-refresh") == f"/assets/audio/{gen_id}/card"
+
+    page.goto(f"{server.url}/assets/audio/{gen_id}")
+    page.evaluate("window.__samePage = true")
+    page.click('[data-action="cancel"]')
+    wait_status(page, "canceled")
+    assert page.evaluate("window.__samePage") is True
+    assert page.locator("#asset-error-title").inner_text() == "Canceled"
+    assert page.locator('#asset-error [data-action="retry"]').is_visible()
+    assert page.locator('[data-action="cancel"]').is_hidden()
+    assert page.locator(".player-waiting").count() == 0
+    with server.client() as c:
+        assert c.get(f"/api/audio/{gen_id}").json()["status"] == "canceled"
+
+
 def test_generate_an_image_and_a_video(page: Any, server: LiveServer) -> None:
     page.goto(f"{server.url}/generate/images")
     choose_model(page, "synth/image")
@@ -320,7 +436,8 @@ def test_generate_an_image_and_a_video(page: Any, server: LiveServer) -> None:
 
 
 def test_keyboard_tab_to_the_prompt_and_press_enter(page: Any, server: LiveServer) -> None:
-    page.goto(f"{server.url}/generate/music")
+    # ?model= preselects: on this server the default music model is the (failing) routed MusicGen.
+    page.goto(f"{server.url}/generate/music?model=synth/music")
     page.wait_for_selector("#in-prompt")
     for _ in range(40):
         page.keyboard.press("Tab")
@@ -381,8 +498,10 @@ def test_api_keys_create_copy_and_revoke(page: Any, server: LiveServer) -> None:
 
 def test_asset_delete_asks_first(page: Any, server: LiveServer) -> None:
     with server.client() as c:
-        gen_id = c.post("/api/v2/generate/image", json={"prompt": "to be deleted", "model": "synth/image",
-                                                        "client_id": "acme"}).json()["id"]
+        gen_id = c.post(
+            "/api/v2/generate/image",
+            json={"prompt": "to be deleted", "model": "synth/image", "client_id": "acme"},
+        ).json()["id"]
     server.wait_for("images", gen_id)
     page.goto(f"{server.url}/assets/image/{gen_id}")
     page.click('[data-action="delete"]')
@@ -397,8 +516,10 @@ def test_asset_delete_asks_first(page: Any, server: LiveServer) -> None:
 
 def test_running_cards_refresh_themselves(page: Any, server: LiveServer) -> None:
     with server.client() as c:
-        gen_id = c.post("/api/v2/generate/audio", json={"prompt": "slow build", "model": "synth/music",
-                                                        "duration": 20, "client_id": "other"}).json()["id"]
+        gen_id = c.post(
+            "/api/v2/generate/audio",
+            json={"prompt": "slow build", "model": "synth/music", "duration": 20, "client_id": "other"},
+        ).json()["id"]
     page.goto(f"{server.url}/music?client_id=other")
     card = page.locator(f'li.card[data-id="{gen_id}"]')
     status = card.get_attribute("data-status")
@@ -408,15 +529,24 @@ def test_running_cards_refresh_themselves(page: Any, server: LiveServer) -> None
     page.wait_for_selector(f'li.card[data-id="{gen_id}"] .play-button')
 
 
-def test_no_horizontal_scroll_at_360px(browser: Any, server: LiveServer, admin_state: dict[str, Any],
-                                       campaign_tracks: list[int]) -> None:
+def test_no_horizontal_scroll_at_360px(
+    browser: Any, server: LiveServer, admin_state: dict[str, Any], campaign_tracks: list[int]
+) -> None:
     ctx = new_context(browser, storage_state=admin_state, viewport={"width": 360, "height": 780})
     pg = ctx.new_page()
     try:
-        for path in ("/music?campaign_id=spring", "/generate/videos", f"/assets/audio/{campaign_tracks[0]}",
-                     "/campaigns/spring", "/campaigns", "/clients", "/keys", "/images"):
+        for path in (
+            "/music?campaign_id=spring",
+            "/generate/videos",
+            f"/assets/audio/{campaign_tracks[0]}",
+            "/campaigns/spring",
+            "/campaigns",
+            "/clients",
+            "/keys",
+            "/images",
+        ):
             pg.goto(f"{server.url}{path}")
-            pg.wait_for_load_state("networkidle")
+            pg.wait_for_load_state("load")
             width = pg.evaluate("document.scrollingElement.scrollWidth")
             assert width <= 361, f"{path} is {width}px wide at 360px"
         pg.goto(f"{server.url}/music?campaign_id=spring")
@@ -425,15 +555,17 @@ def test_no_horizontal_scroll_at_360px(browser: Any, server: LiveServer, admin_s
         ctx.close()
 
 
-def test_docs_screenshots(browser: Any, server: LiveServer, admin_state: dict[str, Any],
-                          campaign_tracks: list[int]) -> None:
+def test_docs_screenshots(
+    browser: Any, server: LiveServer, admin_state: dict[str, Any], campaign_tracks: list[int]
+) -> None:
     """The gallery and the asset page at desktop size, for the README (saved to test-artifacts/)."""
     ctx = new_context(browser, storage_state=admin_state, viewport={"width": 1280, "height": 800})
     pg = ctx.new_page()
     try:
-        pg.goto(f"{server.url}/music?campaign_id=spring")
-        pg.wait_for_function("Array.from(document.querySelectorAll('canvas.card-wave'))"
-                             ".every(c => c._peaks !== undefined)")
+        pg.goto(f"{server.url}/music?campaign_id=spring&status=completed")
+        pg.wait_for_function(
+            "Array.from(document.querySelectorAll('canvas.card-wave')).every(c => c._peaks !== undefined)"
+        )
         pg.screenshot(path=str(ARTIFACTS / "gallery.png"))
         pg.goto(f"{server.url}/assets/audio/{campaign_tracks[1]}")
         pg.wait_for_function("document.querySelector('#player audio')?.readyState >= 1")

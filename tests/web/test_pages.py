@@ -38,8 +38,9 @@ def app_and_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     principal = services.auth.principal_for_user(admin)
     services.campaigns.create_client(principal, sc.ClientCreate(id="acme", name="Acme"))
     services.campaigns.create_client(principal, sc.ClientCreate(id="globex", name="Globex"))
-    services.campaigns.create_campaign(principal, sc.CampaignCreate(id="spring", client_id="acme",
-                                                                    name="Spring Launch"))
+    services.campaigns.create_campaign(
+        principal, sc.CampaignCreate(id="spring", client_id="acme", name="Spring Launch")
+    )
     yield app, services
     services.db.dispose()
 
@@ -62,8 +63,11 @@ def sign_in(client: TestClient, email: str) -> str:
     """Signs in through the form; returns the session's CSRF token."""
     page = client.get("/login")
     token = csrf_of(page.text)
-    r = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/images"},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/images"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     assert r.headers["location"] == "/images"
     return csrf_of(client.get("/images").text)
@@ -83,25 +87,32 @@ def test_pages_redirect_to_login_with_a_local_next(client: TestClient) -> None:
     assert client.get("/", follow_redirects=False).headers["location"] == "/music"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("/campaigns/x?y=1", "/campaigns/x?y=1"),
-    ("//evil.example/x", "/music"),
-    ("/\\evil.example", "/music"),
-    ("https://evil.example/", "/music"),
-    ("javascript:alert(1)", "/music"),
-    ("/ok\r\nSet-Cookie: x", "/music"),
-    ("", "/music"),
-    (None, "/music"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/campaigns/x?y=1", "/campaigns/x?y=1"),
+        ("//evil.example/x", "/music"),
+        ("/\\evil.example", "/music"),
+        ("https://evil.example/", "/music"),
+        ("javascript:alert(1)", "/music"),
+        ("/ok\r\nSet-Cookie: x", "/music"),
+        ("", "/music"),
+        (None, "/music"),
+    ],
+)
 def test_next_only_allows_local_paths(raw: str | None, expected: str) -> None:
     assert safe_next(raw) == expected
 
 
 def test_login_needs_the_forms_csrf_token_and_the_right_password(client: TestClient) -> None:
     token = csrf_of(client.get("/login").text)
-    r = client.post("/login", data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": "forged"})
+    r = client.post(
+        "/login", data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": "forged"}
+    )
     assert r.status_code == 403
-    r = client.post("/login", data={"email": "admin@example.com", "password": "nope-nope", "csrf_token": token})
+    r = client.post(
+        "/login", data={"email": "admin@example.com", "password": "nope-nope", "csrf_token": token}
+    )
     assert r.status_code == 400
     assert "Wrong email or password" in r.text
     assert 'aria-invalid="true"' in r.text
@@ -109,8 +120,11 @@ def test_login_needs_the_forms_csrf_token_and_the_right_password(client: TestCli
 
 def test_session_cookie_is_httponly_lax_and_rotates_csrf_on_sign_in(client: TestClient) -> None:
     before = csrf_of(client.get("/login").text)
-    r = client.post("/login", data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": before},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": before},
+        follow_redirects=False,
+    )
     cookie = r.headers["set-cookie"].lower()
     assert "mediagen_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     after = csrf_of(client.get("/music").text)
@@ -141,14 +155,21 @@ def test_session_calls_to_the_json_api_need_the_csrf_header(client: TestClient) 
     assert r.status_code == 202, r.text
 
 
-def test_limited_user_sees_only_their_clients(client: TestClient, app_and_services: tuple[Any, Services],
-                                              admin: Principal) -> None:
+def test_limited_user_sees_only_their_clients(
+    client: TestClient, app_and_services: tuple[Any, Services], admin: Principal
+) -> None:
     _, services = app_and_services
     row, _ = services.generations.create(
-        admin, "audio", GenerateRequest(prompt="acme only jingle", model="synth/music", campaign_id="spring"))
+        admin, "audio", GenerateRequest(prompt="acme only jingle", model="synth/music", campaign_id="spring")
+    )
     sign_in(client, "limited@example.com")
     assert "acme only jingle" not in client.get("/music").text
-    for url in (f"/assets/audio/{row.id}", f"/assets/audio/{row.id}/card", "/campaigns/spring", "/clients/acme"):
+    for url in (
+        f"/assets/audio/{row.id}",
+        f"/assets/audio/{row.id}/card",
+        "/campaigns/spring",
+        "/clients/acme",
+    ):
         r = client.get(url)
         assert r.status_code == 404, url
         assert "Not found" in r.text and "acme" not in r.text.lower().split("<main", 1)[1]
@@ -166,13 +187,15 @@ def test_unknown_kinds_and_ids_are_404_pages(client: TestClient) -> None:
         assert r.headers["content-type"].startswith("text/html")
 
 
-def test_gallery_pages_and_keeps_filters_in_the_url(client: TestClient, app_and_services: tuple[Any, Services],
-                                                    admin: Principal) -> None:
+def test_gallery_pages_and_keeps_filters_in_the_url(
+    client: TestClient, app_and_services: tuple[Any, Services], admin: Principal
+) -> None:
     _, services = app_and_services
     services.campaigns.create_client(admin, sc.ClientCreate(id="bulk", name="Bulk"))
     for i in range(PAGE_SIZE + 1):
-        services.generations.create(admin, "image",
-                                    GenerateRequest(prompt=f"bulk image {i}", model="synth/image", client_id="bulk"))
+        services.generations.create(
+            admin, "image", GenerateRequest(prompt=f"bulk image {i}", model="synth/image", client_id="bulk")
+        )
     sign_in(client, "admin@example.com")
     first = client.get("/images?client_id=bulk").text
     assert "Page 1 of 2" in first
@@ -192,20 +215,35 @@ def test_client_and_campaign_forms_show_errors_beside_fields(client: TestClient)
     assert 'id="new-name-error" role="alert"' in r.text
     assert 'id="new-id-error" role="alert"' in r.text
     assert 'aria-describedby="new-id-hint new-id-error" aria-invalid="true"' in r.text
-    r = client.post("/clients", data={"csrf_token": token, "name": "Initech", "id": "initech"},
-                    follow_redirects=False)
+    r = client.post(
+        "/clients", data={"csrf_token": token, "name": "Initech", "id": "initech"}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"] == "/clients/initech"
     r = client.post("/clients", data={"csrf_token": token, "name": "Again", "id": "initech"})
     assert r.status_code == 422 and "already exists" in r.text and 'id="new-id-error"' in r.text
-    r = client.post("/campaigns", data={"csrf_token": token, "client_id": "initech", "name": "", "status": "active"})
+    r = client.post(
+        "/campaigns", data={"csrf_token": token, "client_id": "initech", "name": "", "status": "active"}
+    )
     assert r.status_code == 422 and 'id="new-name-error"' in r.text
-    r = client.post("/campaigns", data={"csrf_token": token, "client_id": "initech", "name": "Launch",
-                                        "id": "launch", "status": "active"}, follow_redirects=False)
+    r = client.post(
+        "/campaigns",
+        data={
+            "csrf_token": token,
+            "client_id": "initech",
+            "name": "Launch",
+            "id": "launch",
+            "status": "active",
+        },
+        follow_redirects=False,
+    )
     assert r.headers["location"] == "/campaigns/launch"
     page = client.get("/campaigns/launch").text
     assert "Launch" in page and "estimated cost" in page
-    r = client.post("/campaigns/launch/briefs", data={"csrf_token": token, "title": "Hero", "text": "Bright"},
-                    follow_redirects=False)
+    r = client.post(
+        "/campaigns/launch/briefs",
+        data={"csrf_token": token, "title": "Hero", "text": "Bright"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert "Hero" in client.get("/campaigns/launch").text
 

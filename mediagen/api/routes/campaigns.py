@@ -26,7 +26,10 @@ def create_client(body: sc.ClientCreate, services: ServicesDep, principal: Princ
 
 @router.get("/clients", response_model=sc.ClientList, tags=["clients"])
 def list_clients(
-    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
     q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
 ) -> sc.ClientList:
     """List clients visible to this key, newest first."""
@@ -41,15 +44,17 @@ def get_client(client_id: str, services: ServicesDep, principal: PrincipalDep) -
 
 
 @router.patch("/clients/{client_id}", response_model=sc.ClientOut, tags=["clients"])
-def update_client(client_id: str, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
-                  ) -> object:
+def update_client(
+    client_id: str, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
+) -> object:
     """Change a client's name or description."""
     return services.campaigns.update_client(principal, client_id, body)
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=CONFLICT)
-def delete_client(client_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
-                  ) -> Response:
+def delete_client(
+    client_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
+) -> Response:
     """Delete a client with its campaigns and briefs (409 while assets remain, unless cascade)."""
     services.campaigns.delete_client(principal, client_id, cascade=cascade)
     return Response(status_code=204)
@@ -61,8 +66,9 @@ def client_stats(client_id: str, services: ServicesDep, principal: PrincipalDep)
     return services.campaigns.stats(principal, "client", client_id)
 
 
-@router.post("/campaigns", status_code=201, response_model=sc.CampaignOut, tags=["campaigns"],
-             responses=CONFLICT)
+@router.post(
+    "/campaigns", status_code=201, response_model=sc.CampaignOut, tags=["campaigns"], responses=CONFLICT
+)
 def create_campaign(body: sc.CampaignCreate, services: ServicesDep, principal: PrincipalDep) -> object:
     """Create a campaign under a client (the id may be chosen, e.g. `campaign_123`)."""
     return services.campaigns.create_campaign(principal, body)
@@ -70,16 +76,21 @@ def create_campaign(body: sc.CampaignCreate, services: ServicesDep, principal: P
 
 @router.get("/campaigns", response_model=sc.CampaignList, tags=["campaigns"])
 def list_campaigns(
-    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
-    client_id: str | None = None, status: sc.CampaignStatus | None = None,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    client_id: str | None = None,
+    status: sc.CampaignStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
 ) -> sc.CampaignList:
     """List campaigns, newest first."""
     rows, total = services.campaigns.list_campaigns(
         principal, client_id=client_id, status=status, q=q, limit=limit, offset=offset
     )
-    return sc.CampaignList(campaigns=[sc.CampaignOut.model_validate(r) for r in rows], count=len(rows),
-                           total=total)
+    return sc.CampaignList(
+        campaigns=[sc.CampaignOut.model_validate(r) for r in rows], count=len(rows), total=total
+    )
 
 
 @router.get("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
@@ -89,15 +100,17 @@ def get_campaign(campaign_id: str, services: ServicesDep, principal: PrincipalDe
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
-def update_campaign(campaign_id: str, body: sc.CampaignUpdate, services: ServicesDep,
-                    principal: PrincipalDep) -> object:
+def update_campaign(
+    campaign_id: str, body: sc.CampaignUpdate, services: ServicesDep, principal: PrincipalDep
+) -> object:
     """Change a campaign's name, goal or status."""
     return services.campaigns.update_campaign(principal, campaign_id, body)
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, tags=["campaigns"], responses=CONFLICT)
-def delete_campaign(campaign_id: str, services: ServicesDep, principal: PrincipalDep,
-                    cascade: Cascade = False) -> Response:
+def delete_campaign(
+    campaign_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
+) -> Response:
     """Delete a campaign and its briefs (409 while assets remain, unless cascade)."""
     services.campaigns.delete_campaign(principal, campaign_id, cascade=cascade)
     return Response(status_code=204)
@@ -117,8 +130,12 @@ def create_brief(body: sc.BriefCreate, services: ServicesDep, principal: Princip
 
 @router.get("/briefs", response_model=sc.BriefList, tags=["briefs"])
 def list_briefs(
-    services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
-    client_id: str | None = None, campaign_id: str | None = None,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    client_id: str | None = None,
+    campaign_id: str | None = None,
 ) -> sc.BriefList:
     """List briefs, newest first."""
     rows, total = services.campaigns.list_briefs(
@@ -134,8 +151,9 @@ def get_brief(brief_id: str, services: ServicesDep, principal: PrincipalDep) -> 
 
 
 @router.patch("/briefs/{brief_id}", response_model=sc.BriefOut, tags=["briefs"])
-def update_brief(brief_id: str, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
-                 ) -> object:
+def update_brief(
+    brief_id: str, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
+) -> object:
     """Change a brief's title, text, direction or campaign."""
     return services.campaigns.update_brief(principal, brief_id, body)
 

@@ -6,12 +6,15 @@ kind is served by the same functions below, parameterised by its KindInfo.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import create_model
+from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
@@ -33,21 +36,43 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def item(row: Generation, info: KindInfo, derivations: list[str]) -> dict[str, Any]:
+def item(row: Generation, info: KindInfo, derivations: list[str] | None = None) -> dict[str, Any]:
     """The public shape of one asset (GenerationOut), built directly: a gallery page serialises 100
     of these, and going through a pydantic model per row cost more than the queries."""
     base = f"/api/{info.path}/{row.id}"
     data_url = f"{base}/data" if row.status == "completed" else None
+    if derivations is None:
+        derivations = list((row.meta or {}).get("derivations", []))
     return {
-        "id": row.id, info.id_field: row.id, "kind": row.kind, "prompt": row.prompt, "model_id": row.model_id,
-        "engine": row.engine, "parameters": row.parameters, "status": row.status, "error": row.error,
-        "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
-        "completed_at": _iso(row.completed_at), "collection": row.collection, "metadata": row.meta or {},
-        "download_attempted": row.download_attempted, "download_retries": row.download_retries,
-        "download_error": row.download_error, "client_id": row.client_id, "campaign_id": row.campaign_id,
-        "brief_id": row.brief_id, "duration": row.duration, "width": row.width, "height": row.height,
-        "content_type": row.content_type, "size_bytes": row.size_bytes, "cost_usd": row.cost_usd,
-        "data_url": data_url, info.url_field: data_url, "derivations": sorted(derivations),
+        "id": row.id,
+        info.id_field: row.id,
+        "kind": row.kind,
+        "prompt": row.prompt,
+        "model_id": row.model_id,
+        "engine": row.engine,
+        "parameters": row.parameters,
+        "status": row.status,
+        "error": row.error,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "completed_at": _iso(row.completed_at),
+        "collection": row.collection,
+        "metadata": row.meta or {},
+        "download_attempted": row.download_attempted,
+        "download_retries": row.download_retries,
+        "download_error": row.download_error,
+        "client_id": row.client_id,
+        "campaign_id": row.campaign_id,
+        "brief_id": row.brief_id,
+        "duration": row.duration,
+        "width": row.width,
+        "height": row.height,
+        "content_type": row.content_type,
+        "size_bytes": row.size_bytes,
+        "cost_usd": row.cost_usd,
+        "data_url": data_url,
+        info.url_field: data_url,
+        "derivations": sorted(derivations),
         "waveform_url": f"{base}/waveform" if "waveform" in derivations else None,
         "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in derivations else None,
         "poster_url": f"{base}/poster" if "poster" in derivations else None,
@@ -57,7 +82,9 @@ def item(row: Generation, info: KindInfo, derivations: list[str]) -> dict[str, A
 def _limiter(services: Services) -> RateLimiter:
     limiter = services.extras.get("rate_limiter")
     if limiter is None:
-        limiter = services.extras["rate_limiter"] = RateLimiter(services.settings.generate_rate_limit_per_minute)
+        limiter = services.extras["rate_limiter"] = RateLimiter(
+            services.settings.generate_rate_limit_per_minute
+        )
     return limiter  # type: ignore[no-any-return]
 
 
@@ -67,10 +94,14 @@ def _register(info: KindInfo) -> None:
     list_key = info.path
 
     def generate(
-        body: GenerateRequest, request: Request, response: Response, services: ServicesDep,
+        body: GenerateRequest,
+        request: Request,
+        response: Response,
+        services: ServicesDep,
         principal: PrincipalDep,
-        idempotency_key: Annotated[str | None, Header(max_length=200, description="Same key → same generation")]
-        = None,
+        idempotency_key: Annotated[
+            str | None, Header(max_length=200, description="Same key → same generation")
+        ] = None,
     ) -> dict[str, Any]:
         if not idempotency_key:
             _limiter(services).check(principal.key_id or principal.user_id)
@@ -79,74 +110,188 @@ def _register(info: KindInfo) -> None:
         response.headers["Location"] = url
         if not created:
             response.status_code = 200
-        return {info.id_field: row.id, "id": row.id, "status": row.status, "model": row.model_id,
-                "engine": row.engine, "kind": kind, "url": url,
-                **{k: v for k, v in (row.meta or {}).items()
-                   if k in ("engine_label", "requested_model", "notice", "ignored_inputs")}}
+        return {
+            info.id_field: row.id,
+            "id": row.id,
+            "status": row.status,
+            "model": row.model_id,
+            "engine": row.engine,
+            "kind": kind,
+            "url": url,
+            **{
+                k: v
+                for k, v in (row.meta or {}).items()
+                if k in ("engine_label", "requested_model", "notice", "ignored_inputs")
+            },
+        }
 
     generate.__doc__ = f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}."
     router.add_api_route(
-        f"/api/v2/generate/{kind}", generate, methods=["POST"], status_code=202, tags=[tag],
+        f"/api/v2/generate/{kind}",
+        generate,
+        methods=["POST"],
+        status_code=202,
+        tags=[tag],
         name=f"generate_{kind}",
-        responses={200: {"description": "Idempotent replay: the generation made by the first request"},
-                   429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"}},
+        responses={
+            200: {"description": "Idempotent replay: the generation made by the first request"},
+            429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"},
+        },
     )
 
     def list_items(
-        services: ServicesDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0,
-        model_id: str | None = None, collection: str | None = None, client_id: str | None = None,
-        campaign_id: str | None = None, brief_id: str | None = None, status: Status | None = None,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        model_id: str | None = None,
+        collection: str | None = None,
+        client_id: str | None = None,
+        campaign_id: str | None = None,
+        brief_id: str | None = None,
+        status: Status | None = None,
         q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
     ) -> dict[str, Any]:
-        filters = {"model_id": model_id, "collection": collection, "client_id": client_id,
-                   "campaign_id": campaign_id, "brief_id": brief_id, "status": status}
-        rows, total = services.generations.list(principal, kind, filters=filters, limit=limit, offset=offset,
-                                                q=q)
-        names = services.generations.derivation_names([r.id for r in rows])
-        return JSONResponse({list_key: [item(r, info, names.get(r.id, [])) for r in rows], "count": len(rows),
-                             "total": total, "limit": limit, "offset": offset})
+        filters = {
+            "model_id": model_id,
+            "collection": collection,
+            "client_id": client_id,
+            "campaign_id": campaign_id,
+            "brief_id": brief_id,
+            "status": status,
+        }
+        rows, total = services.generations.list(
+            principal, kind, filters=filters, limit=limit, offset=offset, q=q
+        )
+        return JSONResponse(
+            {
+                list_key: [item(r, info) for r in rows],
+                "count": len(rows),
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
 
     list_items.__doc__ = f"List {kind}, newest first, with filters."
-    page_model = create_model(f"{info.label.rstrip('s')}Page", **{list_key: (list[GenerationOut], ...)},
-                              count=(int, ...), total=(int, ...), limit=(int, ...), offset=(int, ...))
-    router.add_api_route(f"/api/{path}", list_items, methods=["GET"], tags=[tag], name=f"list_{path}",
-                         response_class=JSONResponse, responses={200: {"model": page_model}})
+    page_model = create_model(
+        f"{info.label.rstrip('s')}Page",
+        **{list_key: (list[GenerationOut], ...)},
+        count=(int, ...),
+        total=(int, ...),
+        limit=(int, ...),
+        offset=(int, ...),
+    )
+    router.add_api_route(
+        f"/api/{path}",
+        list_items,
+        methods=["GET"],
+        tags=[tag],
+        name=f"list_{path}",
+        response_class=JSONResponse,
+        responses={200: {"model": page_model}},
+    )
 
     def get_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
         row = services.generations.get(principal, kind, gen_id)
         return JSONResponse(item(row, info, list(services.generations.derivations(row.id))))
 
     get_item.__doc__ = f"One {kind} item with its job state and metadata."
-    router.add_api_route(f"/api/{path}/{{gen_id}}", get_item, methods=["GET"], tags=[tag], name=f"get_{kind}",
-                         response_class=JSONResponse, responses={200: {"model": GenerationOut}})
+    router.add_api_route(
+        f"/api/{path}/{{gen_id}}",
+        get_item,
+        methods=["GET"],
+        tags=[tag],
+        name=f"get_{kind}",
+        response_class=JSONResponse,
+        responses={200: {"model": GenerationOut}},
+    )
 
     def delete_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
         services.generations.delete(principal, kind, gen_id)
         return Response(status_code=204)
 
     delete_item.__doc__ = f"Delete a {kind} item; its bytes go once nothing else references them."
-    router.add_api_route(f"/api/{path}/{{gen_id}}", delete_item, methods=["DELETE"], status_code=204,
-                         tags=[tag], name=f"delete_{kind}")
+    router.add_api_route(
+        f"/api/{path}/{{gen_id}}",
+        delete_item,
+        methods=["DELETE"],
+        status_code=204,
+        tags=[tag],
+        name=f"delete_{kind}",
+    )
 
-    def data(gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep,
-             download: bool = False) -> Response:
+    def data(
+        gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep, download: bool = False
+    ) -> Response:
         row = services.generations.get(principal, kind, gen_id)
         if row.status != "completed" or not row.blob_key:
             raise ApiError(409, f"{kind} {gen_id} is {row.status}; bytes exist once it is completed")
         ext = (row.content_type or "").split("/")[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
-        return blob_response(request, services.store, row.blob_key,
-                             content_type=row.content_type or "application/octet-stream",
-                             filename=f"{kind}-{row.id}.{ext}" if download else None)
+        return blob_response(
+            request,
+            services.store,
+            row.blob_key,
+            content_type=row.content_type or "application/octet-stream",
+            filename=f"{kind}-{row.id}.{ext}" if download else None,
+        )
 
     data.__doc__ = f"The {kind} bytes (Range, ETag; ?download=true for an attachment)."
-    router.add_api_route(f"/api/{path}/{{gen_id}}/data", data, methods=["GET"], tags=[tag],
-                         name=f"data_{kind}", response_class=Response,
-                         responses={206: {"description": "Partial content"},
-                                    416: {"description": "Range not satisfiable"}})
+    router.add_api_route(
+        f"/api/{path}/{{gen_id}}/data",
+        data,
+        methods=["GET"],
+        tags=[tag],
+        name=f"data_{kind}",
+        response_class=Response,
+        responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
+    )
     _head(f"/api/{path}/{{gen_id}}/data", data)
 
     for deriv in (*info.derivations, *(("spectrogram",) if kind == "audio" else ())):
         _register_derivation(info, deriv, tag)
+
+    async def upload(
+        request: Request,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        title: Annotated[str, Query(min_length=1, max_length=200, description="Name shown in the gallery")],
+        client_id: str | None = None,
+        campaign_id: str | None = None,
+        brief_id: str | None = None,
+        collection: str | None = None,
+    ) -> JSONResponse:
+        settings = services.settings
+        workroot = settings.data_dir / "work"
+        workroot.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=workroot) as tmp:
+            path = Path(tmp) / "upload"
+            size = 0
+            with path.open("wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > settings.max_upload_bytes:
+                        raise ApiError(413, f"file: larger than {settings.max_upload_bytes // 2**20} MB")
+                    await run_in_threadpool(fh.write, chunk)
+            if size == 0:
+                raise ApiError(422, "file: the request body is empty; send the file's bytes", field="file")
+            row = await run_in_threadpool(
+                services.generations.create_upload, principal, kind, path, title=title, client_id=client_id,
+                campaign_id=campaign_id, brief_id=brief_id, collection=collection,
+            )
+        return JSONResponse(item(row, info, list(services.generations.derivations(row.id))), status_code=201,
+                            headers={"Location": f"/api/{path_segment}/{row.id}"})
+
+    path_segment = path
+    upload.__doc__ = (f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
+                      f"as an input wherever a {kind} id is accepted.")
+    router.add_api_route(
+        f"/api/{path}/upload", upload, methods=["POST"], status_code=201, tags=[tag], name=f"upload_{kind}",
+        response_class=JSONResponse,
+        responses={201: {"model": GenerationOut}, 413: {"model": ErrorOut, "description": "File too large"}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}},
+    )
 
     def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
         row, ref = services.generations.cancel(principal, kind, gen_id)
@@ -159,20 +304,40 @@ def _register(info: KindInfo) -> None:
         return item(row, info, [])
 
     cancel.__doc__ = f"Cancel a pending or running {kind} job (also at the provider)."
-    router.add_api_route(f"/api/{path}/{{gen_id}}/cancel", cancel, methods=["POST"], tags=[tag],
-                         name=f"cancel_{kind}", responses={409: {"model": ErrorOut}})
+    router.add_api_route(
+        f"/api/{path}/{{gen_id}}/cancel",
+        cancel,
+        methods=["POST"],
+        tags=[tag],
+        name=f"cancel_{kind}",
+        responses={409: {"model": ErrorOut}},
+    )
 
-    def retry(gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
-              ) -> dict[str, Any]:
+    def retry(
+        gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
         _limiter(services).check(principal.key_id or principal.user_id)
         row = services.generations.retry(principal, kind, gen_id)
         response.headers["Location"] = f"/api/{path}/{row.id}"
-        return {info.id_field: row.id, "id": row.id, "status": row.status, "model": row.model_id,
-                "engine": row.engine, "kind": kind, "url": f"/api/{path}/{row.id}"}
+        return {
+            info.id_field: row.id,
+            "id": row.id,
+            "status": row.status,
+            "model": row.model_id,
+            "engine": row.engine,
+            "kind": kind,
+            "url": f"/api/{path}/{row.id}",
+        }
 
     retry.__doc__ = f"Generate again with the same model, inputs and filing (a new {kind} item)."
-    router.add_api_route(f"/api/{path}/{{gen_id}}/retry", retry, methods=["POST"], status_code=202,
-                         tags=[tag], name=f"retry_{kind}")
+    router.add_api_route(
+        f"/api/{path}/{{gen_id}}/retry",
+        retry,
+        methods=["POST"],
+        status_code=202,
+        tags=[tag],
+        name=f"retry_{kind}",
+    )
 
 
 def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
@@ -180,8 +345,11 @@ def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
         row = services.generations.get(principal, info.kind, gen_id)
         d = services.generations.derivations(row.id).get(name)
         if d is None:
-            raise ApiError(404, f"{info.kind} {gen_id} has no {name}"
-                           + ("" if row.status == "completed" else f" yet (status {row.status})"))
+            raise ApiError(
+                404,
+                f"{info.kind} {gen_id} has no {name}"
+                + ("" if row.status == "completed" else f" yet (status {row.status})"),
+            )
         return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
 
     derivation.__doc__ = {
@@ -190,15 +358,26 @@ def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
         "poster": "A full-size WebP frame from early in the clip.",
         "spectrogram": "The spectrogram image some models (riffusion) return beside the audio.",
     }.get(name, name)
-    router.add_api_route(f"/api/{info.path}/{{gen_id}}/{name}", derivation, methods=["GET"],
-                         tags=[tag], name=f"{name}_{info.kind}", response_class=Response)
+    router.add_api_route(
+        f"/api/{info.path}/{{gen_id}}/{name}",
+        derivation,
+        methods=["GET"],
+        tags=[tag],
+        name=f"{name}_{info.kind}",
+        response_class=Response,
+    )
     _head(f"/api/{info.path}/{{gen_id}}/{name}", derivation)
 
 
 def _head(path: str, endpoint: object) -> None:
     """HEAD beside GET for media routes (players probe with it); one OpenAPI entry is enough."""
-    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False,  # type: ignore[arg-type]
-                         response_class=Response)
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["HEAD"],
+        include_in_schema=False,  # type: ignore[arg-type]
+        response_class=Response,
+    )
 
 
 for _info in KINDS.values():

@@ -74,4 +74,3 @@ def revoke_key(key_id: str, services: ServicesDep, principal: PrincipalDep) -> R
     if not ok:
         raise not_found("key", key_id)
     return Response(status_code=204)
-

@@ -43,13 +43,18 @@ def _out(services: ServicesDep, model_id: str) -> ModelOut:
     assert entry is not None
     routing = services.generations.route(model_id)
     default = services.generations.default_model(entry.kind) == model_id
-    return ModelOut(**entry.public(engine=routing.engine), available=routing.engine is not None,
-                    unavailable_reason=routing.reason, default=default)
+    return ModelOut(
+        **entry.public(engine=routing.engine),
+        available=routing.engine is not None,
+        unavailable_reason=routing.reason,
+        default=default,
+    )
 
 
 @router.get("", response_model=ModelList)
-def list_models(services: ServicesDep, _principal: PrincipalDep,
-                kind: Literal["audio", "image", "video"] | None = None) -> ModelList:
+def list_models(
+    services: ServicesDep, _principal: PrincipalDep, kind: Literal["audio", "image", "video"] | None = None
+) -> ModelList:
     """Every model (optionally one kind), available ones first."""
     rows = [_out(services, e.id) for e in services.catalog.list(kind)]
     rows.sort(key=lambda m: (not m.available, not m.default, m.kind, m.id))

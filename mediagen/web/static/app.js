@@ -190,12 +190,31 @@
     return schema.default === undefined ? null : schema.default;
   }
 
+  /**
+   * Which schema property the request's top-level `prompt` fills (riffusion: prompt_a). Uses the
+   * model's request_map when the API provides it, else the first prompt-like string input.
+   */
+  function promptInput(model) {
+    const props = model.input_schema.properties || {};
+    if (model.request_map && model.request_map.prompt) return model.request_map.prompt;
+    if ("prompt" in props) return "prompt";
+    const named = Object.entries(props)
+      .filter(([n, sch]) => n.includes("prompt") && schemaTypes(sch).types.includes("string"))
+      .sort(([, a], [, b]) => (a["x-order"] ?? 999) - (b["x-order"] ?? 999));
+    return named.length ? named[0][0] : "prompt";
+  }
+
+  /** Request field (as named in API errors) → model input, e.g. image_id → image. */
+  function requestAliases(model) {
+    return { audio_id: "input_audio", image_id: "image", ...(model.request_map || {}), prompt: promptInput(model) };
+  }
+
   function sameValue(a, b) {
     return JSON.stringify(a) === JSON.stringify(b);
   }
 
   /** One form control per schema property: the control type follows the JSON Schema type. */
-  function buildField(model, name, schema, required) {
+  function buildField(model, name, schema, required, isPrompt) {
     const id = `in-${name}`;
     const { nullable, types } = schemaTypes(schema);
     const def = defaultFor(model, name, schema);
@@ -206,7 +225,7 @@
     const error = el("p", { class: "field-error", id: errId, role: "alert", hidden: true });
     const describedBy = [hint ? hintId : null, errId].filter(Boolean).join(" ");
     const wrap = el("div", { class: "field", dataset: { field: name } });
-    const optional = !required && name !== "prompt";
+    const optional = !required && !isPrompt;
     const label = el("label", { for: id }, title);
     let control;
 
@@ -260,15 +279,15 @@
       if (range) label.append(" ", el("span", { class: "optional", text: range }));
       wrap.append(label, control);
     } else {
-      const long = name === "prompt" || name.endsWith("prompt") || (schema.maxLength || 0) > 300;
+      const long = isPrompt || name.includes("prompt") || (schema.maxLength || 0) > 300;
       control = el(long ? "textarea" : "input", {
-        id, rows: long ? (name === "prompt" ? 4 : 2) : null, type: long ? null : "text",
+        id, rows: long ? (isPrompt ? 4 : 2) : null, type: long ? null : "text",
         maxlength: schema.maxLength, required: required || null, "aria-required": required ? "true" : null,
         "aria-describedby": describedBy, dataset: { input: name },
       });
       if (long) wrap.classList.add("field-wide");
       if (!long && def != null) control.value = def;
-      if (name === "prompt") {
+      if (isPrompt) {
         control.placeholder = { audio: "Upbeat electronic with heavy bass, 120 bpm",
           image: "A sunlit product shot on warm pastel paper", video: "Slow pan over a neon city at night" }[
           model.kind] || "";
@@ -277,7 +296,7 @@
       wrap.append(label, control);
     }
     if (hint) wrap.append(hint);
-    if (name === "prompt") {
+    if (isPrompt) {
       wrap.append(el("p", { class: "hint", id: `${id}-keys`, text: "Enter generates; Shift+Enter adds a line." }));
       control.setAttribute("aria-describedby", `${describedBy} ${id}-keys`);
     }
@@ -324,9 +343,10 @@
       const required = new Set(model.input_schema.required || []);
       const main = el("div", { class: "input-grid" });
       const more = el("div", { class: "input-grid" });
+      const promptName = promptInput(model);
       for (const [name, schema] of props) {
-        const field = buildField(model, name, schema, required.has(name));
-        if (name === "prompt") {
+        const field = buildField(model, name, schema, required.has(name), name === promptName);
+        if (name === promptName) {
           inputs.append(field);
           continue;
         }
@@ -338,7 +358,7 @@
         inputs.append(el("details", { class: "more-settings" },
           el("summary", { text: `More settings (${more.children.length})` }), more));
       }
-      const prompt = $("#in-prompt");
+      const prompt = $(`#in-${CSS.escape(promptName)}`);
       if (prompt) {
         prompt.addEventListener("keydown", (e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.altKey && !e.isComposing) {
@@ -365,8 +385,8 @@
       if (FILING.includes(field)) return { control: $(`#${field}`), error: $(`#${field}-error`) };
       let name = field.startsWith("parameters.") ? field.slice("parameters.".length) : field;
       name = name.split(".")[0];
-      const aliases = { audio_id: "input_audio", image_id: "image" };
-      for (const n of [name, aliases[name]]) {
+      const aliases = requestAliases(model);
+      for (const n of [aliases[name], name]) {
         if (!n) continue;
         const control = $(`[data-input="${CSS.escape(n)}"]`, inputs);
         if (control) return { control, error: $(`#in-${CSS.escape(n)}-error`) };
@@ -409,6 +429,7 @@
       let prompt = "";
       const localErrors = [];
       const props = model.input_schema.properties || {};
+      const promptName = promptInput(model);
       for (const control of $$("[data-input]", inputs)) {
         const name = control.dataset.input;
         const schema = props[name] || {};
@@ -430,8 +451,9 @@
         } else {
           value = control.value;
         }
-        if (name === "prompt") {
+        if (name === promptName) {
           prompt = value.trim();
+          if (!prompt) localErrors.push({ field: "prompt", message: "describe what you want first" });
           continue;
         }
         // Send only what differs from the model's defaults: the API fills in the rest, and the
@@ -812,11 +834,12 @@
               card.remove();
               continue;
             }
+            if (res.redirected) return; // signed out: stop rather than paint the login page in
             if (!res.ok) continue;
             const tpl = document.createElement("template");
             tpl.innerHTML = (await res.text()).trim();
             const fresh = tpl.content.firstElementChild;
-            if (fresh && fresh.dataset.status !== card.dataset.status) {
+            if (fresh && fresh.matches("li.card") && fresh.dataset.status !== card.dataset.status) {
               card.replaceWith(fresh);
               enhanceCards(fresh);
             }
