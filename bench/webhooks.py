@@ -51,8 +51,11 @@ def make_wav(size_bytes: int) -> bytes:
     """A stereo 16-bit WAV of about `size_bytes` (a chord, so the waveform has something to draw)."""
     frames = max(1, (size_bytes - 44) // (2 * CHANNELS))
     t = np.arange(frames) / RATE
-    tone = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 277.2 * t) + 0.1 * np.sin(
-        2 * np.pi * 329.6 * t)
+    tone = (
+        0.3 * np.sin(2 * np.pi * 220 * t)
+        + 0.2 * np.sin(2 * np.pi * 277.2 * t)
+        + 0.1 * np.sin(2 * np.pi * 329.6 * t)
+    )
     pcm = (np.stack([tone, tone * 0.8], axis=1) * 32767).astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -91,13 +94,19 @@ def main() -> None:
         for i in range(args.senders - 1):
             threading.Thread(target=fake._send_loop, daemon=True, name=f"fake-sender-{i}").start()
 
-        srv = Server(Path(tmp) / "data", REPLICATE_API_TOKEN=fake.token, MEDIAGEN_REPLICATE_BASE_URL=fake.base_url,
-                     MEDIAGEN_DOWNLOAD_ALLOWED_HOSTS=fake.delivery_allow_entry,
-                     MEDIAGEN_WORKERS=str(args.workers), MEDIAGEN_RECONCILE_INTERVAL_SECONDS="1")
+        srv = Server(
+            Path(tmp) / "data",
+            REPLICATE_API_TOKEN=fake.token,
+            MEDIAGEN_REPLICATE_BASE_URL=fake.base_url,
+            MEDIAGEN_DOWNLOAD_ALLOWED_HOSTS=fake.delivery_allow_entry,
+            MEDIAGEN_WORKERS=str(args.workers),
+            MEDIAGEN_RECONCILE_INTERVAL_SECONDS="1",
+        )
         srv.env["MEDIAGEN_PUBLIC_URL"] = srv.url
         with srv:
             headers = {"X-API-Key": srv.admin_key or ""}
             with httpx.Client(base_url=srv.url, headers=headers, timeout=60) as c:
+
                 def create(i: int) -> int:
                     r = c.post("/api/v2/generate/audio", json={"prompt": f"bench track {i}", "duration": 10})
                     r.raise_for_status()
@@ -152,7 +161,9 @@ def main() -> None:
 
             deliveries = fake.deliveries()
             hooks_ok = sum(1 for d in deliveries if d.status_code and 200 <= d.status_code < 300)
-            polls = sum(1 for r in fake.requests if r.method == "GET" and r.path.startswith("/v1/predictions/"))
+            polls = sum(
+                1 for r in fake.requests if r.method == "GET" and r.path.startswith("/v1/predictions/")
+            )
             fetches = sum(1 for r in fake.requests if r.method == "GET" and r.path.startswith("/delivery/"))
 
             # Baseline: the same files, fetched plainly with the same concurrency.
@@ -183,18 +194,28 @@ def main() -> None:
     mb = len(base) / 1024 / 1024
     ratio = server_s / plain_s
     growth = rss_after - rss_before
-    print(f"webhook burst: n={args.n}, outputs {mb:.2f} MB WAV each ({args.n * mb:.0f} MB), "
-          f"MEDIAGEN_WORKERS={args.workers}")
+    print(
+        f"webhook burst: n={args.n}, outputs {mb:.2f} MB WAV each ({args.n * mb:.0f} MB), "
+        f"MEDIAGEN_WORKERS={args.workers}"
+    )
     print(f"  created {args.n} generations through the API in {create_s:.1f} s")
-    print(f"  server: {done} completed, {failed} failed, {server_s:.2f} s from release to all stored "
-          f"(per asset p50 {pct(latencies, 50):.2f} s, p95 {pct(latencies, 95):.2f} s)")
-    print(f"          webhooks delivered {hooks_ok}/{len(deliveries)}, output fetches {fetches}, "
-          f"prediction polls {polls}; sample: {sample_item['content_type']}, {sample_item['duration']:.2f} s, "
-          f"{sample_item['size_bytes']} bytes")
-    print(f"  plain httpx download of the same {len(sizes)} files, {args.workers} in parallel: {plain_s:.2f} s")
+    print(
+        f"  server: {done} completed, {failed} failed, {server_s:.2f} s from release to all stored "
+        f"(per asset p50 {pct(latencies, 50):.2f} s, p95 {pct(latencies, 95):.2f} s)"
+    )
+    print(
+        f"          webhooks delivered {hooks_ok}/{len(deliveries)}, output fetches {fetches}, "
+        f"prediction polls {polls}; sample: {sample_item['content_type']}, {sample_item['duration']:.2f} s, "
+        f"{sample_item['size_bytes']} bytes"
+    )
+    print(
+        f"  plain httpx download of the same {len(sizes)} files, {args.workers} in parallel: {plain_s:.2f} s"
+    )
     print(f"  ratio server/plain: {ratio:.2f} (target <= 1.5)")
-    print(f"  server RSS: before {rss_before:.0f} MB, peak {max(peak):.0f} MB, after {rss_after:.0f} MB, "
-          f"growth {growth:+.0f} MB (target <= 100 MB)")
+    print(
+        f"  server RSS: before {rss_before:.0f} MB, peak {max(peak):.0f} MB, after {rss_after:.0f} MB, "
+        f"growth {growth:+.0f} MB (target <= 100 MB)"
+    )
     if done != args.n:
         sys.exit(f"only {done} of {args.n} completed")
 

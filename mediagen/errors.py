@@ -13,8 +13,10 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.extra = extra or {}
         self.status_code = status_code
         self.detail = detail
         self.field = field

@@ -94,6 +94,9 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise ApiError(403, "This route needs an admin API key")
+    if principal.clients is not None:
+        # Operator routes see across clients; a key limited to some clients must not.
+        raise ApiError(403, "This route needs an admin API key that is not limited to some clients")
     return principal
 
 

@@ -61,7 +61,7 @@ def _message(err: dict[str, Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"detail": exc.detail}
+        body: dict[str, Any] = {"detail": exc.detail, **exc.extra}
         if exc.field:
             body["errors"] = [{"field": exc.field, "message": exc.detail.split(": ", 1)[-1]}]
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

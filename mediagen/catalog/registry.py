@@ -60,6 +60,7 @@ class ModelEntry:
             "price": self.price,
             "defaults": self.defaults,
             "media_inputs": self.media_inputs,
+            "request_map": self.request_map,
             "input_schema": self.input_schema,
         }
 

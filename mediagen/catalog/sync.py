@@ -51,8 +51,22 @@ OVERRIDES_DIRNAME = "catalog"
 _LOCAL_KEYS = ("maxLength", "minLength", "x-media")
 # OpenAPI keys that mean nothing to a JSON Schema validator (or to us) and are dropped.
 _OPENAPI_ONLY = ("nullable", "allOf")
-_ENTRY_FIELDS = ("id", "kind", "engine", "title", "description", "label", "official", "version", "price",
-                 "defaults", "request_map", "media_inputs", "output", "input_schema")
+_ENTRY_FIELDS = (
+    "id",
+    "kind",
+    "engine",
+    "title",
+    "description",
+    "label",
+    "official",
+    "version",
+    "price",
+    "defaults",
+    "request_map",
+    "media_inputs",
+    "output",
+    "input_schema",
+)
 
 
 def overrides_dir(settings: Settings) -> Path:
@@ -71,7 +85,7 @@ def _resolve_ref(ref: str, components: Mapping[str, Any]) -> dict[str, Any]:
     prefix = "#/components/schemas/"
     if not ref.startswith(prefix):
         raise ValueError(f"unsupported $ref {ref!r}")
-    target = components.get(ref[len(prefix):])
+    target = components.get(ref[len(prefix) :])
     if not isinstance(target, Mapping):
         raise ValueError(f"$ref {ref!r} points at nothing")
     return dict(target)
@@ -124,8 +138,9 @@ def schema_from_openapi(openapi: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(spec, Mapping):
             converted[str(name)] = _convert_property(spec, components)
     # Keep upstream's order; number whatever has no x-order after the ones that do.
-    ordered = sorted(converted.items(), key=lambda kv: (kv[1].get("x-order") is None,
-                                                       kv[1].get("x-order", 0)))
+    ordered = sorted(
+        converted.items(), key=lambda kv: (kv[1].get("x-order") is None, kv[1].get("x-order", 0))
+    )
     for position, (_name, prop) in enumerate(ordered):
         prop.setdefault("x-order", position)
     out: dict[str, Any] = {"type": "object"}
@@ -235,8 +250,12 @@ def sync_models(settings: Settings, model_ids: list[str] | None = None) -> Itera
                 wanted.append(entry)
         hosted = wanted
     target_dir = overrides_dir(settings)
-    with ReplicateEngine(token=settings.replicate_api_token, base_url=settings.replicate_base_url,
-                         max_attempts=3, retry_budget_s=20.0) as engine:
+    with ReplicateEngine(
+        token=settings.replicate_api_token,
+        base_url=settings.replicate_base_url,
+        max_attempts=3,
+        retry_budget_s=20.0,
+    ) as engine:
         for entry in hosted:
             owner, name = entry.id.split("/", 1)
             try:

@@ -162,7 +162,12 @@ class GenerationService:
             raise invalid(built.origin.get(field, f"parameters.{field}"), message) from exc
         except EngineError as exc:
             status = {401: 502, 402: 503}.get(exc.status_code or 0, 502)
-            raise ApiError(status, f"{routing.engine} refused the job: {exc} (generation {row.id} failed)") from exc
+            path = KINDS[kind].path
+            raise ApiError(
+                status, f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
+                extra={"id": row.id, KINDS[kind].id_field: row.id, "status": "failed"},
+                headers={"Location": f"/api/{path}/{row.id}"},
+            ) from exc
         with self.db.read() as s:
             return s.get(Generation, row.id) or row, True
 

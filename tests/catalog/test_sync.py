@@ -20,8 +20,15 @@ from tests.fakes.replicate_server import FakeReplicate
 
 pytestmark = pytest.mark.timeout(60)
 
-HOSTED = {"meta/musicgen", "riffusion/riffusion", "stackadoc/stable-audio-open-1.0", "bytedance/seedance-1-lite",
-          "kwaivgi/kling-v2.1", "black-forest-labs/flux-schnell", "google/nano-banana"}
+HOSTED = {
+    "meta/musicgen",
+    "riffusion/riffusion",
+    "stackadoc/stable-audio-open-1.0",
+    "bytedance/seedance-1-lite",
+    "kwaivgi/kling-v2.1",
+    "black-forest-labs/flux-schnell",
+    "google/nano-banana",
+}
 NEW_VERSION = "f" * 64
 
 
@@ -32,23 +39,36 @@ def fake() -> Iterator[FakeReplicate]:
         mg = server.models["meta/musicgen"]
         mg.versions = [NEW_VERSION, *mg.versions]
         mg.input_schema = {
-            "type": "object", "title": "Input", "required": ["prompt"],
+            "type": "object",
+            "title": "Input",
+            "required": ["prompt"],
             "properties": {
                 "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
-                "model_version": {"allOf": [{"$ref": "#/components/schemas/model_version"}],
-                                  "default": "stereo-melody-large", "description": "Model to use", "x-order": 1},
+                "model_version": {
+                    "allOf": [{"$ref": "#/components/schemas/model_version"}],
+                    "default": "stereo-melody-large",
+                    "description": "Model to use",
+                    "x-order": 1,
+                },
                 "input_audio": {"type": "string", "format": "uri", "title": "Input Audio", "x-order": 2},
                 "duration": {"type": "integer", "default": 8, "title": "Duration", "x-order": 3},
                 "top_k": {"type": "integer", "default": 250, "title": "Top K", "x-order": 4},
-                "output_format": {"allOf": [{"$ref": "#/components/schemas/output_format"}],
-                                  "default": "wav", "x-order": 5},
+                "output_format": {
+                    "allOf": [{"$ref": "#/components/schemas/output_format"}],
+                    "default": "wav",
+                    "x-order": 5,
+                },
                 "seed": {"type": "integer", "nullable": True, "title": "Seed", "x-order": 6},
                 "brand_new": {"type": "boolean", "default": False, "title": "New knob"},
             },
         }
         components = {
-            "model_version": {"title": "model_version", "type": "string", "description": "An enumeration.",
-                              "enum": ["stereo-melody-large", "stereo-large"]},
+            "model_version": {
+                "title": "model_version",
+                "type": "string",
+                "description": "An enumeration.",
+                "enum": ["stereo-melody-large", "stereo-large"],
+            },
             "output_format": {"title": "output_format", "type": "string", "enum": ["wav", "mp3"]},
         }
         original = server._version_json
@@ -63,8 +83,11 @@ def fake() -> Iterator[FakeReplicate]:
 
 
 def settings_for(fake: FakeReplicate, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", REPLICATE_API_TOKEN=fake.token,  # type: ignore[call-arg]
-                    replicate_base_url=fake.base_url)
+    return Settings(
+        data_dir=tmp_path / "data",
+        REPLICATE_API_TOKEN=fake.token,  # type: ignore[call-arg]
+        replicate_base_url=fake.base_url,
+    )
 
 
 def test_sync_writes_overrides_into_the_data_dir(fake: FakeReplicate, tmp_path: Path) -> None:
@@ -86,8 +109,12 @@ def test_sync_writes_overrides_into_the_data_dir(fake: FakeReplicate, tmp_path: 
     props = raw["input_schema"]["properties"]
     # allOf/$ref enums inlined, property's own default and description kept
     assert props["model_version"]["enum"] == ["stereo-melody-large", "stereo-large"]
-    assert props["model_version"]["type"] == "string" and props["model_version"]["description"] == "Model to use"
-    assert "allOf" not in json.dumps(raw["input_schema"]) and "nullable" not in json.dumps(raw["input_schema"])
+    assert (
+        props["model_version"]["type"] == "string" and props["model_version"]["description"] == "Model to use"
+    )
+    assert "allOf" not in json.dumps(raw["input_schema"]) and "nullable" not in json.dumps(
+        raw["input_schema"]
+    )
     assert props["seed"]["type"] == ["integer", "null"]
     # our media extension survives: an asset id may stand in for the URL
     assert "integer" in props["input_audio"]["type"] and props["input_audio"]["x-media"] == "audio"
@@ -96,9 +123,15 @@ def test_sync_writes_overrides_into_the_data_dir(fake: FakeReplicate, tmp_path: 
     assert list(props) == sorted(props, key=lambda k: props[k]["x-order"])
     assert raw["input_schema"]["additionalProperties"] is False
     # ours kept: defaults still valid upstream, request map, media inputs, price, title
-    assert raw["defaults"] == {"model_version": "stereo-melody-large", "duration": 8, "top_k": 250,
-                               "output_format": "mp3"}
-    assert raw["request_map"] == {"audio_id": "input_audio"} and raw["media_inputs"] == {"input_audio": "audio"}
+    assert raw["defaults"] == {
+        "model_version": "stereo-melody-large",
+        "duration": 8,
+        "top_k": 250,
+        "output_format": "mp3",
+    }
+    assert raw["request_map"] == {"audio_id": "input_audio"} and raw["media_inputs"] == {
+        "input_audio": "audio"
+    }
     assert raw["title"] == "MusicGen (Meta)" and raw["price"]["per"] == "second"
 
     official = json.loads((settings.data_dir / "catalog" / "bytedance__seedance-1-lite.json").read_text())
@@ -114,8 +147,14 @@ def test_catalog_load_reads_overrides(fake: FakeReplicate, tmp_path: Path) -> No
     assert catalog.get("riffusion/riffusion") == Catalog.load().get("riffusion/riffusion")  # not synced
     # the refreshed entry validates requests: a new input is accepted, a dropped one refused
     built = catalog.build_inputs(entry, {"prompt": "x", "duration": 5}, {"brand_new": True, "seed": None})
-    assert built.inputs == {"prompt": "x", "duration": 5, "brand_new": True, "model_version": "stereo-melody-large",
-                            "top_k": 250, "output_format": "mp3"}
+    assert built.inputs == {
+        "prompt": "x",
+        "duration": 5,
+        "brand_new": True,
+        "model_version": "stereo-melody-large",
+        "top_k": 250,
+        "output_format": "mp3",
+    }
     with pytest.raises(Exception, match="parameters.temperature"):
         catalog.build_inputs(entry, {"prompt": "x"}, {"temperature": 1.0})
     built = catalog.build_inputs(entry, {"prompt": "x", "audio_id": 12}, {})
@@ -135,8 +174,9 @@ def test_broken_override_is_skipped(tmp_path: Path) -> None:
 def test_selected_models_and_failures(fake: FakeReplicate, tmp_path: Path) -> None:
     settings = settings_for(fake, tmp_path)
     del fake.models["kwaivgi/kling-v2.1"]  # Replicate answers 404 for it
-    lines = list(sync_models(settings, ["kwaivgi/kling-v2.1", "synth/music", "nobody/nothing",
-                                        "riffusion/riffusion"]))
+    lines = list(
+        sync_models(settings, ["kwaivgi/kling-v2.1", "synth/music", "nobody/nothing", "riffusion/riffusion"])
+    )
     assert len(lines) == 4
     assert lines[0].startswith("synth/music: skipped") and lines[1].startswith("nobody/nothing: skipped")
     assert lines[2].startswith("kwaivgi/kling-v2.1: failed") and "404" in lines[2]
@@ -147,14 +187,27 @@ def test_selected_models_and_failures(fake: FakeReplicate, tmp_path: Path) -> No
 
 
 def test_schema_from_openapi_handles_nullable_enums() -> None:
-    schema = schema_from_openapi({"components": {"schemas": {
-        "Input": {"type": "object", "properties": {
-            "size": {"allOf": [{"$ref": "#/components/schemas/size"}], "nullable": True},
-            "tags": {"type": "array", "items": {"type": "string", "format": "uri"}},
-        }},
-        "size": {"type": "string", "enum": ["s", "m"]},
-    }}})
-    assert schema["properties"]["size"] == {"type": ["string", "null"], "enum": ["s", "m", None], "x-order": 0}
+    schema = schema_from_openapi(
+        {
+            "components": {
+                "schemas": {
+                    "Input": {
+                        "type": "object",
+                        "properties": {
+                            "size": {"allOf": [{"$ref": "#/components/schemas/size"}], "nullable": True},
+                            "tags": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                        },
+                    },
+                    "size": {"type": "string", "enum": ["s", "m"]},
+                }
+            }
+        }
+    )
+    assert schema["properties"]["size"] == {
+        "type": ["string", "null"],
+        "enum": ["s", "m", None],
+        "x-order": 0,
+    }
     assert schema["properties"]["tags"]["x-order"] == 1 and "required" not in schema
     with pytest.raises(ValueError, match="Input"):
         schema_from_openapi({"components": {"schemas": {}}})
@@ -163,10 +216,21 @@ def test_schema_from_openapi_handles_nullable_enums() -> None:
 def test_cli_models_sync_and_server_use_the_override(fake: FakeReplicate, tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAGEN_", "REPLICATE_"))}
-    env.update({"MEDIAGEN_DATA_DIR": str(data), "REPLICATE_API_TOKEN": fake.token,
-                "MEDIAGEN_REPLICATE_BASE_URL": fake.base_url})
-    out = subprocess.run([sys.executable, "-m", "mediagen.cli", "models", "sync", "meta/musicgen"],
-                         env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    env.update(
+        {
+            "MEDIAGEN_DATA_DIR": str(data),
+            "REPLICATE_API_TOKEN": fake.token,
+            "MEDIAGEN_REPLICATE_BASE_URL": fake.base_url,
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mediagen.cli", "models", "sync", "meta/musicgen"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("meta/musicgen: ") and (data / "catalog" / "meta__musicgen.json").exists()
 

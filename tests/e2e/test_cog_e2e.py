@@ -30,7 +30,9 @@ from tests.fakes.cog_server import COG_PIP_SPEC, CogServer, find_cog_python
 
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(find_cog_python() is None, reason=f"cog is not installed (pip install '{COG_PIP_SPEC}')"),
+    pytest.mark.skipif(
+        find_cog_python() is None, reason=f"cog is not installed (pip install '{COG_PIP_SPEC}')"
+    ),
 ]
 
 DEAD_MODEL = "stackadoc/stable-audio-open-1.0"
@@ -56,8 +58,11 @@ def cog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CogServer]:
 def srv(cog: CogServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     routes = {"meta/musicgen": cog.base_url, DEAD_MODEL: dead}
-    server = make_server(tmp_path_factory.mktemp("cog-srv"), MEDIAGEN_COG_ROUTES=json.dumps(routes),
-                         MEDIAGEN_RECONCILE_INTERVAL_SECONDS="0.5").start()
+    server = make_server(
+        tmp_path_factory.mktemp("cog-srv"),
+        MEDIAGEN_COG_ROUTES=json.dumps(routes),
+        MEDIAGEN_RECONCILE_INTERVAL_SECONDS="0.5",
+    ).start()
     yield server
     server.stop()
 
@@ -119,8 +124,9 @@ def test_failing_prediction_ends_failed_with_the_error(srv: LiveServer, cog: Cog
     assert item["status"] == "failed", item
     assert "NotADirectoryError" in item["error"] and item["data_url"] is None
     cog.wait_until_idle()
-    again = srv.wait_for("audio", generate(srv, {"prompt": "works again", "duration": 1, "seed": 2})["audio_id"],
-                         timeout=30)
+    again = srv.wait_for(
+        "audio", generate(srv, {"prompt": "works again", "duration": 1, "seed": 2})["audio_id"], timeout=30
+    )
     assert again["status"] == "completed", again
 
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import LiveServer
+from tests.utils.audio import estimate_bpm
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,8 @@ def test_music_end_to_end(live_server: LiveServer, campaign: str, fmt: str, ctyp
     assert rate == 44100 and pcm.shape[0] == 2
     assert abs(seconds - 4.0) < 0.1 and abs(item["duration"] - 4.0) < 0.1
     assert np.sqrt(np.mean(pcm**2)) > 0.02 and np.abs(pcm).max() < 1.0
+    plan_bpm = item["metadata"]["bpm"]
+    assert abs(estimate_bpm(pcm.mean(axis=0), rate) - plan_bpm) / plan_bpm < 0.02
     peaks = json.loads(fetch(live_server, item["waveform_url"])[0])
     assert peaks["version"] == 2 and peaks["bits"] == 8 and len(peaks["data"]) == 2 * peaks["length"]
     part, h = fetch(live_server, item["audio_url"], Range="bytes=100-199")

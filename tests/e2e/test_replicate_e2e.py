@@ -22,6 +22,7 @@ import struct
 import time
 import wave
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,16 @@ pytestmark = pytest.mark.timeout(120)
 
 MUSICGEN_VERSION = "671ac645ce5e552cc63a54a2bbff63fcf798043055d2dac5fc9e36a837eedcfb"
 RIFFUSION_VERSION = "8cf61ea6c56afd61d8f5b9ffd14d7c216c0a93844ce2d82ac1c9ecc9c7f24e05"
-SEED_MUSICGEN = {"prompt": "upbeat electronic dance music with heavy bass", "campaign_id": "campaign_123",
-                 "duration": 10}
-SEED_RIFFUSION = {"prompt": "ambient lo-fi hip hop beats", "campaign_id": "campaign_123",
-                  "model": "riffusion/riffusion"}
+SEED_MUSICGEN = {
+    "prompt": "upbeat electronic dance music with heavy bass",
+    "campaign_id": "campaign_123",
+    "duration": 10,
+}
+SEED_RIFFUSION = {
+    "prompt": "ambient lo-fi hip hop beats",
+    "campaign_id": "campaign_123",
+    "model": "riffusion/riffusion",
+}
 FAST = Script(start_after=0.05, run_for=0.1)
 LONG = Script(start_after=0.05, run_for=60)
 
@@ -58,8 +65,12 @@ def wav_tone(seed: str, seconds: float = 0.25, rate: int = 16000) -> bytes:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * hz * i / rate)))
-                               for i in range(int(seconds * rate))))
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(9000 * math.sin(2 * math.pi * hz * i / rate)))
+                for i in range(int(seconds * rate))
+            )
+        )
     return buf.getvalue()
 
 
@@ -80,9 +91,14 @@ def unique_content(p: FakePrediction, index: int, role: str) -> tuple[bytes, str
 
 
 def hosted_server(tmp: Path, fake: FakeReplicate, *, webhooks: bool, **env: str) -> LiveServer:
-    srv = make_server(tmp, REPLICATE_API_TOKEN=fake.token, MEDIAGEN_REPLICATE_BASE_URL=fake.base_url,
-                      MEDIAGEN_DOWNLOAD_ALLOWED_HOSTS=fake.delivery_allow_entry,
-                      MEDIAGEN_RECONCILE_INTERVAL_SECONDS="0.5", **env)
+    srv = make_server(
+        tmp,
+        REPLICATE_API_TOKEN=fake.token,
+        MEDIAGEN_REPLICATE_BASE_URL=fake.base_url,
+        MEDIAGEN_DOWNLOAD_ALLOWED_HOSTS=fake.delivery_allow_entry,
+        MEDIAGEN_RECONCILE_INTERVAL_SECONDS="0.5",
+        **env,
+    )
     if webhooks:
         srv.extra_env["MEDIAGEN_PUBLIC_URL"] = srv.url
     return srv.start()
@@ -104,8 +120,9 @@ def reset(fake: FakeReplicate) -> None:
         fake.aborted_sends_completed = True
 
 
-def generate(srv: LiveServer, kind: str, body: dict[str, Any], *, key: str | None = None,
-             expect: int = 202) -> dict[str, Any]:
+def generate(
+    srv: LiveServer, kind: str, body: dict[str, Any], *, key: str | None = None, expect: int = 202
+) -> dict[str, Any]:
     with srv.client(key) as c:
         r = c.post(f"/api/v2/generate/{kind}", json=body)
     assert r.status_code == expect, r.text
@@ -148,22 +165,35 @@ def stored_once(srv: LiveServer, gen_id: int) -> None:
     with db(srv) as conn:
         key = conn.execute("SELECT blob_key FROM generations WHERE id = ?", (gen_id,)).fetchone()[0]
         assert key and conn.execute("SELECT refcount FROM blobs WHERE key = ?", (key,)).fetchone()[0] == 1
-        names = [n for (n,) in conn.execute("SELECT name FROM derivations WHERE generation_id = ?", (gen_id,))]
+        names = [
+            n for (n,) in conn.execute("SELECT name FROM derivations WHERE generation_id = ?", (gen_id,))
+        ]
         assert len(names) == len(set(names))
 
 
 def downloads(fake: FakeReplicate, pred: FakePrediction) -> list[str]:
-    return [r.path for r in list(fake.requests) if r.method == "GET" and r.path.startswith(f"/delivery/{pred.id}/")]
+    return [
+        r.path
+        for r in list(fake.requests)
+        if r.method == "GET" and r.path.startswith(f"/delivery/{pred.id}/")
+    ]
 
 
 def creates_for(fake: FakeReplicate, prompt: str) -> list[Any]:
-    return [r for r in fake.create_requests if (r.json or {}).get("input", {}).get("prompt") == prompt
-            or (r.json or {}).get("input", {}).get("prompt_a") == prompt]
+    return [
+        r
+        for r in fake.create_requests
+        if (r.json or {}).get("input", {}).get("prompt") == prompt
+        or (r.json or {}).get("input", {}).get("prompt_a") == prompt
+    ]
 
 
 def predictions_for(fake: FakeReplicate, prompt: str) -> list[FakePrediction]:
-    return [p for p in list(fake.predictions.values())
-            if p.input.get("prompt") == prompt or p.input.get("prompt_a") == prompt]
+    return [
+        p
+        for p in list(fake.predictions.values())
+        if p.input.get("prompt") == prompt or p.input.get("prompt_a") == prompt
+    ]
 
 
 def decode_audio_seconds(data: bytes) -> float:
@@ -173,10 +203,18 @@ def decode_audio_seconds(data: bytes) -> float:
         return samples / stream.rate
 
 
-def replay(srv: LiveServer, body: bytes, secret: str, *, webhook_id: str | None = None,
-           path: str = "/api/webhooks/replicate") -> httpx.Response:
-    headers = {**signed_headers(secret, webhook_id or "msg_" + secrets.token_urlsafe(12), body),
-               "content-type": "application/json"}
+def replay(
+    srv: LiveServer,
+    body: bytes,
+    secret: str,
+    *,
+    webhook_id: str | None = None,
+    path: str = "/api/webhooks/replicate",
+) -> httpx.Response:
+    headers = {
+        **signed_headers(secret, webhook_id or "msg_" + secrets.token_urlsafe(12), body),
+        "content-type": "application/json",
+    }
     return httpx.post(srv.url + path, content=body, headers=headers, timeout=10)
 
 
@@ -188,7 +226,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "
         time.sleep(0.05)
 
 
-def assert_stays(srv: LiveServer, path: str, gen_id: int, status: str, seconds: float = 1.0) -> dict[str, Any]:
+def assert_stays(
+    srv: LiveServer, path: str, gen_id: int, status: str, seconds: float = 1.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
         item = get_item(srv, path, gen_id)
@@ -244,15 +284,26 @@ class TestWebhooks:
         assert mg_create.path == "/v1/predictions"
         body = mg_create.json
         assert body["version"] == MUSICGEN_VERSION
-        assert body["input"] == {"prompt": SEED_MUSICGEN["prompt"], "duration": 10,
-                                 "model_version": "stereo-melody-large", "temperature": 1.0, "top_k": 250,
-                                 "top_p": 0.0, "classifier_free_guidance": 3, "output_format": "mp3"}
+        assert body["input"] == {
+            "prompt": SEED_MUSICGEN["prompt"],
+            "duration": 10,
+            "model_version": "stereo-melody-large",
+            "temperature": 1.0,
+            "top_k": 250,
+            "top_p": 0.0,
+            "classifier_free_guidance": 3,
+            "output_format": "mp3",
+        }
         assert body["webhook"].startswith(f"{srv.url}/api/webhooks/replicate?gen={music['audio_id']}")
         assert body["webhook_events_filter"] == ["start", "completed"]
         [rf_create] = creates_for(fake, SEED_RIFFUSION["prompt"])
         assert rf_create.json["version"] == RIFFUSION_VERSION
-        assert rf_create.json["input"] == {"prompt_a": SEED_RIFFUSION["prompt"], "denoising": 0.75,
-                                           "num_inference_steps": 50, "seed_image_id": "vibes"}
+        assert rf_create.json["input"] == {
+            "prompt_a": SEED_RIFFUSION["prompt"],
+            "denoising": 0.75,
+            "num_inference_steps": 50,
+            "seed_image_id": "vibes",
+        }
 
         for created in (music, riff):
             item = srv.wait_for("audio", created["audio_id"], timeout=30)
@@ -272,7 +323,9 @@ class TestWebhooks:
             stored_once(srv, item["id"])
 
         item = get_item(srv, "audio", riff["audio_id"])
-        assert item["derivations"] == ["spectrogram", "waveform"] and item["content_type"].startswith("audio/")
+        assert item["derivations"] == ["spectrogram", "waveform"] and item["content_type"].startswith(
+            "audio/"
+        )
         with srv.client() as c:
             spec = c.get(f"/api/audio/{riff['audio_id']}/spectrogram")
             audio = c.get(item["audio_url"]).content
@@ -280,14 +333,25 @@ class TestWebhooks:
         assert Image.open(io.BytesIO(spec.content)).size == (16, 16)
         pred = prediction_of(fake, srv, riff["audio_id"])
         assert audio == pred.files["audio.wav"][0]  # the audio is the asset, not the spectrogram
-        listed = srv.client().get("/api/audio", params={"campaign_id": "campaign_123", "status": "completed"})
-        assert {music["audio_id"], riff["audio_id"]} <= {a["audio_id"] for a in listed.json()["audio"]}
+        with srv.client() as c:  # the seed's filter example
+            listed = c.get("/api/audio", params={"campaign_id": "campaign_123", "status": "completed"}).json()
+        assert {music["audio_id"], riff["audio_id"]} <= {a["audio_id"] for a in listed["audio"]}
 
     @pytest.mark.parametrize("side,transport", [(160, "data"), (1024, "files")])
-    def test_seedance_video_from_a_generated_image(self, srv: LiveServer, fake: FakeReplicate, side: int,
-                                                   transport: str) -> None:
-        img = generate(srv, "image", {"prompt": "blue ocean at dawn", "model": "synth/image", "width": side,
-                                      "height": side, "parameters": {"output_format": "png"}})
+    def test_seedance_video_from_a_generated_image(
+        self, srv: LiveServer, fake: FakeReplicate, side: int, transport: str
+    ) -> None:
+        img = generate(
+            srv,
+            "image",
+            {
+                "prompt": "blue ocean at dawn",
+                "model": "synth/image",
+                "width": side,
+                "height": side,
+                "parameters": {"output_format": "png"},
+            },
+        )
         assert srv.wait_for("images", img["image_id"])["status"] == "completed"
         with srv.client() as c:
             image_bytes = c.get(f"/api/images/{img['image_id']}/data").content
@@ -310,23 +374,33 @@ class TestWebhooks:
             assert fake.files[sent.rstrip("/").split("/")[-1]]["_data"] == image_bytes
         with srv.client() as c:
             r = c.get(item["video_url"])
-        assert r.headers["content-type"] == "video/mp4" and r.content == prediction_of(
-            fake, srv, item["id"]).files["output.mp4"][0]
+        assert (
+            r.headers["content-type"] == "video/mp4"
+            and r.content == prediction_of(fake, srv, item["id"]).files["output.mp4"][0]
+        )
 
     def test_list_output_keeps_every_image(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.scripts["black-forest-labs/flux-schnell"] = Script(start_after=0.05, run_for=0.1, count=2)
-        created = generate(srv, "image", {"prompt": "two red kites", "model": "black-forest-labs/flux-schnell",
-                                          "num_outputs": 2})
+        created = generate(
+            srv,
+            "image",
+            {"prompt": "two red kites", "model": "black-forest-labs/flux-schnell", "num_outputs": 2},
+        )
         item = srv.wait_for("images", created["image_id"], timeout=30)
         assert item["status"] == "completed", item
         assert set(item["derivations"]) == {"output_1", "thumbnail"}
         assert item["cost_usd"] == pytest.approx(0.006)
         pred = prediction_of(fake, srv, item["id"])
         assert pred.input["num_outputs"] == 2 and len(pred.output) == 2
-        assert sorted(downloads(fake, pred)) == [f"/delivery/{pred.id}/out-0.png", f"/delivery/{pred.id}/out-1.png"]
+        assert sorted(downloads(fake, pred)) == [
+            f"/delivery/{pred.id}/out-0.png",
+            f"/delivery/{pred.id}/out-1.png",
+        ]
         with db(srv) as conn:
-            (size,) = conn.execute("SELECT size_bytes FROM derivations WHERE generation_id = ? AND name = "
-                                   "'output_1'", (item["id"],)).fetchone()
+            (size,) = conn.execute(
+                "SELECT size_bytes FROM derivations WHERE generation_id = ? AND name = 'output_1'",
+                (item["id"],),
+            ).fetchone()
         assert size == len(pred.files["out-1.png"][0])
 
     def test_data_url_output(self, srv: LiveServer, fake: FakeReplicate) -> None:
@@ -343,7 +417,9 @@ class TestWebhooks:
     def test_duplicate_and_out_of_order_webhooks(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.duplicate_webhooks = True
         fake.out_of_order_webhooks = True
-        ids = [generate(srv, "audio", {"prompt": f"dup order {i}", "duration": 2})["audio_id"] for i in range(3)]
+        ids = [
+            generate(srv, "audio", {"prompt": f"dup order {i}", "duration": 2})["audio_id"] for i in range(3)
+        ]
         items = [srv.wait_for("audio", i, timeout=30) for i in ids]
         assert all(it["status"] == "completed" for it in items), items
         time.sleep(1.0)  # let the held-back "start" webhooks and the copies land after completion
@@ -363,8 +439,13 @@ class TestWebhooks:
         pred = prediction_of(fake, srv, gid)
         before = get_item(srv, "audio", gid)
         completed = fake.deliveries(pred.id, "completed")[0]
-        r = replay(srv, completed.body, fake.webhook_secret, webhook_id=completed.webhook_id,
-                   path=completed.url.removeprefix(srv.url))
+        r = replay(
+            srv,
+            completed.body,
+            fake.webhook_secret,
+            webhook_id=completed.webhook_id,
+            path=completed.url.removeprefix(srv.url),
+        )
         assert r.status_code == 200 and r.json()["status"] == "duplicate"
         start = fake.deliveries(pred.id, "start")[0]
         assert start.payload["status"] == "processing"
@@ -381,12 +462,13 @@ class TestWebhooks:
         connections: handling "start" last must not put the row back to processing (which left the
         ingest with nothing to do until the next poll)."""
         fake.drop_webhooks = True  # capture the real signed bodies, deliver them ourselves
-        ids = [generate(srv, "audio", {"prompt": f"racing hooks {i}", "duration": 2})["audio_id"] for i in range(12)]
+        ids = [
+            generate(srv, "audio", {"prompt": f"racing hooks {i}", "duration": 2})["audio_id"]
+            for i in range(12)
+        ]
         preds = [prediction_of(fake, srv, gid) for gid in ids]
         fake.wait_for(lambda: all(len(fake.deliveries(p.id)) == 2 for p in preds))
         bodies = [(d.body, d.url.removeprefix(srv.url)) for p in preds for d in fake.deliveries(p.id)]
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(len(bodies)) as pool:
             answers = list(pool.map(lambda b: replay(srv, b[0], fake.webhook_secret, path=b[1]), bodies))
         assert all(r.status_code == 200 for r in answers)
@@ -396,7 +478,9 @@ class TestWebhooks:
             assert not fake.requests_to("GET", f"/v1/predictions/{pred.id}")
             stored_once(srv, gid)
 
-    def test_forged_signature_is_refused_and_changes_nothing(self, srv: LiveServer, fake: FakeReplicate) -> None:
+    def test_forged_signature_is_refused_and_changes_nothing(
+        self, srv: LiveServer, fake: FakeReplicate
+    ) -> None:
         fake.scripts["stackadoc/stable-audio-open-1.0"] = Script(start_after=0.05, run_for=1.5)
         created = generate(srv, "audio", {"prompt": "forged", "model": "stackadoc/stable-audio-open-1.0"})
         pred = prediction_of(fake, srv, created["audio_id"])
@@ -406,8 +490,9 @@ class TestWebhooks:
         other = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         r = replay(srv, forged, other)
         assert r.status_code == 401 and "signature" in r.json()["detail"]
-        r = httpx.post(srv.url + "/api/webhooks/replicate", content=forged,
-                       headers={"content-type": "application/json"})
+        r = httpx.post(
+            srv.url + "/api/webhooks/replicate", content=forged, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 401
         after = row(srv, created["audio_id"])
         assert after["status"] == before["status"] == "processing"
@@ -417,7 +502,9 @@ class TestWebhooks:
 
     def test_lost_webhooks_finish_by_polling(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.drop_webhooks = True
-        ids = [generate(srv, "audio", {"prompt": f"lost hook {i}", "duration": 2})["audio_id"] for i in range(2)]
+        ids = [
+            generate(srv, "audio", {"prompt": f"lost hook {i}", "duration": 2})["audio_id"] for i in range(2)
+        ]
         items = [srv.wait_for("audio", i, timeout=40) for i in ids]
         assert all(it["status"] == "completed" for it in items), items
         for gid in ids:
@@ -437,14 +524,18 @@ class TestWebhooks:
             assert c.post(f"/api/audio/{created['audio_id']}/cancel").status_code == 409
         assert fake.requests_to("POST", f"/v1/predictions/{pred.id}/cancel")
         assert pred.status == "canceled"
-        wait_until(lambda: any(d.status_code == 200 for d in fake.deliveries(pred.id, "completed")),
-                   what="canceled webhook")
+        wait_until(
+            lambda: any(d.status_code == 200 for d in fake.deliveries(pred.id, "completed")),
+            what="canceled webhook",
+        )
         item = assert_stays(srv, "audio", created["audio_id"], "canceled", 0.5)
         assert item["error"] == "canceled by user" and item["data_url"] is None
 
     def test_aborted_is_terminal(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.scripts["stackadoc/stable-audio-open-1.0"] = Script(start_after=30, run_for=1)
-        created = generate(srv, "audio", {"prompt": "never starts", "model": "stackadoc/stable-audio-open-1.0"})
+        created = generate(
+            srv, "audio", {"prompt": "never starts", "model": "stackadoc/stable-audio-open-1.0"}
+        )
         pred = prediction_of(fake, srv, created["audio_id"])
         with fake._lock:
             pred.deadline = fake.now() + 0.1  # what a Cancel-After would do: expires before it starts
@@ -457,13 +548,15 @@ class TestWebhooks:
         assert get_item(srv, "audio", created["audio_id"])["status"] == "canceled"
 
     def test_media_inputs(self, srv: LiveServer, fake: FakeReplicate) -> None:
-        clip = generate(srv, "audio", {"prompt": "a melody to follow", "model": "synth/music", "duration": 2,
-                                       "seed": 3})
+        clip = generate(
+            srv, "audio", {"prompt": "a melody to follow", "model": "synth/music", "duration": 2, "seed": 3}
+        )
         assert srv.wait_for("audio", clip["audio_id"])["status"] == "completed"
         with srv.client() as c:
             clip_bytes = c.get(f"/api/audio/{clip['audio_id']}/data").content
-        created = generate(srv, "audio", {"prompt": "follow that melody", "audio_id": clip["audio_id"],
-                                          "duration": 5})
+        created = generate(
+            srv, "audio", {"prompt": "follow that melody", "audio_id": clip["audio_id"], "duration": 5}
+        )
         item = srv.wait_for("audio", created["audio_id"], timeout=30)
         assert item["status"] == "completed", item
         [create] = creates_for(fake, "follow that melody")
@@ -476,20 +569,30 @@ class TestWebhooks:
 
         # An asset that is not finished yet, and one filed under a client the key cannot see.
         fake.scripts["stackadoc/stable-audio-open-1.0"] = LONG
-        running = generate(srv, "audio", {"prompt": "still running", "model": "stackadoc/stable-audio-open-1.0"})
+        running = generate(
+            srv, "audio", {"prompt": "still running", "model": "stackadoc/stable-audio-open-1.0"}
+        )
         with srv.client() as c:
             c.post("/api/clients", json={"id": "mine", "name": "Mine"})
             c.post("/api/clients", json={"id": "theirs", "name": "Theirs"})
             limited = c.post("/api/keys", json={"name": "mine only", "clients": ["mine"]}).json()["key"]
-        theirs = generate(srv, "audio", {"prompt": "their clip", "model": "synth/music", "duration": 1,
-                                         "client_id": "theirs"})
+        theirs = generate(
+            srv,
+            "audio",
+            {"prompt": "their clip", "model": "synth/music", "duration": 1, "client_id": "theirs"},
+        )
         assert srv.wait_for("audio", theirs["audio_id"])["status"] == "completed"
         n_before, creates_before = total(srv, "audio"), len(fake.create_requests)
         r = generate(srv, "audio", {"prompt": "x", "audio_id": running["audio_id"]}, expect=422)
         assert "audio_id" in r["detail"] and "not completed" in r["detail"]
         assert r["errors"][0]["field"] == "audio_id"
-        r = generate(srv, "audio", {"prompt": "x", "audio_id": theirs["audio_id"], "client_id": "mine"},
-                     key=limited, expect=422)
+        r = generate(
+            srv,
+            "audio",
+            {"prompt": "x", "audio_id": theirs["audio_id"], "client_id": "mine"},
+            key=limited,
+            expect=422,
+        )
         assert "audio_id" in r["detail"] and "not found" in r["detail"]
         r = generate(srv, "audio", {"prompt": "x", "audio_id": 999999}, expect=422)
         assert "not found" in r["detail"]
@@ -532,11 +635,19 @@ class TestPolling:
         reset(fake)
 
     def test_polling_only_path_finishes_every_job(self, srv: LiveServer, fake: FakeReplicate) -> None:
-        ids = [("audio", generate(srv, "audio", {"prompt": "polled tune", "duration": 3})["audio_id"]),
-               ("audio", generate(srv, "audio", {"prompt": "polled riff", "model": "riffusion/riffusion"})
-                ["audio_id"]),
-               ("images", generate(srv, "image", {"prompt": "polled picture",
-                                                  "model": "black-forest-labs/flux-schnell"})["image_id"])]
+        ids = [
+            ("audio", generate(srv, "audio", {"prompt": "polled tune", "duration": 3})["audio_id"]),
+            (
+                "audio",
+                generate(srv, "audio", {"prompt": "polled riff", "model": "riffusion/riffusion"})["audio_id"],
+            ),
+            (
+                "images",
+                generate(
+                    srv, "image", {"prompt": "polled picture", "model": "black-forest-labs/flux-schnell"}
+                )["image_id"],
+            ),
+        ]
         for path, gid in ids:
             item = srv.wait_for(path, gid, timeout=30)
             assert item["status"] == "completed", item
@@ -553,28 +664,52 @@ class TestPolling:
         assert item["status"] == "failed" and "CUDA out of memory" in item["error"], item
         assert item["data_url"] is None
 
-    def test_provider_422_names_the_field_and_keeps_no_row(self, srv: LiveServer, fake: FakeReplicate) -> None:
+    def test_provider_422_names_the_field_and_keeps_no_row(
+        self, srv: LiveServer, fake: FakeReplicate
+    ) -> None:
         before = total(srv, "audio")
-        fake.fail_next_create(422, invalid_fields=[
-            {"type": "enum", "field": "input.seed_image_id",
-             "description": 'seed_image_id must be one of the following: "vibes", "agile"'}])
-        r = generate(srv, "audio", {"prompt": "p", "model": "riffusion/riffusion",
-                                    "parameters": {"seed_image_id": "og_beat"}}, expect=422)
+        fake.fail_next_create(
+            422,
+            invalid_fields=[
+                {
+                    "type": "enum",
+                    "field": "input.seed_image_id",
+                    "description": 'seed_image_id must be one of the following: "vibes", "agile"',
+                }
+            ],
+        )
+        r = generate(
+            srv,
+            "audio",
+            {"prompt": "p", "model": "riffusion/riffusion", "parameters": {"seed_image_id": "og_beat"}},
+            expect=422,
+        )
         assert r["errors"][0]["field"] == "parameters.seed_image_id", r
         assert r["detail"].startswith("parameters.seed_image_id: seed_image_id must be one of")
-        fake.fail_next_create(422, invalid_fields=[
-            {"type": "required", "field": "input", "description": "prompt_a is required"}])
+        fake.fail_next_create(
+            422,
+            invalid_fields=[{"type": "required", "field": "input", "description": "prompt_a is required"}],
+        )
         r = generate(srv, "audio", {"prompt": "p", "model": "riffusion/riffusion"}, expect=422)
         assert r["errors"][0]["field"] == "prompt", r  # the request's own name for prompt_a
-        fake.fail_next_create(422, invalid_fields=[
-            {"type": "number_lte", "field": "input.duration", "description": "Must be less than or equal to 12"}])
+        fake.fail_next_create(
+            422,
+            invalid_fields=[
+                {
+                    "type": "number_lte",
+                    "field": "input.duration",
+                    "description": "Must be less than or equal to 12",
+                }
+            ],
+        )
         r = generate(srv, "audio", {"prompt": "p", "duration": 20}, expect=422)
         assert r["errors"][0]["field"] == "duration" and "less than or equal to 12" in r["detail"], r
         assert total(srv, "audio") == before
 
     @pytest.mark.parametrize("status,api_status,words", [(401, 502, "API token"), (402, 503, "credit")])
-    def test_account_errors_fail_the_generation_clearly(self, srv: LiveServer, fake: FakeReplicate, status: int,
-                                                        api_status: int, words: str) -> None:
+    def test_account_errors_fail_the_generation_clearly(
+        self, srv: LiveServer, fake: FakeReplicate, status: int, api_status: int, words: str
+    ) -> None:
         before = total(srv, "audio")
         fake.fail_next_create(status)
         r = generate(srv, "audio", {"prompt": f"refused {status}", "duration": 2}, expect=api_status)
@@ -620,15 +755,18 @@ class TestPolling:
             again = c.post("/api/v2/generate/audio", json=body, headers=headers)
             assert again.status_code == 200 and again.json()["audio_id"] == gid
         assert srv.wait_for("audio", gid, timeout=30)["status"] == "completed"
-        assert len(creates_for(fake, "slow to start")) == 1 and len(predictions_for(fake, "slow to start")) == 1
+        assert (
+            len(creates_for(fake, "slow to start")) == 1 and len(predictions_for(fake, "slow to start")) == 1
+        )
         with srv.client() as c:
             listed = c.get("/api/audio", params={"limit": 100}).json()["audio"]
         assert [a["id"] for a in listed if a["prompt"] == "slow to start"] == [gid]
 
     def test_expired_output_file_fails_clearly(self, srv: LiveServer, fake: FakeReplicate) -> None:
         # an output URL whose file is already gone (404 at the delivery host)
-        fake.scripts["meta/musicgen"] = Script(start_after=0.05, run_for=0.1,
-                                               output=lambda p: fake.output_url(p.id, "gone.wav"))
+        fake.scripts["meta/musicgen"] = Script(
+            start_after=0.05, run_for=0.1, output=lambda p: fake.output_url(p.id, "gone.wav")
+        )
         gone = generate(srv, "audio", {"prompt": "expired file", "duration": 2})["audio_id"]
         item = srv.wait_for("audio", gone, timeout=30)
         assert item["status"] == "failed", item
@@ -654,8 +792,9 @@ class TestPolling:
         stored_once(srv, item["id"])
 
     def test_output_host_off_the_allow_list(self, srv: LiveServer, fake: FakeReplicate) -> None:
-        fake.scripts["meta/musicgen"] = Script(start_after=0.05, run_for=0.1,
-                                               output=lambda p: "http://169.254.169.254/latest/meta-data.wav")
+        fake.scripts["meta/musicgen"] = Script(
+            start_after=0.05, run_for=0.1, output=lambda p: "http://169.254.169.254/latest/meta-data.wav"
+        )
         created = generate(srv, "audio", {"prompt": "ssrf attempt", "duration": 2})
         item = srv.wait_for("audio", created["audio_id"], timeout=30)
         assert item["status"] == "failed", item
@@ -664,7 +803,9 @@ class TestPolling:
 
     def test_aborted_seen_by_polling_is_terminal(self, srv: LiveServer, fake: FakeReplicate) -> None:
         fake.scripts["stackadoc/stable-audio-open-1.0"] = Script(start_after=30, run_for=1)
-        created = generate(srv, "audio", {"prompt": "aborted quietly", "model": "stackadoc/stable-audio-open-1.0"})
+        created = generate(
+            srv, "audio", {"prompt": "aborted quietly", "model": "stackadoc/stable-audio-open-1.0"}
+        )
         pred = prediction_of(fake, srv, created["audio_id"])
         with fake._lock:
             pred.deadline = fake.now() + 0.1

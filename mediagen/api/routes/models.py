@@ -29,6 +29,7 @@ class ModelOut(BaseModel):
     price: dict[str, Any]
     defaults: dict[str, Any]
     media_inputs: dict[str, str]
+    request_map: dict[str, str]
     input_schema: dict[str, Any]
 
 
