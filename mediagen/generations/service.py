@@ -22,6 +22,7 @@ from mediagen.db.base import utcnow
 from mediagen.db.session import Database
 from mediagen.engines.base import EngineError, InputError
 from mediagen.errors import ApiError, invalid, not_found
+from mediagen.generations.kinds import KINDS
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.state import TERMINAL
 from mediagen.generations.tables import Derivation, Generation

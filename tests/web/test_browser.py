@@ -435,6 +435,27 @@ def test_generate_an_image_and_a_video(page: Any, server: LiveServer) -> None:
     page.wait_for_function(f"document.querySelector('li.card[data-id=\"{gen_id}\"] img').naturalWidth > 0")
 
 
+def test_upload_a_start_image_for_a_video(page: Any, server: LiveServer, tmp_path: Any) -> None:
+    from PIL import Image
+
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (320, 180), (30, 90, 200)).save(logo)
+    page.goto(f"{server.url}/generate/videos")
+    choose_model(page, "synth/video")
+    page.fill("#in-prompt", "logo reveal")
+    page.fill("#in-duration", "1")
+    page.set_input_files("#in-image-file", str(logo))
+    page.wait_for_function("document.querySelector('#in-image').value !== ''")
+    upload_id = int(page.eval_on_selector("#in-image", "el => el.value"))
+    with server.client() as c:
+        up = c.get(f"/api/images/{upload_id}").json()
+    assert up["status"] == "completed" and up["model_id"] == "upload" and up["width"] == 320
+    gen_id = submit_and_open_asset(page, "video")
+    wait_status(page, "completed")
+    with server.client() as c:
+        assert c.get(f"/api/videos/{gen_id}").json()["parameters"]["image"] == upload_id
+
+
 def test_keyboard_tab_to_the_prompt_and_press_enter(page: Any, server: LiveServer) -> None:
     # ?model= preselects: on this server the default music model is the (failing) routed MusicGen.
     page.goto(f"{server.url}/generate/music?model=synth/music")

@@ -241,8 +241,14 @@
         dataset: { mediaUrl: name },
       });
       const preview = el("img", { class: "media-preview", alt: "", hidden: true });
-      wrap.append(label, control, el("label", { for: urlId, class: "sub-label", text: "or a URL" }), url, preview);
+      const fileId = `${id}-file`;
+      const file = el("input", {
+        id: fileId, type: "file", accept: `${kind}/*`, "aria-describedby": describedBy, dataset: { mediaFile: name },
+      });
+      wrap.append(label, control, el("label", { for: urlId, class: "sub-label", text: "or a URL" }), url,
+        el("label", { for: fileId, class: "sub-label", text: "or upload a file" }), file, preview);
       loadMediaOptions(control, kind);
+      file.addEventListener("change", () => uploadMedia(file, control, kind, error));
       control.addEventListener("change", () => {
         url.disabled = Boolean(control.value);
         const opt = control.selectedOptions[0];
@@ -302,6 +308,34 @@
     }
     wrap.append(error);
     return wrap;
+  }
+
+  /** Upload a file as an asset of its own (POST /api/{kind}/upload) and select it as the input. */
+  async function uploadMedia(input, select, kind, error) {
+    const f = input.files && input.files[0];
+    if (!f) return;
+    error.hidden = true;
+    input.disabled = true;
+    try {
+      const res = await fetch(`/api/${API_PATH[kind]}/upload?title=${encodeURIComponent(f.name)}`, {
+        method: "POST", credentials: "same-origin", body: f,
+        headers: { "X-CSRF-Token": csrf(), "Content-Type": f.type || "application/octet-stream",
+                   Accept: "application/json" },
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.detail || `upload failed (${res.status})`);
+      const option = el("option", { value: data.id, text: `#${data.id} · ${f.name} (uploaded)`,
+        dataset: data.thumbnail_url ? { thumb: data.thumbnail_url } : {} });
+      select.append(option);
+      select.value = String(data.id);
+      select.dispatchEvent(new Event("change"));
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      input.disabled = false;
+      input.value = "";
+    }
   }
 
   async function loadMediaOptions(select, kind) {
