@@ -51,7 +51,12 @@ def build_services(settings: Settings) -> Services:
     route = make_router(settings, catalog, engines)
     campaigns = CampaignService(db)
     generations = GenerationService(
-        settings=settings, database=db, catalog=catalog, campaigns=campaigns, store=store, route=route,
+        settings=settings,
+        database=db,
+        catalog=catalog,
+        campaigns=campaigns,
+        store=store,
+        route=route,
         default_model=make_default_model(route),
     )
     campaigns.purge_assets = generations.purge
@@ -59,23 +64,39 @@ def build_services(settings: Settings) -> Services:
 
     def webhook_url_for(row: Generation) -> str | None:
         if row.engine == "replicate":
-            return f"{settings.public_url.rstrip('/')}/api/webhooks/replicate" if settings.public_url else None
+            return (
+                f"{settings.public_url.rstrip('/')}/api/webhooks/replicate" if settings.public_url else None
+            )
         if row.engine.startswith("cog:"):
             base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
             return f"{base}/api/webhooks/cog/{row.id}?token={row.webhook_token}"
         return None
 
-    pipeline = Pipeline(settings=settings, database=db, store=store, engines=engines, download=download,
-                        webhook_url_for=webhook_url_for, catalog=catalog)
+    pipeline = Pipeline(
+        settings=settings,
+        database=db,
+        store=store,
+        engines=engines,
+        download=download,
+        webhook_url_for=webhook_url_for,
+        catalog=catalog,
+    )
     huey = make_huey(settings)
     queue = bind_tasks(huey, pipeline)
     generations.enqueue = lambda gid: queue.submit(gid, 0)
     generations.submit_inline = lambda gid: pipeline.submit(gid, inline=True)
     generations.ingest_file = pipeline.ingest_file
     auth = AuthService(db)
-    return Services(settings=settings, db=db, auth=auth, store=store, campaigns=campaigns, catalog=catalog,
-                    generations=generations,
-                    extras={"engines": engines, "pipeline": pipeline, "huey": huey, "queue": queue})
+    return Services(
+        settings=settings,
+        db=db,
+        auth=auth,
+        store=store,
+        campaigns=campaigns,
+        catalog=catalog,
+        generations=generations,
+        extras={"engines": engines, "pipeline": pipeline, "huey": huey, "queue": queue},
+    )
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool | None = None) -> FastAPI:
@@ -87,8 +108,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         host = None
         if workers:
-            host = WorkerHost(services.extras["huey"], services.extras["pipeline"],
-                              workers=settings.workers, interval=settings.reconcile_interval_seconds)
+            host = WorkerHost(
+                services.extras["huey"],
+                services.extras["pipeline"],
+                workers=settings.workers,
+                interval=settings.reconcile_interval_seconds,
+            )
             host.start()
         try:
             yield
@@ -105,9 +130,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         lifespan=lifespan,
     )
     app.state.services = services
-    app.add_middleware(SessionMiddleware, secret_key=secret_key(settings), session_cookie="mediagen_session",
-                       same_site="lax", https_only=(settings.public_url or "").startswith("https"),
-                       max_age=14 * 24 * 3600)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key(settings),
+        session_cookie="mediagen_session",
+        same_site="lax",
+        https_only=(settings.public_url or "").startswith("https"),
+        max_age=14 * 24 * 3600,
+    )
     install_error_handlers(app)
     from mediagen.api.routes import include_routers
 

@@ -184,8 +184,17 @@ class AuthService:
         with self.db.read() as s:
             # Columns, not entities: this runs on every API request.
             row = s.execute(
-                select(ApiKey.id, ApiKey.key_hash, ApiKey.clients, ApiKey.revoked_at, ApiKey.last_used_at,
-                       User.id.label("user_id"), User.email, User.role, User.clients.label("user_clients"))
+                select(
+                    ApiKey.id,
+                    ApiKey.key_hash,
+                    ApiKey.clients,
+                    ApiKey.revoked_at,
+                    ApiKey.last_used_at,
+                    User.id.label("user_id"),
+                    User.email,
+                    User.role,
+                    User.clients.label("user_clients"),
+                )
                 .join(User, User.id == ApiKey.user_id)
                 .where(ApiKey.key_hash == digest)
             ).first()

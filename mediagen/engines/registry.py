@@ -10,7 +10,11 @@ from mediagen.engines.base import Engine
 from mediagen.generations.service import Routing
 
 # The seed's defaults when a Replicate token is set; the offline synth otherwise.
-HOSTED_DEFAULTS = {"audio": "meta/musicgen", "video": "bytedance/seedance-1-lite", "image": "google/nano-banana"}
+HOSTED_DEFAULTS = {
+    "audio": "meta/musicgen",
+    "video": "bytedance/seedance-1-lite",
+    "image": "google/nano-banana",
+}
 OFFLINE_DEFAULTS = {"audio": "synth/music", "video": "synth/video", "image": "synth/image"}
 
 
@@ -24,7 +28,7 @@ def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
         engines["replicate"] = ReplicateEngine(
             token=settings.replicate_api_token,
             base_url=settings.replicate_base_url,
-            version_for=lambda mid: (e.version if (e := catalog.get(mid)) else None),
+            version_for=lambda mid: e.version if (e := catalog.get(mid)) else None,
             is_official=lambda mid: bool((e := catalog.get(mid)) and e.official),
             main_key_for=lambda mid: main_key_for(catalog, mid),
             webhook_secret=settings.replicate_webhook_secret,
@@ -56,8 +60,11 @@ def make_router(settings: Settings, catalog: Catalog, engines: dict[str, Engine]
         if entry.engine in engines:
             return Routing(entry.engine)
         if entry.engine == "replicate":
-            return Routing(None, f"{model_id} runs on Replicate: set REPLICATE_API_TOKEN, or route it to a "
-                                 "Cog server with MEDIAGEN_COG_ROUTES")
+            return Routing(
+                None,
+                f"{model_id} runs on Replicate: set REPLICATE_API_TOKEN, or route it to a "
+                "Cog server with MEDIAGEN_COG_ROUTES",
+            )
         return Routing(None, f"engine {entry.engine!r} for {model_id} is not available on this server")
 
     return route

@@ -123,8 +123,16 @@ class Pipeline:
         return bool(n)
 
     def fail(self, gen_id: int, error: str, **values: Any) -> bool:
-        ok = self._cas(gen_id, ("pending", "processing"), status="failed", error=error,
-                       completed_at=utcnow(), lease_until=None, next_poll_at=None, **values)
+        ok = self._cas(
+            gen_id,
+            ("pending", "processing"),
+            status="failed",
+            error=error,
+            completed_at=utcnow(),
+            lease_until=None,
+            next_poll_at=None,
+            **values,
+        )
         if ok:
             log.info("generation %s failed: %s", gen_id, error)
         return ok
@@ -146,11 +154,17 @@ class Pipeline:
                 .where(
                     Generation.id == gen_id,
                     Generation.provider_ref.is_(None),
-                    or_(Generation.status == "pending",
-                        and_(Generation.status == "processing", Generation.lease_until < now)),
+                    or_(
+                        Generation.status == "pending",
+                        and_(Generation.status == "processing", Generation.lease_until < now),
+                    ),
                 )
-                .values(status="processing", attempts=Generation.attempts + 1, lease_until=self._lease(),
-                        updated_at=now)
+                .values(
+                    status="processing",
+                    attempts=Generation.attempts + 1,
+                    lease_until=self._lease(),
+                    updated_at=now,
+                )
             ).rowcount
             row = s.get(Generation, gen_id) if claimed else None
         if row is None:
@@ -165,9 +179,15 @@ class Pipeline:
         workdir = Path(tempfile.mkdtemp(prefix=f"gen{gen_id}-", dir=self._workroot()))
         try:
             inputs = self._materialize_media(row, engine, workdir)
-            job = Job(generation_id=row.id, kind=row.kind, model_id=row.model_id,  # type: ignore[arg-type]
-                      inputs=inputs, workdir=workdir, webhook_url=self.webhook_url_for(row),
-                      attempt=row.attempts)
+            job = Job(
+                generation_id=row.id,
+                kind=row.kind,
+                model_id=row.model_id,  # type: ignore[arg-type]
+                inputs=inputs,
+                workdir=workdir,
+                webhook_url=self.webhook_url_for(row),
+                attempt=row.attempts,
+            )
             result = self._recover(engine, job, row) or engine.submit(job)
             if isinstance(result, Finished):
                 files = {o.role: (o.path, o.content_type) for o in result.outputs if o.path is not None}
@@ -181,11 +201,14 @@ class Pipeline:
                     s.execute(
                         update(Generation)
                         .where(Generation.id == gen_id, Generation.status == "processing")
-                        .values(provider_ref=result.ref,
-                                provider_status="processing" if finished else result.provider_status,
-                                provider_input=result.provider_input, lease_until=self._lease(),
-                                next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)),
-                                updated_at=utcnow())
+                        .values(
+                            provider_ref=result.ref,
+                            provider_status="processing" if finished else result.provider_status,
+                            provider_input=result.provider_input,
+                            lease_until=self._lease(),
+                            next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)),
+                            updated_at=utcnow(),
+                        )
                     )
                 if finished:
                     self.dispatch.refresh(gen_id, 0)
@@ -195,8 +218,10 @@ class Pipeline:
             self.fail(gen_id, f"the model rejected an input: {exc}")
         except EngineError as exc:
             if exc.retryable and row.attempts < self.settings.max_attempts:
-                delay = min(60.0, 2.0 ** row.attempts)
-                self._cas(gen_id, ("processing",), status="pending", error=str(exc), lease_until=self._lease())
+                delay = min(60.0, 2.0**row.attempts)
+                self._cas(
+                    gen_id, ("processing",), status="pending", error=str(exc), lease_until=self._lease()
+                )
                 self.dispatch.submit(gen_id, delay)
             else:
                 self.fail(gen_id, str(exc))
@@ -221,8 +246,11 @@ class Pipeline:
         if not found or not found.get("id"):
             return None
         log.info("generation %s: adopting existing prediction %s", row.id, found["id"])
-        return Submitted(ref=str(found["id"]), provider_status=str(found.get("status") or "starting"),
-                         provider_input=dict(job.inputs))
+        return Submitted(
+            ref=str(found["id"]),
+            provider_status=str(found.get("status") or "starting"),
+            provider_input=dict(job.inputs),
+        )
 
     def _workroot(self) -> Path:
         self.workroot.mkdir(parents=True, exist_ok=True)
@@ -240,8 +268,12 @@ class Pipeline:
                 # Inline engines read files; fetch a URL through the same guarded downloader.
                 cap = getattr(self.settings, f"max_download_bytes_{media_kind}")
                 try:
-                    res = self.download(value, workdir / f"{name}.input", max_bytes=cap,
-                                        allowed=self.settings.download_allowed_hosts)
+                    res = self.download(
+                        value,
+                        workdir / f"{name}.input",
+                        max_bytes=cap,
+                        allowed=self.settings.download_allowed_hosts,
+                    )
                 except DownloadError as exc:
                     raise EngineError(f"{name}: could not fetch {value[:80]}: {exc}") from exc
                 inputs[name] = str(res.path)
@@ -284,8 +316,13 @@ class Pipeline:
             if not exc.retryable or attempts > self.settings.max_attempts:
                 self.fail(gen_id, str(exc))
             else:
-                self._cas(gen_id, ("processing",), attempts=attempts, error=str(exc),
-                          next_poll_at=utcnow() + timedelta(seconds=min(60.0, 2.0**attempts)))
+                self._cas(
+                    gen_id,
+                    ("processing",),
+                    attempts=attempts,
+                    error=str(exc),
+                    next_poll_at=utcnow() + timedelta(seconds=min(60.0, 2.0**attempts)),
+                )
             return
         self.apply_state(gen_id, state)
 
@@ -296,57 +333,100 @@ class Pipeline:
             return False
         if not provider_advances(row.provider_status, state.status):
             if state.status in ("starting", "processing"):
-                self._cas(gen_id, ("processing",), lease_until=self._lease(),
-                          next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)))
+                self._cas(
+                    gen_id,
+                    ("processing",),
+                    lease_until=self._lease(),
+                    next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)),
+                )
             return False
         if state.status == "succeeded":
             if state.data_removed or not state.outputs:
-                return self.fail(gen_id, "the provider deleted the output before it was downloaded"
-                                 if state.data_removed else "the model finished without an output",
-                                 provider_status="succeeded", download_error="data_removed"
-                                 if state.data_removed else None)
+                return self.fail(
+                    gen_id,
+                    "the provider deleted the output before it was downloaded"
+                    if state.data_removed
+                    else "the model finished without an output",
+                    provider_status="succeeded",
+                    download_error="data_removed" if state.data_removed else None,
+                )
             outputs = [self._stash_inline(o) for o in state.outputs]
             main = next((o for o in outputs if o.role == "main"), outputs[0])
             meta = dict(row.meta)
-            meta["outputs"] = [{"role": o.role, "url": o.url, "content_type": o.content_type} for o in outputs]
+            meta["outputs"] = [
+                {"role": o.role, "url": o.url, "content_type": o.content_type} for o in outputs
+            ]
             if state.metrics:
                 meta["provider_metrics"] = state.metrics
             with self.db.write() as s:
                 n = s.execute(
                     update(Generation)
-                    .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")),
-                           or_(Generation.provider_status.is_(None),
-                               Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL))))
-                    .values(status="processing", provider_status="succeeded", output_url=main.url,
-                            meta=meta, lease_until=self._lease(), next_poll_at=None, updated_at=utcnow())
+                    .where(
+                        Generation.id == gen_id,
+                        Generation.status.in_(("pending", "processing")),
+                        or_(
+                            Generation.provider_status.is_(None),
+                            Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL)),
+                        ),
+                    )
+                    .values(
+                        status="processing",
+                        provider_status="succeeded",
+                        output_url=main.url,
+                        meta=meta,
+                        lease_until=self._lease(),
+                        next_poll_at=None,
+                        updated_at=utcnow(),
+                    )
                 ).rowcount
             if n:
                 self.dispatch.ingest(gen_id, 0)
             return bool(n)
         if state.status in ("failed", "canceled", "aborted"):
             new_status = status_for_provider(state.status)
-            error = state.error or {
-                "failed": "the model failed without an error message",
-                "canceled": "canceled at the provider",
-                "aborted": "aborted: the provider's deadline passed before the prediction started",
-            }[state.status]
-            return self._cas_provider(gen_id, state.status, status=new_status, error=error,
-                                      provider_status=state.status, completed_at=utcnow(), lease_until=None,
-                                      next_poll_at=None)
-        return self._cas_provider(gen_id, state.status, status="processing", provider_status=state.status,
-                                  lease_until=self._lease(),
-                                  next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)))
+            error = (
+                state.error
+                or {
+                    "failed": "the model failed without an error message",
+                    "canceled": "canceled at the provider",
+                    "aborted": "aborted: the provider's deadline passed before the prediction started",
+                }[state.status]
+            )
+            return self._cas_provider(
+                gen_id,
+                state.status,
+                status=new_status,
+                error=error,
+                provider_status=state.status,
+                completed_at=utcnow(),
+                lease_until=None,
+                next_poll_at=None,
+            )
+        return self._cas_provider(
+            gen_id,
+            state.status,
+            status="processing",
+            provider_status=state.status,
+            lease_until=self._lease(),
+            next_poll_at=utcnow() + timedelta(seconds=self._poll_delay(row)),
+        )
 
     def _cas_provider(self, gen_id: int, new: str, **values: Any) -> bool:
         """Set provider state only if the row still holds an earlier one: a "start" webhook handled
         concurrently with "completed" (they arrive together) must not overwrite "succeeded"."""
-        earlier = [name for name, rank in PROVIDER_RANK.items()
-                   if name is not None and rank < PROVIDER_RANK.get(new, -1)]
+        earlier = [
+            name
+            for name, rank in PROVIDER_RANK.items()
+            if name is not None and rank < PROVIDER_RANK.get(new, -1)
+        ]
         with self.db.write() as s:
             n = s.execute(
                 update(Generation)
-                .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")),
-                       or_(Generation.provider_status.is_(None), Generation.provider_status.in_(earlier)))
+                .where(
+                    Generation.id == gen_id,
+                    Generation.status.in_(("pending", "processing")),
+                    or_(Generation.provider_status.is_(None), Generation.provider_status.in_(earlier)),
+                )
                 .values(updated_at=utcnow(), **values)
             ).rowcount
         return bool(n)
@@ -356,8 +436,12 @@ class Pipeline:
         if not output.url or not output.url.startswith("data:"):
             return output
         with tempfile.TemporaryDirectory(dir=self._workroot()) as tmp:
-            res = self.download(output.url, Path(tmp) / "out", max_bytes=self.settings.max_download_bytes_video,
-                                allowed=self.settings.download_allowed_hosts)
+            res = self.download(
+                output.url,
+                Path(tmp) / "out",
+                max_bytes=self.settings.max_download_bytes_video,
+                allowed=self.settings.download_allowed_hosts,
+            )
             with open(res.path, "rb") as fh:
                 info = self.store.put(fh)
         return OutputFile(role=output.role, url=f"blob:{info.key}", content_type=res.content_type)
@@ -406,19 +490,28 @@ class Pipeline:
         self._cas(row.id, ("processing",), download_attempted=True)
 
         def on_retry(attempt: int, reason: str) -> None:
-            self._cas(row.id, ("processing",), download_retries=Generation.download_retries + 1,
-                      download_error=reason)
+            self._cas(
+                row.id,
+                ("processing",),
+                download_retries=Generation.download_retries + 1,
+                download_error=reason,
+            )
 
         try:
-            res = self.download(url, dest, max_bytes=cap, allowed=self.settings.download_allowed_hosts,
-                                on_retry=on_retry)
+            res = self.download(
+                url, dest, max_bytes=cap, allowed=self.settings.download_allowed_hosts, on_retry=on_retry
+            )
         except DownloadError as exc:
             raise IngestError(str(exc), final=exc.expired or not exc.retryable) from exc
         return Path(res.path)
 
     def _complete(
-        self, row: Generation, files: Mapping[str, tuple[Path | None, str | None]], *,
-        metadata: Mapping[str, Any], cost: float,
+        self,
+        row: Generation,
+        files: Mapping[str, tuple[Path | None, str | None]],
+        *,
+        metadata: Mapping[str, Any],
+        cost: float,
     ) -> None:
         """Probe, derive, store, then flip to completed in one transaction with the blob refs."""
         if "main" not in files or files["main"][0] is None:
@@ -462,18 +555,34 @@ class Pipeline:
             n = s.execute(
                 update(Generation)
                 .where(Generation.id == row.id, Generation.status == "processing")
-                .values(status="completed", blob_key=main_blob.key, size_bytes=main_blob.size,
-                        content_type=info.content_type, duration=info.duration, width=info.width,
-                        height=info.height, meta=meta, cost_usd=cost, error=None, download_error=None,
-                        completed_at=now, updated_at=now, lease_until=None, next_poll_at=None)
+                .values(
+                    status="completed",
+                    blob_key=main_blob.key,
+                    size_bytes=main_blob.size,
+                    content_type=info.content_type,
+                    duration=info.duration,
+                    width=info.width,
+                    height=info.height,
+                    meta=meta,
+                    cost_usd=cost,
+                    error=None,
+                    download_error=None,
+                    completed_at=now,
+                    updated_at=now,
+                    lease_until=None,
+                    next_poll_at=None,
+                )
             ).rowcount
             if not n:
                 return  # another run finished first (or it was canceled); our blobs get collected
             self.store.attach(s, main_blob.key)
             for name, (key, size, ctype) in blobs.items():
                 self.store.attach(s, key)
-                s.add(Derivation(generation_id=row.id, name=name, blob_key=key, content_type=ctype,
-                                 size_bytes=size))
+                s.add(
+                    Derivation(
+                        generation_id=row.id, name=name, blob_key=key, content_type=ctype, size_bytes=size
+                    )
+                )
         log.info("generation %s completed (%s, %s bytes)", row.id, info.content_type, main_blob.size)
 
     # heartbeat --------------------------------------------------------------
@@ -490,13 +599,20 @@ class Pipeline:
         max_age = timedelta(seconds=self.settings.max_run_seconds)
         with self.db.read() as s:
             expired = s.execute(
-                select(Generation.id, Generation.status, Generation.provider_ref, Generation.provider_status,
-                       Generation.attempts, Generation.created_at)
+                select(
+                    Generation.id,
+                    Generation.status,
+                    Generation.provider_ref,
+                    Generation.provider_status,
+                    Generation.attempts,
+                    Generation.created_at,
+                )
                 .where(Generation.status.in_(("pending", "processing")), Generation.lease_until < now)
                 .limit(limit)
             ).all()
             due = s.scalars(
-                select(Generation.id).where(Generation.status == "processing", Generation.next_poll_at <= now)
+                select(Generation.id)
+                .where(Generation.status == "processing", Generation.next_poll_at <= now)
                 .limit(limit)
             ).all()
         for r in expired:
@@ -505,14 +621,20 @@ class Pipeline:
                 self.fail(r.id, f"no result within {self.settings.max_run_seconds} s; giving up")
             elif r.provider_ref is None:
                 if r.attempts >= self.settings.max_attempts and r.status == "processing":
-                    self.fail(r.id, f"gave up after {r.attempts} attempts: the worker stopped (lease expired)")
+                    self.fail(
+                        r.id, f"gave up after {r.attempts} attempts: the worker stopped (lease expired)"
+                    )
                 else:
                     # Its worker is gone: back in the queue, with a fresh lease for the next claimant.
                     with self.db.write() as s:
                         n = s.execute(
                             update(Generation)
-                            .where(Generation.id == r.id, Generation.status.in_(("pending", "processing")),
-                                   Generation.provider_ref.is_(None), Generation.lease_until < now)
+                            .where(
+                                Generation.id == r.id,
+                                Generation.status.in_(("pending", "processing")),
+                                Generation.provider_ref.is_(None),
+                                Generation.lease_until < now,
+                            )
                             .values(status="pending", lease_until=self._lease(), updated_at=utcnow())
                         ).rowcount
                     if n:

@@ -31,9 +31,30 @@ from mediagen.storage.base import BlobInUseError, BlobStore
 log = logging.getLogger("mediagen.generations")
 
 PUBLIC_FIELDS = (
-    "id", "kind", "prompt", "model_id", "engine", "parameters", "status", "error", "meta", "collection",
-    "client_id", "campaign_id", "brief_id", "duration", "width", "height", "content_type", "size_bytes",
-    "download_attempted", "download_retries", "download_error", "cost_usd", "created_at", "updated_at",
+    "id",
+    "kind",
+    "prompt",
+    "model_id",
+    "engine",
+    "parameters",
+    "status",
+    "error",
+    "meta",
+    "collection",
+    "client_id",
+    "campaign_id",
+    "brief_id",
+    "duration",
+    "width",
+    "height",
+    "content_type",
+    "size_bytes",
+    "download_attempted",
+    "download_retries",
+    "download_error",
+    "cost_usd",
+    "created_at",
+    "updated_at",
     "completed_at",
 )
 PUBLIC_COLUMNS = tuple(getattr(Generation, name) for name in PUBLIC_FIELDS)
@@ -108,13 +129,18 @@ class GenerationService:
             entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
             routing = self.route(model_id)
             takes = entry.properties
-            dropped = sorted({k for k in named if entry.request_map.get(k, k) not in takes}
-                             | {k for k in parameters_in if entry.request_map.get(k, k) not in takes})
+            dropped = sorted(
+                {k for k in named if entry.request_map.get(k, k) not in takes}
+                | {k for k in parameters_in if entry.request_map.get(k, k) not in takes}
+            )
             named = {k: v for k, v in named.items() if entry.request_map.get(k, k) in takes}
             parameters_in = {k: v for k, v in parameters_in.items() if entry.request_map.get(k, k) in takes}
-            notice = {"requested_model": requested, "ignored_inputs": dropped,
-                      "notice": f"{requested} is not reachable ({routing_reason(self.route(requested))}); "
-                                f"made an offline draft with {model_id} instead"}
+            notice = {
+                "requested_model": requested,
+                "ignored_inputs": dropped,
+                "notice": f"{requested} is not reachable ({routing_reason(self.route(requested))}); "
+                f"made an offline draft with {model_id} instead",
+            }
         built = self.catalog.build_inputs(entry, named, parameters_in)
         parameters = dict(built.inputs)
         for name, asset_id in built.media.items():
@@ -127,16 +153,25 @@ class GenerationService:
                 self._check_media(s, principal, asset_id, entry.media_inputs[name], built.origin[name])
             now = utcnow()
             row = Generation(
-                kind=kind, prompt=req.prompt, model_id=model_id, engine=routing.engine,
-                parameters=parameters, status="pending", collection=req.collection,
-                client_id=client_id, campaign_id=campaign_id, brief_id=brief_id,
+                kind=kind,
+                prompt=req.prompt,
+                model_id=model_id,
+                engine=routing.engine,
+                parameters=parameters,
+                status="pending",
+                collection=req.collection,
+                client_id=client_id,
+                campaign_id=campaign_id,
+                brief_id=brief_id,
                 cost_usd=entry.estimate_cost(parameters),
                 meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
-                idempotency_key=idempotency_key, owner_key=principal.user_id,
+                idempotency_key=idempotency_key,
+                owner_key=principal.user_id,
                 webhook_token=secrets.token_urlsafe(24),
                 # Unclaimed rows become visible to reconcile after one lease: a lost enqueue heals.
                 lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                created_at=now, updated_at=now,
+                created_at=now,
+                updated_at=now,
             )
             s.add(row)
             try:
@@ -159,13 +194,14 @@ class GenerationService:
             # Strip only a leading "<field>: " (Cog's form): Replicate's descriptions contain ": " too.
             message = str(exc)
             if exc.field and message.startswith(f"{exc.field}: "):
-                message = message[len(exc.field) + 2:]
+                message = message[len(exc.field) + 2 :]
             raise invalid(built.origin.get(field, f"parameters.{field}"), message) from exc
         except EngineError as exc:
             status = {401: 502, 402: 503}.get(exc.status_code or 0, 502)
             path = KINDS[kind].path
             raise ApiError(
-                status, f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
+                status,
+                f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
                 extra={"id": row.id, KINDS[kind].id_field: row.id, "status": "failed"},
                 headers={"Location": f"/api/{path}/{row.id}"},
             ) from exc
@@ -173,8 +209,16 @@ class GenerationService:
             return s.get(Generation, row.id) or row, True
 
     def create_upload(
-        self, principal: Principal, kind: str, path: Path, *, title: str, client_id: str | None,
-        campaign_id: str | None, brief_id: str | None, collection: str | None,
+        self,
+        principal: Principal,
+        kind: str,
+        path: Path,
+        *,
+        title: str,
+        client_id: str | None,
+        campaign_id: str | None,
+        brief_id: str | None,
+        collection: str | None,
     ) -> Generation:
         """An asset from a file the user brings (a start image, a melody to follow): it is probed and
         derived by the same ingest as generated media, and then usable wherever an asset id is."""
@@ -186,11 +230,22 @@ class GenerationService:
             )
             now = utcnow()
             row = Generation(
-                kind=kind, prompt=title, model_id="upload", engine="upload", parameters={},
-                status="processing", provider_status="succeeded", collection=collection,
-                client_id=client_id, campaign_id=campaign_id, brief_id=brief_id, owner_key=principal.user_id,
-                meta={"uploaded": True}, lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                created_at=now, updated_at=now,
+                kind=kind,
+                prompt=title,
+                model_id="upload",
+                engine="upload",
+                parameters={},
+                status="processing",
+                provider_status="succeeded",
+                collection=collection,
+                client_id=client_id,
+                campaign_id=campaign_id,
+                brief_id=brief_id,
+                owner_key=principal.user_id,
+                meta={"uploaded": True},
+                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                created_at=now,
+                updated_at=now,
             )
             s.add(row)
             s.flush()
@@ -205,8 +260,9 @@ class GenerationService:
     def _by_idempotency(self, principal: Principal, key: str) -> Generation | None:
         with self.db.read() as s:
             return s.scalar(
-                select(Generation).where(Generation.owner_key == principal.user_id,
-                                         Generation.idempotency_key == key)
+                select(Generation).where(
+                    Generation.owner_key == principal.user_id, Generation.idempotency_key == key
+                )
             )
 
     def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
@@ -242,7 +298,13 @@ class GenerationService:
         return out
 
     def list(
-        self, principal: Principal, kind: str, *, filters: dict[str, Any], limit: int, offset: int,
+        self,
+        principal: Principal,
+        kind: str,
+        *,
+        filters: dict[str, Any],
+        limit: int,
+        offset: int,
         q: str | None = None,
     ) -> tuple[list[Generation], int]:
         """A gallery page from the indexes alone: newest first, ties broken by id."""
@@ -311,8 +373,13 @@ class GenerationService:
             n = s.execute(
                 update(Generation)
                 .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")))
-                .values(status="canceled", error="canceled by user", completed_at=utcnow(),
-                        updated_at=utcnow(), lease_until=None)
+                .values(
+                    status="canceled",
+                    error="canceled by user",
+                    completed_at=utcnow(),
+                    updated_at=utcnow(),
+                    lease_until=None,
+                )
             ).rowcount
         if not n:
             raise ApiError(409, f"generation {gen_id} finished before it could be canceled")
@@ -324,8 +391,13 @@ class GenerationService:
         params = dict(row.parameters)
         params.pop("prompt", None)
         req = GenerateRequest(
-            prompt=row.prompt, model=row.model_id, client_id=row.client_id, campaign_id=row.campaign_id,
-            brief_id=row.brief_id, collection=row.collection, parameters=params,
+            prompt=row.prompt,
+            model=row.model_id,
+            client_id=row.client_id,
+            campaign_id=row.campaign_id,
+            brief_id=row.brief_id,
+            collection=row.collection,
+            parameters=params,
         )
         new, _ = self.create(principal, kind, req)
         return new

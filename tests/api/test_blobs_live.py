@@ -65,10 +65,39 @@ def test_members_cannot_reach_raw_blobs(live_server: LiveServer) -> None:
     import sys
 
     env = live_server.env()
-    subprocess.run([sys.executable, "-m", "mediagen.cli", "users", "create", "--email", "member@example.com",
-                    "--password", "member-pass-1"], env=env, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, "-m", "mediagen.cli", "keys", "create", "--name", "m", "--user",
-                          "member@example.com"], env=env, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "users",
+            "create",
+            "--email",
+            "member@example.com",
+            "--password",
+            "member-pass-1",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediagen.cli",
+            "keys",
+            "create",
+            "--name",
+            "m",
+            "--user",
+            "member@example.com",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     member = out.stdout.strip().splitlines()[-1]
     for who, key in (("member", member), ("limited admin key", token)):
         with live_server.client(key) as c:

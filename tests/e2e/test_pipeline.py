@@ -329,8 +329,12 @@ def test_upload_becomes_an_asset_usable_as_input(live_server: LiveServer, campai
     buf = io.BytesIO()
     Image.new("RGB", (200, 120), (200, 40, 40)).save(buf, format="PNG")
     with live_server.client() as c:
-        r = c.post("/api/images/upload", params={"title": "Logo", "campaign_id": campaign}, content=buf.getvalue(),
-                   headers={"Content-Type": "image/png"})
+        r = c.post(
+            "/api/images/upload",
+            params={"title": "Logo", "campaign_id": campaign},
+            content=buf.getvalue(),
+            headers={"Content-Type": "image/png"},
+        )
         assert r.status_code == 201, r.text
         up = r.json()
         assert up["status"] == "completed" and (up["width"], up["height"]) == (200, 120)
@@ -341,6 +345,9 @@ def test_upload_becomes_an_asset_usable_as_input(live_server: LiveServer, campai
         assert empty.status_code == 422
         wrong = c.post("/api/audio/upload", params={"title": "png as audio"}, content=buf.getvalue())
         assert wrong.status_code == 422
-    video = generate(live_server, "video", {"prompt": "logo reveal", "duration": 1, "resolution": "240p",
-                                            "image_id": up["image_id"]})
+    video = generate(
+        live_server,
+        "video",
+        {"prompt": "logo reveal", "duration": 1, "resolution": "240p", "image_id": up["image_id"]},
+    )
     assert live_server.wait_for("videos", video["video_id"])["status"] == "completed"

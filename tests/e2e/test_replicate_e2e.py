@@ -57,9 +57,10 @@ LONG = Script(start_after=0.05, run_for=60)
 
 
 def wav_tone(seed: str, seconds: float = 0.25, rate: int = 16000) -> bytes:
-    """A short WAV whose pitch depends on `seed`: every prediction's bytes differ, so blob
-    reference counts show whether one output was stored once."""
-    hz = 200 + int(hashlib.sha256(seed.encode()).hexdigest()[:4], 16) % 800
+    """A short WAV whose pitch depends on `seed`, ending in the seed's digest as its last 16 samples:
+    every prediction's bytes differ, so blob reference counts show whether one output was stored once."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    hz = 200 + int.from_bytes(digest[:4], "big") % 80000 / 100
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
@@ -68,8 +69,9 @@ def wav_tone(seed: str, seconds: float = 0.25, rate: int = 16000) -> bytes:
         w.writeframes(
             b"".join(
                 struct.pack("<h", int(9000 * math.sin(2 * math.pi * hz * i / rate)))
-                for i in range(int(seconds * rate))
+                for i in range(int(seconds * rate) - len(digest) // 2)
             )
+            + digest
         )
     return buf.getvalue()
 

@@ -276,21 +276,42 @@ def _register(info: KindInfo) -> None:
             if size == 0:
                 raise ApiError(422, "file: the request body is empty; send the file's bytes", field="file")
             row = await run_in_threadpool(
-                services.generations.create_upload, principal, kind, path, title=title, client_id=client_id,
-                campaign_id=campaign_id, brief_id=brief_id, collection=collection,
+                services.generations.create_upload,
+                principal,
+                kind,
+                path,
+                title=title,
+                client_id=client_id,
+                campaign_id=campaign_id,
+                brief_id=brief_id,
+                collection=collection,
             )
-        return JSONResponse(item(row, info, list(services.generations.derivations(row.id))), status_code=201,
-                            headers={"Location": f"/api/{path_segment}/{row.id}"})
+        return JSONResponse(
+            item(row, info, list(services.generations.derivations(row.id))),
+            status_code=201,
+            headers={"Location": f"/api/{path_segment}/{row.id}"},
+        )
 
     path_segment = path
-    upload.__doc__ = (f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
-                      f"as an input wherever a {kind} id is accepted.")
+    upload.__doc__ = (
+        f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
+        f"as an input wherever a {kind} id is accepted."
+    )
     router.add_api_route(
-        f"/api/{path}/upload", upload, methods=["POST"], status_code=201, tags=[tag], name=f"upload_{kind}",
+        f"/api/{path}/upload",
+        upload,
+        methods=["POST"],
+        status_code=201,
+        tags=[tag],
+        name=f"upload_{kind}",
         response_class=JSONResponse,
         responses={201: {"model": GenerationOut}, 413: {"model": ErrorOut, "description": "File too large"}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
 
     def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:

@@ -16,8 +16,11 @@ from mediagen.errors import ApiError
 from mediagen.generations.tables import Generation, WebhookDelivery
 
 log = logging.getLogger("mediagen.webhooks")
-router = APIRouter(prefix="/api/webhooks", tags=["webhooks"],
-                   responses={401: {"model": ErrorOut, "description": "Bad or missing signature/token"}})
+router = APIRouter(
+    prefix="/api/webhooks",
+    tags=["webhooks"],
+    responses={401: {"model": ErrorOut, "description": "Bad or missing signature/token"}},
+)
 
 MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
 
@@ -61,11 +64,14 @@ async def replicate_webhook(request: Request, services: ServicesDep) -> dict[str
         raise ApiError(401, f"webhook signature rejected: {exc}") from exc
     webhook_id = request.headers.get("webhook-id", "")
     marker = request.query_params.get("gen")
-    return await run_in_threadpool(_apply_replicate, services, webhook_id, body, state_from_prediction, marker)
+    return await run_in_threadpool(
+        _apply_replicate, services, webhook_id, body, state_from_prediction, marker
+    )
 
 
-def _apply_replicate(services: ServicesDep, webhook_id: str, body: bytes, parse: object,
-                     marker: str | None = None) -> dict[str, str]:
+def _apply_replicate(
+    services: ServicesDep, webhook_id: str, body: bytes, parse: object, marker: str | None = None
+) -> dict[str, str]:
     import json
 
     with services.db.read() as s:
@@ -79,12 +85,19 @@ def _apply_replicate(services: ServicesDep, webhook_id: str, body: bytes, parse:
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(400, f"webhook body is not a prediction: {exc}") from exc
     with services.db.read() as s:
-        gen_id = s.scalar(select(Generation.id).where(Generation.provider_ref == state.ref,
-                                                      Generation.engine == "replicate"))
+        gen_id = s.scalar(
+            select(Generation.id).where(
+                Generation.provider_ref == state.ref, Generation.engine == "replicate"
+            )
+        )
     if gen_id is None and marker and marker.isdigit():
         with services.db.read() as s:
             pending = s.get(Generation, int(marker))
-        if pending is not None and pending.provider_ref is None and pending.status in ("pending", "processing"):
+        if (
+            pending is not None
+            and pending.provider_ref is None
+            and pending.status in ("pending", "processing")
+        ):
             # The webhook beat our own commit of the prediction id; ask Replicate to deliver again.
             raise ApiError(503, "prediction not recorded yet; retry", headers={"Retry-After": "1"})
     if gen_id is None:
@@ -111,7 +124,9 @@ def _apply_replicate(services: ServicesDep, webhook_id: str, body: bytes, parse:
 
 @router.post("/cog/{gen_id}")
 async def cog_webhook(
-    gen_id: int, request: Request, services: ServicesDep,
+    gen_id: int,
+    request: Request,
+    services: ServicesDep,
     token: str = Query(description="The per-generation token we put in the URL"),
 ) -> dict[str, str]:
     """Prediction events from a self-hosted Cog server."""
@@ -132,7 +147,9 @@ async def cog_webhook(
         from mediagen.engines.registry import main_key_for
 
         try:
-            state = state_from_cog_payload(json.loads(body), main_key=main_key_for(services.catalog, row.model_id))
+            state = state_from_cog_payload(
+                json.loads(body), main_key=main_key_for(services.catalog, row.model_id)
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ApiError(400, f"webhook body is not a prediction: {exc}") from exc
         if row.provider_ref and state.ref and state.ref != row.provider_ref:
