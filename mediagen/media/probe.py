@@ -16,6 +16,7 @@ from typing import Any, Literal
 import av
 from PIL import Image, UnidentifiedImageError
 
+from mediagen.media.containers import open_input
 from mediagen.media.errors import MediaError
 
 Kind = Literal["audio", "image", "video"]
@@ -178,7 +179,7 @@ def _packet_span(container: av.container.InputContainer, stream: av.stream.Strea
 def _check_decodes(path: Path, stream_index: int) -> None:
     """Decode until one frame comes out: a file can demux yet hold nothing playable."""
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             stream = container.streams[stream_index]
             for _ in container.decode(stream):
                 return
@@ -189,7 +190,7 @@ def _check_decodes(path: Path, stream_index: int) -> None:
 
 def _probe_av(path: Path, size: int) -> MediaInfo:
     try:
-        container = av.open(str(path))
+        container = open_input(path)
     except (av.FFmpegError, ValueError, UnicodeDecodeError) as exc:
         raise MediaError(f"not a readable media file: {exc}") from exc
     with container:

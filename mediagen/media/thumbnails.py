@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mediagen.media.containers import open_input
 from mediagen.media.errors import MediaError
 
 THUMB_PX = 400
@@ -46,7 +47,7 @@ def image_thumbnail(path: Path, max_px: int = THUMB_PX) -> bytes:
 
 def _grab_frame(path: Path, at: float = POSTER_AT) -> Image.Image:
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
             stream = container.streams.video[0]

@@ -16,6 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
+from mediagen.media.containers import open_input
 from mediagen.media.errors import MediaError
 
 MAX_LENGTH = 4000  # min/max pairs; longer files get more samples per pixel
@@ -67,7 +68,7 @@ def waveform_peaks(
     if pixels_per_second < 1 or max_length < 1:
         raise ValueError("pixels_per_second and max_length must be positive")
     try:
-        container = av.open(str(path))
+        container = open_input(path)
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"not a readable media file: {exc}") from exc
     with container:
