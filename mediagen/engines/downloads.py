@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import os
@@ -390,6 +391,12 @@ def _stream_body(
     return DownloadResult(path=dest, size=size, content_type=content_type, sha256=digest.hexdigest())
 
 
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """Building a verifying TLS context loads the CA bundle (~10 ms); once per process is enough."""
+    return ssl.create_default_context()
+
+
 def download(
     url: str,
     dest: Path,
@@ -415,6 +422,8 @@ def download(
     if url[:5].lower() == "data:":
         return _download_data_url(url, dest, max_bytes)
     headers = {"User-Agent": "mediagen", "Accept": "*/*"}
+    if verify is True:
+        verify = _default_tls()
     with httpx.Client(timeout=timeout, verify=verify, trust_env=False, follow_redirects=False) as client:
         attempt = 0
         while True:
