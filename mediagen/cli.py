@@ -324,7 +324,8 @@ def models_list(
     """Models in the catalog."""
     from mediagen.catalog.registry import Catalog
 
-    for e in Catalog.load().list(kind):
+    settings = _settings()
+    for e in Catalog.load(overrides=settings.data_dir / "catalog").list(kind):
         print(f"{e.id:36} {e.kind:6} {e.engine:10} {e.title}")
 
 

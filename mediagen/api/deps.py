@@ -24,22 +24,24 @@ api_key_header = APIKeyHeader(
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+# Dependencies that do no I/O are `async def`: FastAPI runs sync ones on the thread pool, and
+# each hop cost more than the work (bench/stream.py's range latency).
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def get_database(services: ServicesDep) -> Database:
+async def get_database(services: ServicesDep) -> Database:
     return services.db
 
 
-def get_store(services: ServicesDep) -> BlobStore:
+async def get_store(services: ServicesDep) -> BlobStore:
     return services.store
 
 
@@ -91,7 +93,7 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise ApiError(403, "This route needs an admin API key")
     if principal.clients is not None:

@@ -32,6 +32,9 @@ def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
             is_official=lambda mid: bool((e := catalog.get(mid)) and e.official),
             main_key_for=lambda mid: main_key_for(catalog, mid),
             webhook_secret=settings.replicate_webhook_secret,
+            # Creates usually run inside an API request: wait out a short throttle there, and leave
+            # a long one to the queue (the row stays pending and is retried with backoff).
+            retry_budget_s=10.0,
         )
     for model_id, url in settings.cog_routes.items():
         from mediagen.engines.cog import CogEngine

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,6 +67,34 @@ class Routing:
 
     engine: str | None
     reason: str | None = None
+
+
+def gallery_statements(
+    principal: Principal, kind: str, filters: dict[str, Any], *, limit: int, offset: int, q: str | None = None
+) -> tuple[Select[Any], Select[Any]]:
+    """The count and page queries of a gallery page (also run bare by bench/gallery.py).
+
+    The page selects plain public columns, not ORM entities: a page is read-only, and building
+    tracked objects cost several times the queries themselves.
+    """
+    conds: list[ColumnElement[bool]] = [Generation.kind == kind]
+    for name in GALLERY_FILTERS:
+        value = filters.get(name)
+        if value is not None:
+            conds.append(getattr(Generation, name) == value)
+    if q:
+        conds.append(Generation.prompt.ilike(f"%{q}%"))
+    if principal.clients is not None:
+        conds.append(Generation.client_id.in_(sorted(principal.clients)))
+    count = select(func.count()).select_from(Generation).where(*conds)
+    page = (
+        select(*PUBLIC_COLUMNS)
+        .where(*conds)
+        .order_by(Generation.created_at.desc(), Generation.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return count, page
 
 
 def routing_reason(routing: Routing) -> str:
@@ -308,26 +336,10 @@ class GenerationService:
         q: str | None = None,
     ) -> tuple[list[Generation], int]:
         """A gallery page from the indexes alone: newest first, ties broken by id."""
-        conds: list[ColumnElement[bool]] = [Generation.kind == kind]
-        for name in GALLERY_FILTERS:
-            value = filters.get(name)
-            if value is not None:
-                conds.append(getattr(Generation, name) == value)
-        if q:
-            conds.append(Generation.prompt.ilike(f"%{q}%"))
-        if principal.clients is not None:
-            conds.append(Generation.client_id.in_(sorted(principal.clients)))
+        count_stmt, page_stmt = gallery_statements(principal, kind, filters, limit=limit, offset=offset, q=q)
         with self.db.read() as s:
-            total = s.scalar(select(func.count()).select_from(Generation).where(*conds)) or 0
-            # Plain rows of the public columns, not ORM objects: a page is read-only, and building
-            # tracked entities cost several times the queries themselves (bench/gallery.py).
-            rows = s.execute(
-                select(*PUBLIC_COLUMNS)
-                .where(*conds)
-                .order_by(Generation.created_at.desc(), Generation.id.desc())
-                .limit(limit)
-                .offset(offset)
-            ).all()
+            total = s.scalar(count_stmt) or 0
+            rows = s.execute(page_stmt).all()
         return list(rows), total  # type: ignore[arg-type]
 
     # delete -----------------------------------------------------------------

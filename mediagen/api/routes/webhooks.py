@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
@@ -34,18 +35,29 @@ async def _raw_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _replicate_secret(services: ServicesDep) -> str:
+def _replicate_secret(services: ServicesDep, *, refresh: bool = False) -> str | None:
+    """The signing secret: from settings, else fetched from Replicate (the engine caches it).
+
+    `refresh` re-fetches after a signature failure, so a rotated secret heals on its own; None
+    means it was configured, so there is nothing to re-fetch.
+    """
     if services.settings.replicate_webhook_secret:
-        return services.settings.replicate_webhook_secret
-    cached = services.extras.get("replicate_webhook_secret")
-    if cached:
-        return str(cached)
+        return None if refresh else services.settings.replicate_webhook_secret
+    if refresh:
+        # At most once a minute, so forged deliveries cannot turn us into a load on Replicate.
+        last = float(services.extras.get("webhook_secret_refreshed_at", 0.0))
+        if time.monotonic() - last < 60:
+            return None
+        services.extras["webhook_secret_refreshed_at"] = time.monotonic()
     engine = services.extras["engines"].get("replicate")
     if engine is None:
         raise ApiError(401, "Replicate is not configured on this server")
-    secret = engine.fetch_webhook_secret()
-    services.extras["replicate_webhook_secret"] = secret
-    return str(secret)
+    try:
+        return str(engine.fetch_webhook_secret(refresh=refresh))
+    except Exception as exc:  # Replicate unreachable: ask for a redelivery instead of a 500
+        raise ApiError(
+            503, f"could not fetch the webhook signing secret: {exc}", headers={"Retry-After": "5"}
+        ) from exc
 
 
 @router.post("/replicate")
@@ -59,9 +71,15 @@ async def replicate_webhook(request: Request, services: ServicesDep) -> dict[str
     body = await _raw_body(request)
     secret = await run_in_threadpool(_replicate_secret, services)
     try:
-        verify(secret, request.headers, body)
+        verify(secret or "", request.headers, body)
     except WebhookVerificationError as exc:
-        raise ApiError(401, f"webhook signature rejected: {exc}") from exc
+        fresh = await run_in_threadpool(lambda: _replicate_secret(services, refresh=True))
+        try:
+            if fresh is None or fresh == secret:
+                raise
+            verify(fresh, request.headers, body)
+        except WebhookVerificationError:
+            raise ApiError(401, f"webhook signature rejected: {exc}") from exc
     webhook_id = request.headers.get("webhook-id", "")
     marker = request.query_params.get("gen")
     return await run_in_threadpool(
