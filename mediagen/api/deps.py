@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.errors import ApiError
 from mediagen.auth.service import Principal
@@ -61,19 +62,26 @@ def session_principal(request: Request, services: Services) -> Principal | None:
     return services.auth.principal_for_user(user)
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     services: ServicesDep,
     api_key: Annotated[str | None, Security(api_key_header)] = None,
 ) -> Principal:
+    # async, with the database reached on the thread pool only on a cache miss: this runs on
+    # every request, and the pool hop cost more than the cached lookup.
     if api_key:
-        principal = services.auth.authenticate_key(api_key)
+        principal = services.auth.cached_principal(api_key)
+        if principal is None:
+            principal = await run_in_threadpool(services.auth.authenticate_key, api_key)
         if principal is None:
             raise ApiError(
                 401, "Invalid or revoked API key in X-API-Key", headers={"WWW-Authenticate": "APIKey"}
             )
         return principal
-    principal = session_principal(request, services)
+    session = request.scope.get("session")
+    principal = None
+    if session and "uid" in session:
+        principal = await run_in_threadpool(session_principal, request, services)
     if principal is not None:
         # A browser session may call the JSON API from our own pages; cookies ride along on
         # cross-site requests too, so unsafe methods must prove they come from our page.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,8 +86,14 @@ def _narrow(user_clients: Sequence[str] | None, key_clients: Sequence[str] | Non
 
 
 class AuthService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, key_cache_seconds: float = 1.0) -> None:
         self.db = database
+        # token digest -> (valid until, principal). Every API request authenticates; a second of
+        # caching takes a query and a thread hop off each one. Revoking through this process clears
+        # the entry at once; a revocation made by another process (the CLI, another API replica)
+        # takes effect within `key_cache_seconds`.
+        self.key_cache_seconds = key_cache_seconds
+        self._key_cache: dict[str, tuple[float, Principal]] = {}
 
     # users -----------------------------------------------------------------
     def create_user(
@@ -171,6 +178,9 @@ class AuthService:
             return list(s.scalars(q))
 
     def revoke_key(self, key_id: str, *, user_id: str | None = None) -> bool:
+        for digest, (_, cached) in list(self._key_cache.items()):
+            if cached.key_id == key_id:
+                self._key_cache.pop(digest, None)
         with self.db.write() as s:
             key = s.get(ApiKey, key_id)
             if key is None or (user_id is not None and key.user_id != user_id):
@@ -179,8 +189,24 @@ class AuthService:
                 key.revoked_at = utcnow()
             return True
 
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal for a key seen in the last `key_cache_seconds`, without any I/O."""
+        hit = self._key_cache.get(hash_token(token))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def authenticate_key(self, token: str) -> Principal | None:
         digest = hash_token(token)
+        hit = self._key_cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        principal = self._authenticate_key(digest)
+        if principal is not None and self.key_cache_seconds > 0:
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[digest] = (time.monotonic() + self.key_cache_seconds, principal)
+        return principal
+
+    def _authenticate_key(self, digest: str) -> Principal | None:
         with self.db.read() as s:
             # Columns, not entities: this runs on every API request.
             row = s.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -145,6 +146,8 @@ def test_cli_keys_create_and_revoke(live_server: LiveServer) -> None:
         check=True,
         capture_output=True,
     )
+    # Revoked by another process: the server's one-second key cache may still answer once.
+    time.sleep(1.1)
     with live_server.client(token) as c:
         assert c.get("/api/clients").status_code == 401
 
