@@ -39,7 +39,8 @@ def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("huey").setLevel(logging.WARNING)
+    for noisy in ("huey", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _prepare(settings: Settings) -> None:
