@@ -88,6 +88,24 @@ def item(row: Generation, info: KindInfo, derivations: list[str] | None = None) 
     }
 
 
+ACCEPTED_META = ("engine_label", "requested_model", "notice", "ignored_inputs")
+
+
+def accepted(row: Generation, info: KindInfo) -> dict[str, Any]:
+    """The 202 body for a new generation (seed's `{<kind>_id, status, model}` plus where to poll,
+    and any notice about the model actually used)."""
+    return {
+        info.id_field: row.id,
+        "id": row.id,
+        "status": row.status,
+        "model": row.model_id,
+        "engine": row.engine,
+        "kind": info.kind,
+        "url": f"/api/{info.path}/{row.id}",
+        **{k: v for k, v in (row.meta or {}).items() if k in ACCEPTED_META},
+    }
+
+
 def _limiter(services: Services) -> RateLimiter:
     limiter = services.extras.get("rate_limiter")
     if limiter is None:
@@ -115,24 +133,10 @@ def _register(info: KindInfo) -> None:
         if not idempotency_key:
             _limiter(services).check(principal.key_id or principal.user_id)
         row, created = services.generations.create(principal, kind, body, idempotency_key=idempotency_key)
-        url = f"/api/{path}/{row.id}"
-        response.headers["Location"] = url
+        response.headers["Location"] = f"/api/{path}/{row.id}"
         if not created:
             response.status_code = 200
-        return {
-            info.id_field: row.id,
-            "id": row.id,
-            "status": row.status,
-            "model": row.model_id,
-            "engine": row.engine,
-            "kind": kind,
-            "url": url,
-            **{
-                k: v
-                for k, v in (row.meta or {}).items()
-                if k in ("engine_label", "requested_model", "notice", "ignored_inputs")
-            },
-        }
+        return accepted(row, info)
 
     generate.__doc__ = f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}."
     router.add_api_route(
@@ -349,15 +353,7 @@ def _register(info: KindInfo) -> None:
         _limiter(services).check(principal.key_id or principal.user_id)
         row = services.generations.retry(principal, kind, gen_id)
         response.headers["Location"] = f"/api/{path}/{row.id}"
-        return {
-            info.id_field: row.id,
-            "id": row.id,
-            "status": row.status,
-            "model": row.model_id,
-            "engine": row.engine,
-            "kind": kind,
-            "url": f"/api/{path}/{row.id}",
-        }
+        return accepted(row, info)
 
     retry.__doc__ = f"Generate again with the same model, inputs and filing (a new {kind} item)."
     router.add_api_route(
