@@ -1,4 +1,5 @@
-"""The composition root: settings in, a FastAPI app with every service wired out."""
+"""The web application: the services (`services.build_services`) behind the JSON API and the
+pages, and in-process workers unless told otherwise."""
 
 from __future__ import annotations
 
@@ -13,19 +14,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from mediagen import __version__
 from mediagen.api.errors import install_error_handlers
-from mediagen.auth.service import AuthService
-from mediagen.campaigns.service import CampaignService
-from mediagen.catalog.registry import Catalog
+from mediagen.api.routes import include_routers
 from mediagen.config import Settings
-from mediagen.db.session import Database
-from mediagen.engines.downloads import download
-from mediagen.engines.registry import build_engines, make_default_model, make_router
-from mediagen.generations.pipeline import Pipeline
-from mediagen.generations.service import GenerationService
-from mediagen.generations.tables import Generation
-from mediagen.jobs.queue import WorkerHost, bind_tasks, make_huey
-from mediagen.services import Services
-from mediagen.storage import make_store
+from mediagen.jobs.queue import HueyJobQueue
+from mediagen.jobs.worker import WorkerHost
+from mediagen.services import Services, build_services
+from mediagen.web import mount_web
 
 log = logging.getLogger("mediagen")
 
@@ -42,60 +36,15 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def build_services(settings: Settings) -> Services:
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    store = make_store(settings, db)
-    catalog = Catalog.load(overrides=settings.data_dir / "catalog")  # `mediagen models sync` output
-    engines = build_engines(settings, catalog)
-    route = make_router(settings, catalog, engines)
-    campaigns = CampaignService(db)
-    generations = GenerationService(
-        settings=settings,
-        database=db,
-        catalog=catalog,
-        campaigns=campaigns,
-        store=store,
-        route=route,
-        default_model=make_default_model(route),
-    )
-    campaigns.purge_assets = generations.purge
-    campaigns.free_blobs = generations.free_blobs
-
-    def webhook_url_for(row: Generation) -> str | None:
-        if row.engine == "replicate":
-            return (
-                f"{settings.public_url.rstrip('/')}/api/webhooks/replicate" if settings.public_url else None
-            )
-        if row.engine.startswith("cog:"):
-            base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-            return f"{base}/api/webhooks/cog/{row.id}?token={row.webhook_token}"
-        return None
-
-    pipeline = Pipeline(
-        settings=settings,
-        database=db,
-        store=store,
-        engines=engines,
-        download=download,
-        webhook_url_for=webhook_url_for,
-        catalog=catalog,
-    )
-    huey = make_huey(settings)
-    queue = bind_tasks(huey, pipeline)
-    generations.enqueue = lambda gid: queue.submit(gid, 0)
-    generations.submit_inline = lambda gid: pipeline.submit(gid, inline=True)
-    generations.ingest_file = pipeline.ingest_file
-    auth = AuthService(db)
-    return Services(
-        settings=settings,
-        db=db,
-        auth=auth,
-        store=store,
-        campaigns=campaigns,
-        catalog=catalog,
-        generations=generations,
-        extras={"engines": engines, "pipeline": pipeline, "huey": huey, "queue": queue},
+def worker_host(services: Services) -> WorkerHost:
+    """The huey consumer plus the reconcile heartbeat, bound to this process's pipeline."""
+    if not isinstance(services.queue, HueyJobQueue):
+        raise TypeError("workers consume the huey queue; these services were built with another")
+    return WorkerHost(
+        services.queue,
+        services.pipeline,
+        workers=services.settings.workers,
+        interval=services.settings.reconcile_interval_seconds,
     )
 
 
@@ -108,19 +57,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         host = None
         if workers:
-            host = WorkerHost(
-                services.extras["huey"],
-                services.extras["pipeline"],
-                workers=settings.workers,
-                interval=settings.reconcile_interval_seconds,
-            )
+            host = worker_host(services)
             host.start()
         try:
             yield
         finally:
             if host is not None:
                 host.stop()
-            services.db.dispose()
+            services.close()
 
     app = FastAPI(
         title="Mediagen",
@@ -139,7 +83,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         max_age=14 * 24 * 3600,
     )
     install_error_handlers(app)
-    from mediagen.api.routes import include_routers
-
     include_routers(app)
+    mount_web(app)
     return app

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from mediagen.auth.service import AuthService
 from mediagen.config import Settings
 
 app = typer.Typer(
@@ -101,19 +102,13 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run job workers only (scale out next to one or more `serve --no-workers`)."""
-    from mediagen.app import build_services
-    from mediagen.jobs.queue import WorkerHost
+    from mediagen.app import worker_host
+    from mediagen.services import build_services
 
     settings = _settings()
     _configure_logging(settings)
     _prepare(settings)
-    services = build_services(settings)
-    host = WorkerHost(
-        services.extras["huey"],
-        services.extras["pipeline"],
-        workers=settings.workers,
-        interval=settings.reconcile_interval_seconds,
-    )
+    host = worker_host(build_services(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -134,8 +129,7 @@ def db_upgrade() -> None:
     print(f"Database at revision {current(settings.resolved_database_url)}")
 
 
-def _auth() -> Any:
-    from mediagen.auth.service import AuthService
+def _auth() -> AuthService:
     from mediagen.db.migrate import upgrade
     from mediagen.db.session import Database
 
@@ -173,18 +167,13 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key; the key is printed alone on the last line."""
-    from sqlalchemy import select
-
-    from mediagen.auth.tables import User
-
     auth = _auth()
     if user:
         owner = auth.get_user_by_email(user)
         if owner is None:
             raise typer.BadParameter(f"no user with email {user}")
     else:
-        with auth.db.read() as s:
-            owner = s.scalar(select(User).where(User.role == "admin").order_by(User.created_at))
+        owner = auth.first_admin()
         if owner is None:
             raise typer.BadParameter(
                 "no admin user yet: run `mediagen serve` once or `mediagen users create`"
@@ -250,11 +239,11 @@ def generate(
     """Generate media on a running server, wait with a progress bar, and save the file."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from mediagen.generations.kinds import KINDS
+    from mediagen.vocabulary import TERMINAL, Kind, kind_info
 
-    if kind not in KINDS:
-        raise typer.BadParameter("kind must be audio, image or video")
-    info = KINDS[kind]
+    info = kind_info(kind)
+    if info is None:
+        raise typer.BadParameter("kind must be " + ", ".join(Kind))
     body: dict[str, Any] = {"prompt": prompt, "parameters": dict(_parse_param(p) for p in (param or []))}
     for name, value in (
         ("model", model),
@@ -285,7 +274,7 @@ def generate(
             while True:
                 item = http.get(f"/api/{info.path}/{gen_id}").json()
                 bar.update(task, description=f"{kind} {gen_id}: {item['status']}")
-                if item["status"] in ("completed", "failed", "canceled"):
+                if item["status"] in TERMINAL:
                     break
                 if time.monotonic() - started > timeout:
                     print(

@@ -94,9 +94,14 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mediagen.db').resolve()}"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
+    def max_download_bytes(self, kind: str) -> int:
+        """The size cap for one downloaded or fetched file of `kind`."""
+        caps = {
+            "audio": self.max_download_bytes_audio,
+            "image": self.max_download_bytes_image,
+            "video": self.max_download_bytes_video,
+        }
+        return caps[kind]
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

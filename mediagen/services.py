@@ -1,27 +1,91 @@
-"""The container every route and task reaches its collaborators through (built in app.py)."""
+"""The service container and the composition root that builds it.
+
+Every collaborator is made here, once, and handed to the ones that need it through their
+constructors; routes, pages, the CLI and workers reach them through a frozen `Services`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from mediagen.auth.service import AuthService
-    from mediagen.campaigns.service import CampaignService
-    from mediagen.catalog.registry import Catalog
-    from mediagen.config import Settings
-    from mediagen.db.session import Database
-    from mediagen.generations.service import GenerationService
-    from mediagen.storage.base import BlobStore
+from mediagen.auth.service import AuthService
+from mediagen.campaigns.service import CampaignService
+from mediagen.catalog.registry import Catalog
+from mediagen.config import Settings
+from mediagen.db.session import Database
+from mediagen.engines.downloads import download
+from mediagen.generations.assets import AssetRecords
+from mediagen.generations.pipeline import Pipeline
+from mediagen.generations.ports import JobQueue
+from mediagen.generations.ratelimit import RateLimiter
+from mediagen.generations.routing import EngineRouter, build_engines
+from mediagen.generations.service import GenerationService
+from mediagen.generations.webhooks import WebhookIntake
+from mediagen.jobs.queue import HueyJobQueue, make_huey
+from mediagen.storage import make_store
+from mediagen.storage.base import BlobStore
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     db: Database
     auth: AuthService
     store: BlobStore
-    campaigns: CampaignService
     catalog: Catalog
+    router: EngineRouter
+    campaigns: CampaignService
     generations: GenerationService
-    extras: dict[str, Any] = field(default_factory=dict)
+    pipeline: Pipeline
+    queue: JobQueue
+    webhooks: WebhookIntake
+    rate_limiter: RateLimiter
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Services:
+    """Build everything from settings. `queue` replaces the huey queue (in-process tests pass a
+    `MemoryJobQueue` and run its steps themselves)."""
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    store = make_store(settings, db)
+    catalog = Catalog.load(overrides=settings.data_dir / "catalog")  # `mediagen models sync` output
+    router = EngineRouter(settings, catalog, build_engines(settings, catalog))
+    jobs = queue if queue is not None else HueyJobQueue(make_huey(settings))
+    assets = AssetRecords(store)
+    campaigns = CampaignService(db, assets)
+    pipeline = Pipeline(
+        settings=settings,
+        database=db,
+        store=store,
+        router=router,
+        catalog=catalog,
+        download=download,
+        queue=jobs,
+    )
+    generations = GenerationService(
+        settings=settings,
+        database=db,
+        catalog=catalog,
+        campaigns=campaigns,
+        assets=assets,
+        router=router,
+        pipeline=pipeline,
+        queue=jobs,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        auth=AuthService(db),
+        store=store,
+        catalog=catalog,
+        router=router,
+        campaigns=campaigns,
+        generations=generations,
+        pipeline=pipeline,
+        queue=jobs,
+        webhooks=WebhookIntake(database=db, router=router, pipeline=pipeline),
+        rate_limiter=RateLimiter(settings.generate_rate_limit_per_minute),
+    )

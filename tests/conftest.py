@@ -219,3 +219,17 @@ def live_server_any_db(
     srv.stop()
     if pg is not None:
         pg.drop()
+
+
+# Tests that start a `mediagen serve` child process, or drive a browser, are `slow`: the fast core
+# (`pytest -m "not slow"`) runs everything in-process.
+SLOW_FIXTURES = frozenset({"live_server", "live_server_any_db", "server_factory", "srv"})
+SLOW_MODULES = ("tests/e2e/", "tests/web/test_browser.py", "tests/api/test_blobs_live.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if path.startswith(SLOW_MODULES) or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -9,10 +9,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from mediagen.api.errors import ApiError
 from mediagen.auth.service import Principal
 from mediagen.config import Settings
 from mediagen.db.session import Database
+from mediagen.errors import Forbidden, Unauthenticated
 from mediagen.services import Services
 from mediagen.storage.base import BlobStore
 
@@ -25,8 +25,15 @@ api_key_header = APIKeyHeader(
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def services_of(request: Request) -> Services:
+    """The container the composition root put on the app (`app.py`)."""
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
 async def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return services_of(request)
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs sync ones on the thread pool, and
@@ -56,10 +63,7 @@ def session_principal(request: Request, services: Services) -> Principal | None:
     session = request.scope.get("session")
     if not session or "uid" not in session:
         return None
-    user = services.auth.get_user(session["uid"])
-    if user is None:
-        return None
-    return services.auth.principal_for_user(user)
+    return services.auth.principal_for_session(session["uid"])
 
 
 async def get_principal(
@@ -74,9 +78,7 @@ async def get_principal(
         if principal is None:
             principal = await run_in_threadpool(services.auth.authenticate_key, api_key)
         if principal is None:
-            raise ApiError(
-                401, "Invalid or revoked API key in X-API-Key", headers={"WWW-Authenticate": "APIKey"}
-            )
+            raise Unauthenticated("Invalid or revoked API key in X-API-Key")
         return principal
     session = request.scope.get("session")
     principal = None
@@ -89,13 +91,9 @@ async def get_principal(
             sent = request.headers.get("x-csrf-token", "")
             expected = request.session.get("csrf", "")
             if not expected or not hmac.compare_digest(sent, expected):
-                raise ApiError(403, "Missing or wrong X-CSRF-Token for a cookie-authenticated request")
+                raise Forbidden("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
         return principal
-    raise ApiError(
-        401,
-        "Missing X-API-Key header: create a key with `mediagen keys create --name NAME`",
-        headers={"WWW-Authenticate": "APIKey"},
-    )
+    raise Unauthenticated("Missing X-API-Key header: create a key with `mediagen keys create --name NAME`")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -103,10 +101,10 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
-        raise ApiError(403, "This route needs an admin API key")
+        raise Forbidden("This route needs an admin API key")
     if principal.clients is not None:
         # Operator routes see across clients; a key limited to some clients must not.
-        raise ApiError(403, "This route needs an admin API key that is not limited to some clients")
+        raise Forbidden("This route needs an admin API key that is not limited to some clients")
     return principal
 
 

@@ -16,9 +16,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediagen.errors import ApiError, invalid, not_found
+from mediagen.error_map import status_for
+from mediagen.errors import MediagenError, ProviderRefused, RateLimited, Unauthenticated, Unavailable
+from mediagen.vocabulary import KINDS, Kind
 
-__all__ = ["ApiError", "ErrorOut", "ERROR_RESPONSES", "install_error_handlers", "invalid", "not_found"]
+__all__ = ["ERROR_RESPONSES", "ErrorOut", "install_error_handlers", "status_for"]
 
 log = logging.getLogger("mediagen.api")
 
@@ -41,6 +43,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def error_response(exc: MediagenError) -> JSONResponse:
+    """The `{"detail", "errors": [{field, message}]}` body and headers for a domain error."""
+    status = status_for(exc)
+    if status == 500:
+        log.error("unmapped %s reached the API: %s", type(exc).__name__, exc)
+        return JSONResponse({"detail": "Internal server error; the server log has the details"}, 500)
+    body: dict[str, Any] = {"detail": exc.detail}
+    headers: dict[str, str] = {}
+    if exc.field:
+        body["errors"] = [{"field": exc.field, "message": exc.message}]
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "APIKey"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, ProviderRefused):
+        info = KINDS[Kind(exc.kind)]
+        body.update({"id": exc.generation_id, info.id_field: exc.generation_id, "status": "failed"})
+        headers["Location"] = f"/api/{info.path}/{exc.generation_id}"
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
@@ -59,12 +84,9 @@ def _message(err: dict[str, Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"detail": exc.detail, **exc.extra}
-        if exc.field:
-            body["errors"] = [{"field": exc.field, "message": exc.detail.split(": ", 1)[-1]}]
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    @app.exception_handler(MediagenError)
+    async def _domain_error(_request: Request, exc: MediagenError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ unique index. The stored hash is then compared in constant time to close the tim
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -22,6 +23,7 @@ from sqlalchemy import select, update
 from mediagen.auth.tables import ApiKey, User
 from mediagen.db.base import utcnow
 from mediagen.db.session import Database
+from mediagen.errors import MediagenError, invalid, not_found
 
 KEY_PREFIX = "mg_"
 ROLES = ("admin", "member")
@@ -31,7 +33,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _hasher = PasswordHasher()
 
 
-class AuthError(Exception):
+class AuthError(MediagenError):
     pass
 
 
@@ -127,6 +129,11 @@ class AuthService:
         with self.db.read() as s:
             return s.scalar(select(User).where(User.email == email.strip().lower()))
 
+    def first_admin(self) -> User | None:
+        """The oldest admin: who owns keys made from the command line without `--user`."""
+        with self.db.read() as s:
+            return s.scalar(select(User).where(User.role == "admin").order_by(User.created_at).limit(1))
+
     def get_user(self, user_id: str) -> User | None:
         with self.db.read() as s:
             return s.get(User, user_id)
@@ -135,7 +142,7 @@ class AuthService:
         user = self.get_user_by_email(email)
         if user is None:
             # Spend the same time as a real check so response timing does not reveal emails.
-            verify_password(_DUMMY_HASH, password)
+            verify_password(_dummy_hash(), password)
             return None
         if not verify_password(user.password_hash, password):
             return None
@@ -150,7 +157,33 @@ class AuthService:
             clients=_narrow(user.clients, None),
         )
 
+    def principal_for_session(self, user_id: object) -> Principal | None:
+        """The signed-in web user whose id a session cookie carries, if they still exist."""
+        user = self.get_user(user_id) if isinstance(user_id, str) else None
+        return self.principal_for_user(user) if user is not None else None
+
     # keys ------------------------------------------------------------------
+    def create_key_for(
+        self, principal: Principal, *, name: str, clients: Sequence[str] | None
+    ) -> tuple[ApiKey, str]:
+        """A key for the caller; a limited caller can only make keys as limited or narrower."""
+        if principal.clients is not None:
+            if clients is None:
+                clients = sorted(principal.clients)
+            elif not set(clients) <= principal.clients:
+                raise invalid("clients", "a key cannot reach clients its creator cannot see")
+        if clients is not None and not clients:
+            raise invalid("clients", "give at least one client id, or omit the field for all clients")
+        return self.create_key(user_id=principal.user_id, name=name, clients=clients)
+
+    def keys_visible_to(self, principal: Principal) -> list[ApiKey]:
+        """The caller's own keys (admins see every user's keys)."""
+        return self.list_keys(user_id=None if principal.is_admin else principal.user_id)
+
+    def revoke_key_for(self, principal: Principal, key_id: str) -> None:
+        if not self.revoke_key(key_id, user_id=None if principal.is_admin else principal.user_id):
+            raise not_found("key", key_id)
+
     def create_key(
         self, *, user_id: str, name: str, clients: Sequence[str] | None = None
     ) -> tuple[ApiKey, str]:
@@ -252,4 +285,7 @@ class AuthService:
         return email, password, token
 
 
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown emails; made on first use, not at import."""
+    return _hasher.hash(secrets.token_hex(8))

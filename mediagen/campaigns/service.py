@@ -7,7 +7,7 @@ so ids cannot be probed across tenants.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, select
@@ -15,15 +15,13 @@ from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
+from mediagen.campaigns.ports import AssetPort, Scope
 from mediagen.campaigns.tables import Brief, Campaign, Client
 from mediagen.db.session import Database
-from mediagen.errors import ApiError, invalid, not_found
-from mediagen.generations.tables import Generation
+from mediagen.errors import Conflict, Forbidden, invalid, not_found
+from mediagen.vocabulary import KINDS, Status
 
 T = TypeVar("T", Client, Campaign, Brief)
-# Removes generated assets matching a condition inside a transaction; returns the blob keys released.
-AssetPurger = Callable[[Session, ColumnElement[bool]], list[str]]
-BlobFreer = Callable[[list[str]], None]
 
 
 def _new_id(prefix: str) -> str:
@@ -31,7 +29,9 @@ def _new_id(prefix: str) -> str:
 
 
 def _client_column(model: type[T]) -> Any:
-    return model.id if model is Client else model.client_id
+    if issubclass(model, Client):
+        return model.id
+    return model.client_id
 
 
 def _scoped(principal: Principal, model: type[T]) -> list[ColumnElement[bool]]:
@@ -41,10 +41,9 @@ def _scoped(principal: Principal, model: type[T]) -> list[ColumnElement[bool]]:
 
 
 class CampaignService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, assets: AssetPort) -> None:
         self.db = database
-        self.purge_assets: AssetPurger | None = None
-        self.free_blobs: BlobFreer | None = None
+        self.assets = assets
 
     # generic helpers ----------------------------------------------------------
     def _get(self, s: Session, principal: Principal, model: type[T], ident: str, what: str) -> T:
@@ -58,11 +57,11 @@ class CampaignService:
         self,
         principal: Principal,
         model: type[T],
-        filters: list[ColumnElement[bool]],
+        filters: Sequence[ColumnElement[bool]],
         limit: int,
         offset: int,
     ) -> tuple[list[T], int]:
-        conds = filters + _scoped(principal, model)
+        conds = [*filters, *_scoped(principal, model)]
         with self.db.read() as s:
             total = s.scalar(select(func.count()).select_from(model).where(*conds)) or 0
             rows = s.scalars(
@@ -76,7 +75,7 @@ class CampaignService:
 
     def _insert(self, s: Session, model: type[T], row: T, what: str) -> T:
         if s.get(model, row.id) is not None:
-            raise ApiError(409, f"{what} id {row.id!r} already exists", field="id")
+            raise Conflict(f"{what} id {row.id!r} already exists", field="id")
         s.add(row)
         s.flush()
         return row
@@ -94,27 +93,26 @@ class CampaignService:
         return campaign
 
     def _delete_with_assets(
-        self, s: Session, row: Client | Campaign, condition: ColumnElement[bool], cascade: bool, what: str
+        self, s: Session, row: Client | Campaign, cascade: bool, what: Scope
     ) -> list[str]:
-        assets = s.scalar(select(func.count()).select_from(Generation).where(condition)) or 0
+        assets = self.assets.count(s, what, row.id)
         if assets and not cascade:
-            raise ApiError(
-                409,
+            raise Conflict(
                 f"{what} {row.id!r} still has {assets} generated asset(s); "
                 "delete them first or pass ?cascade=true to delete them too",
             )
-        released = self.purge_assets(s, condition) if assets and self.purge_assets else []
+        released = self.assets.purge(s, what, row.id) if assets else []
         s.delete(row)
         return released
 
     def _free(self, keys: list[str]) -> None:
-        if keys and self.free_blobs is not None:
-            self.free_blobs(keys)
+        if keys:
+            self.assets.free(keys)
 
     # clients ----------------------------------------------------------------
     def create_client(self, principal: Principal, data: sc.ClientCreate) -> Client:
         if principal.clients is not None:
-            raise ApiError(403, "This key is limited to some clients and cannot create new ones")
+            raise Forbidden("This key is limited to some clients and cannot create new ones")
         with self.db.write() as s:
             return self._insert(
                 s,
@@ -146,7 +144,7 @@ class CampaignService:
     def delete_client(self, principal: Principal, client_id: str, *, cascade: bool) -> None:
         with self.db.write() as s:
             row = self._get(s, principal, Client, client_id, "client")
-            released = self._delete_with_assets(s, row, Generation.client_id == client_id, cascade, "client")
+            released = self._delete_with_assets(s, row, cascade, "client")
         self._free(released)
 
     # campaigns --------------------------------------------------------------
@@ -198,9 +196,7 @@ class CampaignService:
     def delete_campaign(self, principal: Principal, campaign_id: str, *, cascade: bool) -> None:
         with self.db.write() as s:
             row = self._get(s, principal, Campaign, campaign_id, "campaign")
-            released = self._delete_with_assets(
-                s, row, Generation.campaign_id == campaign_id, cascade, "campaign"
-            )
+            released = self._delete_with_assets(s, row, cascade, "campaign")
         self._free(released)
 
     # briefs -----------------------------------------------------------------
@@ -310,28 +306,16 @@ class CampaignService:
         with self.db.read() as s:
             if scope == "client":
                 self._get(s, principal, Client, ident, "client")
-                cond = Generation.client_id == ident
             else:
                 self._get(s, principal, Campaign, ident, "campaign")
-                cond = Generation.campaign_id == ident
-            rows = s.execute(
-                select(
-                    Generation.kind,
-                    Generation.status,
-                    func.count(),
-                    func.coalesce(func.sum(Generation.duration), 0.0),
-                    func.coalesce(func.sum(Generation.cost_usd), 0.0),
-                )
-                .where(cond)
-                .group_by(Generation.kind, Generation.status)
-            ).all()
-        by_kind = {k: sc.KindStats() for k in ("audio", "image", "video")}
+            rows = self.assets.tally(s, "client" if scope == "client" else "campaign", ident)
+        by_kind = {str(k): sc.KindStats() for k in KINDS}
         by_status: dict[str, int] = {}
         for kind, status, count, duration, cost in rows:
             ks = by_kind.setdefault(kind, sc.KindStats())
             ks.total += count
             ks.by_status[status] = ks.by_status.get(status, 0) + count
-            if status == "completed":
+            if status == Status.COMPLETED:
                 ks.duration_seconds += float(duration)
             ks.cost_usd += float(cost)
             by_status[status] = by_status.get(status, 0) + count

@@ -18,11 +18,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from mediagen.errors import ApiError, invalid
+from mediagen.errors import invalid
+from mediagen.vocabulary import Kind
 
 log = logging.getLogger("mediagen.catalog")
 MODELS_DIR = Path(__file__).parent / "models"
-KINDS = ("audio", "image", "video")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class BuiltInputs:
 
 
 def _describe(error: ValidationError) -> str:
-    v, arg = error.validator, error.validator_value
+    v, arg = str(error.validator), error.validator_value
     if v == "maximum":
         return f"must be ≤ {arg}"
     if v == "minimum":
@@ -95,10 +95,9 @@ def _describe(error: ValidationError) -> str:
     if v == "exclusiveMinimum":
         return f"must be > {arg}"
     if v == "enum":
-        return "must be one of " + ", ".join(json.dumps(x) for x in arg)
+        return "must be one of " + ", ".join(json.dumps(x) for x in (arg if isinstance(arg, list) else [arg]))
     if v == "type":
-        names = arg if isinstance(arg, list) else [arg]
-        names = [n for n in names if n != "null"]
+        names = [str(n) for n in (arg if isinstance(arg, list) else [arg]) if n != "null"]
         return "must be " + " or ".join(
             {
                 "integer": "an integer",
@@ -141,7 +140,7 @@ class Catalog:
                 try:
                     entry = ModelEntry(**json.loads(path.read_text()))
                     Draft202012Validator.check_schema(entry.input_schema)
-                    if entry.kind not in KINDS or "/" not in entry.id:
+                    if entry.kind not in set(Kind) or "/" not in entry.id:
                         raise ValueError(f"bad kind {entry.kind!r} or id {entry.id!r}")
                 except Exception as exc:  # any malformed file: keep the packaged entry
                     log.warning("ignoring catalog override %s: %s", path, exc)
@@ -151,6 +150,12 @@ class Catalog:
 
     def get(self, model_id: str) -> ModelEntry | None:
         return self.entries.get(model_id)
+
+    def main_key_for(self, model_id: str) -> str | None:
+        """Which key of an object output is the asset itself (riffusion: "audio")."""
+        entry = self.entries.get(model_id)
+        main = entry.output.get("main_key") if entry else None
+        return str(main) if main else None
 
     def list(self, kind: str | None = None) -> list[ModelEntry]:
         return [e for e in self.entries.values() if kind is None or e.kind == kind]
@@ -225,4 +230,4 @@ def check_model_kind(entry: ModelEntry | None, model_id: str, kind: str) -> Mode
     return entry
 
 
-__all__ = ["ApiError", "BuiltInputs", "Catalog", "ModelEntry", "check_model_kind"]
+__all__ = ["BuiltInputs", "Catalog", "ModelEntry", "check_model_kind"]

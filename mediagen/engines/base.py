@@ -1,17 +1,24 @@
-"""The Engine protocol (DESIGN §5): how the pipeline talks to anything that makes media.
+"""The Engine protocol: how the pipeline talks to anything that makes media.
 
 Inline engines (synth, local models) finish inside `submit` and return the files they wrote.
 Remote engines (Replicate, Cog) return a provider reference; the pipeline then learns the outcome
 from a webhook or from `refresh`, and downloads the outputs it is told about.
+
+What an engine can do beyond that is declared in its `capabilities`, and the pipeline asks those,
+never the engine's name: a new engine is one module plus catalog entries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-Kind = Literal["audio", "image", "video"]
+from mediagen.errors import MediagenError
+from mediagen.vocabulary import Kind, ProviderStatus
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,8 @@ class Finished:
 @dataclass(frozen=True)
 class Submitted:
     ref: str
-    provider_status: str = "starting"
+    provider_status: str = ProviderStatus.STARTING
     provider_input: dict[str, Any] | None = None
-
-
-ProviderStatus = Literal["starting", "processing", "succeeded", "failed", "canceled", "aborted"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class State:
     logs_length: int = 0
 
 
-class EngineError(Exception):
+class EngineError(MediagenError):
     """The engine could not run the job. `retryable` says whether trying later may help."""
 
     def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None) -> None:
@@ -88,12 +92,74 @@ class InputError(EngineError):
         self.field = field
 
 
+class WebhookAuth(StrEnum):
+    """How a provider's callbacks prove they are genuine."""
+
+    NONE = "none"  # no callbacks: the pipeline polls
+    SIGNED = "signed"  # Standard Webhooks signature; needs our public URL (MEDIAGEN_PUBLIC_URL)
+    TOKEN = "token"  # an unguessable per-generation token in the URL (a server that cannot sign)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do beyond submit/refresh; the pipeline branches on these alone."""
+
+    inline: bool = False  # submit() runs the job to the end and returns files; inputs are local paths
+    recovers: bool = False  # find_existing(): adopt a prediction created just before a crash
+    uploads_files: bool = False  # upload_file(): large media inputs go up as provider files
+    cancels: bool = False  # cancel() stops the work (and the bill) at the provider
+    webhooks: WebhookAuth = WebhookAuth.NONE
+
+
 @runtime_checkable
 class Engine(Protocol):
     name: str
+    capabilities: Capabilities
 
-    def submit(self, job: Job) -> Submitted | Finished: ...
+    def submit(self, job: Job) -> Submitted | Finished:
+        """Start (remote) or run (inline) one job."""
+        ...
 
-    def refresh(self, ref: str) -> State: ...
+    def refresh(self, ref: str) -> State:
+        """The provider's current view of a prediction."""
+        ...
 
-    def cancel(self, ref: str) -> None: ...
+    def cancel(self, ref: str) -> None:
+        """Stop a prediction at the provider (with `capabilities.cancels`)."""
+        ...
+
+    def find_existing(self, job: Job, *, since: datetime) -> Submitted | None:
+        """The prediction an earlier attempt of `job` made, if any (with `capabilities.recovers`)."""
+        ...
+
+    def upload_file(self, path: Path, content_type: str) -> str:
+        """Put a local file where the provider can read it; its URL (`capabilities.uploads_files`)."""
+        ...
+
+    def read_webhook(self, headers: Mapping[str, str], body: bytes) -> State:
+        """A provider callback as a State, its signature verified where `capabilities.webhooks` is
+        SIGNED (WebhookVerificationError); MalformedRequest for a body that is not a prediction."""
+        ...
+
+
+class BaseEngine:
+    """Defaults for what an engine does not declare in its capabilities: asking for it is a bug
+    in the caller (the pipeline checks capabilities first), so each refuses loudly."""
+
+    name: str = "engine"
+    capabilities: Capabilities = Capabilities()
+
+    def refresh(self, ref: str) -> State:
+        raise EngineError(f"{self.name} finishes inline; there is no prediction {ref!r} to refresh")
+
+    def cancel(self, ref: str) -> None:
+        raise EngineError(f"{self.name} cannot cancel a prediction")
+
+    def find_existing(self, job: Job, *, since: datetime) -> Submitted | None:
+        return None
+
+    def upload_file(self, path: Path, content_type: str) -> str:
+        raise EngineError(f"{self.name} does not take file uploads")
+
+    def read_webhook(self, headers: Mapping[str, str], body: bytes) -> State:
+        raise EngineError(f"{self.name} sends no webhooks")

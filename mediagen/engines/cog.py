@@ -22,22 +22,27 @@ URL instead. Outputs come back as base64 `data:` URLs unless the container runs 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from mediagen.engines.base import (
+    BaseEngine,
+    Capabilities,
     EngineError,
     Finished,
     InputError,
     Job,
-    ProviderStatus,
     State,
     Submitted,
+    WebhookAuth,
 )
 from mediagen.engines.outputs import outputs_from_value
+from mediagen.errors import MalformedRequest
+from mediagen.vocabulary import ProviderStatus
 
 __all__ = ["CogEngine", "DEFAULT_TIMEOUT", "prediction_id", "state_from_cog_payload"]
 
@@ -90,7 +95,7 @@ def state_from_cog_payload(payload: Mapping[str, Any], *, main_key: str | None =
     logs = payload.get("logs")
     return State(
         ref=ref,
-        status=cast(ProviderStatus, status),
+        status=ProviderStatus(status),
         outputs=outputs,
         error=str(error) if error not in (None, "") else None,
         metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
@@ -98,7 +103,7 @@ def state_from_cog_payload(payload: Mapping[str, Any], *, main_key: str | None =
     )
 
 
-class CogEngine:
+class CogEngine(BaseEngine):
     """Runs models on one Cog HTTP server (`python -m cog.server.http`, or a `cog build` image).
 
     One instance per server URL. It is safe to share between worker threads: it holds only an
@@ -106,6 +111,7 @@ class CogEngine:
     """
 
     name = "cog"
+    capabilities = Capabilities(cancels=True, webhooks=WebhookAuth.TOKEN)
 
     def __init__(
         self,
@@ -115,6 +121,7 @@ class CogEngine:
         sleep: Callable[[float], None] = time.sleep,
         connect_retries: int = 2,
         namespace: str = "mg",
+        main_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """`connect_retries` re-sends a request refused at connect time (a container restarting),
@@ -128,6 +135,7 @@ class CogEngine:
         self._sleep = sleep
         self._connect_retries = max(0, connect_retries)
         self._namespace = namespace
+        self._main_key = main_key
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -164,7 +172,7 @@ class CogEngine:
         if response.status_code == 202:
             payload = _json_object(response)
             status = payload.get("status")
-            provider_status = cast(ProviderStatus, status if status in _COG_STATUSES else "starting")
+            provider_status = ProviderStatus(status if status in _COG_STATUSES else "starting")
             return Submitted(ref=ref, provider_status=provider_status, provider_input=job.inputs)
         if response.status_code == 200:
             # A server that ignored `Prefer: respond-async` ran the prediction synchronously.
@@ -187,7 +195,7 @@ class CogEngine:
         health = _json_object(response)
         status = str(health.get("status", "")).upper()
         if status in {"READY", "BUSY"}:
-            return State(ref=ref, status="processing")
+            return State(ref=ref, status=ProviderStatus.PROCESSING)
         if status == "SETUP_FAILED":
             setup = health.get("setup")
             logs = setup.get("logs") if isinstance(setup, Mapping) else None
@@ -212,6 +220,17 @@ class CogEngine:
         raise self._error_from_response(response, ref)
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def read_webhook(self, headers: Mapping[str, str], body: bytes) -> State:
+        """A callback's body as a State. Cog cannot sign: the caller has already checked the
+        per-generation token in the URL."""
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise TypeError("not a JSON object")
+            return state_from_cog_payload(payload, main_key=self._main_key)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedRequest(f"webhook body is not a prediction: {exc}") from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self.base_url}{path}"

@@ -36,17 +36,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 import httpx
 
 from mediagen.engines.outputs import guess_content_type
+from mediagen.errors import MediagenError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "DownloadError",
     "DownloadResult",
+    "Downloader",
     "Resolver",
     "VettedURL",
     "check_url",
@@ -63,7 +65,7 @@ Resolver = Callable[[str, int], list[str]]
 """(host, port) → IP address strings; injectable so tests can simulate hostile DNS answers."""
 
 
-class DownloadError(Exception):
+class DownloadError(MediagenError):
     """A download failed. `retryable`: trying later may work. `expired`: the provider deleted it."""
 
     def __init__(self, message: str, *, retryable: bool = False, expired: bool = False) -> None:
@@ -78,6 +80,20 @@ class DownloadResult:
     size: int
     content_type: str | None
     sha256: str
+
+
+class Downloader(Protocol):
+    """The shape of `download`, for the collaborators that take it (tests pass their own)."""
+
+    def __call__(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        max_bytes: int,
+        allowed: Sequence[str],
+        on_retry: Callable[[int, str], None] | None = None,
+    ) -> DownloadResult: ...
 
 
 @dataclass(frozen=True)

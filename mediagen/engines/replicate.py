@@ -37,7 +37,6 @@ Everything is bounded: connect 5 s / read 30 s per request, `max_attempts` tries
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
@@ -48,156 +47,48 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, cast, get_args
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from mediagen.engines.base import (
+    BaseEngine,
+    Capabilities,
     EngineError,
     InputError,
     Job,
-    ProviderStatus,
     State,
     Submitted,
+    WebhookAuth,
 )
-from mediagen.engines.outputs import outputs_from_value
+from mediagen.engines.replicate_wire import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    NOT_SENT,
+    SECRET_REFETCH_INTERVAL_S,
+    WEBHOOK_EVENTS,
+    Transient,
+    error_from_response,
+    iso_time,
+    split_model,
+    state_from_prediction,
+    with_marker,
+)
 from mediagen.engines.webhook_signing import DEFAULT_TOLERANCE_S, WebhookVerificationError, verify
+from mediagen.errors import MalformedRequest
+from mediagen.vocabulary import ProviderStatus
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_TIMEOUT",
-    "ReplicateEngine",
-    "TERMINAL_STATUSES",
-    "WEBHOOK_EVENTS",
-    "state_from_prediction",
-]
+__all__ = ["ReplicateEngine", "state_from_prediction"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.replicate.com/v1"
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "aborted"})
-WEBHOOK_EVENTS = ["start", "completed"]  # start → "processing" in the UI; completed → ingest
-_KNOWN_STATUSES: frozenset[str] = frozenset(get_args(ProviderStatus))
-# Errors raised before the request left this machine: the server cannot have acted on it.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_SECRET_REFETCH_INTERVAL_S = 300.0
 
-
-def state_from_prediction(payload: Mapping[str, Any], *, main_key: str | None = None) -> State:
-    """Read a prediction object (GET response or webhook body) into a State. Pure; never raises.
-
-    Unknown statuses read as "processing" so the poller keeps asking rather than finalising on
-    something it does not understand. Outputs are reported whenever present (sync mode can show
-    outputs while still "processing"); the pipeline decides when to ingest.
-    """
-    raw_status = payload.get("status")
-    status = cast(ProviderStatus, raw_status if raw_status in _KNOWN_STATUSES else "processing")
-    if raw_status not in _KNOWN_STATUSES:
-        log.warning(
-            "unknown Replicate status %r for %s; treating as processing", raw_status, payload.get("id")
-        )
-    data_removed = bool(payload.get("data_removed"))
-    output = None if data_removed else payload.get("output")
-
-    error_value = payload.get("error")
-    error: str | None
-    if error_value is None or error_value == "":
-        error = None
-    elif isinstance(error_value, str):
-        error = error_value
-    else:
-        error = json.dumps(error_value)
-    if error is None and status == "failed":
-        error = "Replicate reported the prediction failed without an error message"
-    if error is None and status == "aborted":
-        error = "Replicate aborted the prediction: its deadline passed before it started"
-
-    metrics = payload.get("metrics")
-    logs = payload.get("logs")
-    return State(
-        ref=str(payload.get("id") or ""),
-        status=status,
-        outputs=outputs_from_value(output, main_key=main_key),
-        error=error,
-        data_removed=data_removed,
-        metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
-        logs_length=len(logs) if isinstance(logs, str) else 0,
-    )
-
-
-def _problem(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"detail": response.text[:500]}
-    return body if isinstance(body, dict) else {"detail": str(body)[:500]}
-
-
-def _field_name(entry: Mapping[str, Any]) -> str | None:
-    """`input.output_format` → `output_format`; a `required` error on `input` names the field in
-    its description ("prompt is required")."""
-    raw = str(entry.get("field") or "")
-    if raw.startswith("input."):
-        return raw[len("input.") :] or None
-    if raw in ("", "input"):
-        description = str(entry.get("description") or "")
-        word = description.split(" ", 1)[0]
-        if entry.get("type") == "required" and word.isidentifier():
-            return word
-        return None
-    return raw
-
-
-def _seconds_header(response: httpx.Response, name: str) -> float | None:
-    value = response.headers.get(name)
-    if value is None:
-        return None
-    value = value.strip().lstrip("~").rstrip("s")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:  # Retry-After may also be an HTTP date
-        when = email.utils.parsedate_to_datetime(response.headers[name])
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _split_model(model_id: str) -> tuple[str, str]:
-    owner, sep, name = model_id.partition("/")
-    if not sep or not owner or not name or "/" in name:
-        raise EngineError(f"not a Replicate model id (owner/name): {model_id!r}")
-    return owner, name
-
-
-def _with_marker(url: str, generation_id: int, nonce: str) -> str:
-    parts = urlsplit(url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    query.setdefault("gen", [str(generation_id)])
-    query["nonce"] = [nonce]
-    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-
-
-class _Transient(Exception):
-    """A failed call worth retrying; `wait` is what the server asked for, if anything."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.wait = wait
-
-
-class ReplicateEngine:
-    """The Engine for Replicate-hosted models (DESIGN §5). Thread-safe; one per process."""
+class ReplicateEngine(BaseEngine):
+    """The Engine for Replicate-hosted models. Thread-safe; one per process."""
 
     name = "replicate"
+    capabilities = Capabilities(recovers=True, uploads_files=True, cancels=True, webhooks=WebhookAuth.SIGNED)
 
     def __init__(
         self,
@@ -274,7 +165,7 @@ class ReplicateEngine:
     def submit(self, job: Job) -> Submitted:
         """Create the prediction; return its id. Already-terminal creates (sync mode) are still
         `Submitted`: the pipeline applies the state through `refresh`/`state_from_prediction`."""
-        owner, name = _split_model(job.model_id)
+        owner, name = split_model(job.model_id)
         body: dict[str, Any] = {"input": job.inputs}
         version: str | None = None
         if self._is_official(job.model_id):
@@ -286,7 +177,7 @@ class ReplicateEngine:
         nonce = uuid.uuid4().hex
         webhook = job.webhook_url or self._webhook_url
         if webhook:
-            body["webhook"] = _with_marker(webhook, job.generation_id, nonce)
+            body["webhook"] = with_marker(webhook, job.generation_id, nonce)
             body["webhook_events_filter"] = list(WEBHOOK_EVENTS)
         headers = {"Cancel-After": self._cancel_after} if self._cancel_after else {}
 
@@ -326,14 +217,15 @@ class ReplicateEngine:
             self._secret_fetched_at = time.monotonic()
         return key
 
-    def verify_webhook(
+    def read_webhook(
         self, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = DEFAULT_TOLERANCE_S
     ) -> State:
         """Check a webhook's signature and read its body into a State.
 
         Uses the configured secret, else the fetched one. A fetched secret may have been rotated,
         so one failure triggers a refetch — at most every five minutes, so forged requests cannot
-        turn into a flood of API calls. Raises WebhookVerificationError (→ 401 in the route).
+        turn into a flood of API calls. Raises WebhookVerificationError for a bad signature and
+        MalformedRequest for a genuine delivery that is not a prediction.
         """
         if self._configured_secret:
             verify(self._configured_secret, headers, body, tolerance_s=tolerance_s)
@@ -344,17 +236,19 @@ class ReplicateEngine:
                 if exc.reason != "signature mismatch":
                     raise
                 with self._lock:
-                    stale = time.monotonic() - self._secret_fetched_at > _SECRET_REFETCH_INTERVAL_S
+                    stale = time.monotonic() - self._secret_fetched_at > SECRET_REFETCH_INTERVAL_S
                 if not stale:
                     raise
                 verify(self.fetch_webhook_secret(refresh=True), headers, body, tolerance_s=tolerance_s)
         try:
             payload = json.loads(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("webhook body is not JSON") from exc
-        if not isinstance(payload, dict):
-            raise WebhookVerificationError("webhook body is not a prediction object")
-        return state_from_prediction(payload, main_key=self._main_key_for(str(payload.get("model") or "")))
+            if not isinstance(payload, dict):
+                raise TypeError("not a JSON object")
+            return state_from_prediction(
+                payload, main_key=self._main_key_for(str(payload.get("model") or ""))
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedRequest(f"webhook body is not a prediction: {exc}") from exc
 
     # -- files and models --------------------------------------------------------------------
 
@@ -385,7 +279,7 @@ class ReplicateEngine:
         """One version: `{id, created_at, cog_version, openapi_schema}`."""
         return self._json("GET", f"models/{owner}/{name}/versions/{version_id}")
 
-    def find_existing(self, job: Job, *, since: datetime) -> dict[str, Any] | None:
+    def find_existing(self, job: Job, *, since: datetime) -> Submitted | None:
         """The earliest prediction created since `since` whose webhook carries `gen=<job id>`.
 
         For the pipeline's crash recovery: a worker that died between POST and saving the id can,
@@ -406,9 +300,16 @@ class ReplicateEngine:
             return same_endpoint and parse_qs(parts.query).get("gen") == [str(job.generation_id)]
 
         try:
-            return self._scan_recent(since, ours)
-        except _Transient as exc:
+            found = self._scan_recent(since, ours)
+        except Transient as exc:
             raise EngineError(f"could not list Replicate predictions: {exc}", retryable=True) from exc
+        if not found or not found.get("id"):
+            return None
+        return Submitted(
+            ref=str(found["id"]),
+            provider_status=str(found.get("status") or ProviderStatus.STARTING),
+            provider_input=dict(job.inputs),
+        )
 
     # -- internals: creating -----------------------------------------------------------------
 
@@ -456,17 +357,17 @@ class ReplicateEngine:
                 return False
             if version is not None and item.get("version") not in (None, version, "hidden"):
                 return False
-            return item.get("input") == body["input"]
+            return bool(item.get("input") == body["input"])
 
         waited = 0.0
         posts = 0
         uncertain = False  # an earlier POST may have created the prediction
-        last: _Transient | None = None
+        last: Transient | None = None
         while True:
             if uncertain:
                 try:
                     found = self._scan_recent(window_start, ours)
-                except _Transient as exc:
+                except Transient as exc:
                     last = exc  # cannot tell: do not POST blind; wait and look again
                 else:
                     if found is not None:
@@ -479,12 +380,12 @@ class ReplicateEngine:
                 posts += 1
                 try:
                     return self._post_create(path, body, headers)
-                except _Transient as exc:
+                except Transient as exc:
                     last = exc
-                    uncertain = exc.status_code != 429 and not isinstance(exc.__cause__, _NOT_SENT)
+                    uncertain = exc.status_code != 429 and not isinstance(exc.__cause__, NOT_SENT)
                     if posts >= self._max_attempts:
                         break
-            wait = last.wait if last.wait is not None else self._backoff(posts)
+            wait = last.wait if last is not None and last.wait is not None else self._backoff(posts)
             if waited + wait > self._retry_budget_s:
                 break
             log.info("Replicate create: %s; retrying in %.1f s", last, wait)
@@ -494,7 +395,7 @@ class ReplicateEngine:
             # Last look, so an attempt that landed after all is adopted rather than orphaned.
             try:
                 found = self._scan_recent(window_start, ours)
-            except _Transient:
+            except Transient:
                 found = None
             if found is not None:
                 return found
@@ -509,7 +410,7 @@ class ReplicateEngine:
         try:
             response = self._client.post(path, json=body, headers=headers)
         except httpx.TransportError as exc:
-            raise _Transient(f"{type(exc).__name__} on create") from exc
+            raise Transient(f"{type(exc).__name__} on create") from exc
         if response.status_code in (200, 201, 202):
             try:
                 created = response.json()
@@ -518,18 +419,18 @@ class ReplicateEngine:
             if isinstance(created, dict) and created.get("id"):
                 return created
             # Created, but we cannot read which: the same uncertainty as a timeout.
-            raise _Transient(f"unreadable create response ({response.status_code})")
-        raise self._error(response)
+            raise Transient(f"unreadable create response ({response.status_code})")
+        raise error_from_response(response)
 
     def _scan_recent(
         self, since: datetime, match: Callable[[Mapping[str, Any]], bool]
     ) -> dict[str, Any] | None:
         """Earliest prediction created after `since` that `match`es, over a few list pages.
 
-        Raises _Transient when the listing fails: the caller must then treat the outcome as unknown.
+        Raises Transient when the listing fails: the caller must then treat the outcome as unknown.
         """
         found: list[dict[str, Any]] = []
-        for page in self._list_pages({"created_after": _iso(since)}):
+        for page in self._list_pages({"created_after": iso_time(since)}):
             found.extend(item for item in page if isinstance(item, dict) and match(item))
         if not found:
             return None
@@ -551,7 +452,7 @@ class ReplicateEngine:
     # -- internals: HTTP ---------------------------------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
-        return min(8.0, 0.5 * 2 ** max(0, attempt - 1)) * random.uniform(0.9, 1.1)
+        return float(min(8.0, 0.5 * 2 ** max(0, attempt - 1)) * random.uniform(0.9, 1.1))
 
     def _json(
         self,
@@ -568,7 +469,7 @@ class ReplicateEngine:
             attempt += 1
             try:
                 return self._once(method, url, params=params, files_factory=files_factory)
-            except _Transient as exc:
+            except Transient as exc:
                 wait = exc.wait if exc.wait is not None else self._backoff(attempt)
                 if attempt >= self._max_attempts or waited + wait > self._retry_budget_s:
                     raise EngineError(
@@ -587,12 +488,12 @@ class ReplicateEngine:
         params: Mapping[str, str] | None = None,
         files_factory: Callable[[], dict[str, tuple[str, BinaryIO, str]]] | None = None,
     ) -> dict[str, Any]:
-        """One request; raises _Transient for what a retry may fix, EngineError otherwise."""
+        """One request; raises Transient for what a retry may fix, EngineError otherwise."""
         files = files_factory() if files_factory else None
         try:
             response = self._client.request(method, url, params=params, files=files)
         except httpx.TransportError as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+            raise Transient(f"{type(exc).__name__}: {exc}") from exc
         finally:
             for _name, handle, _type in (files or {}).values():
                 handle.close()
@@ -602,43 +503,6 @@ class ReplicateEngine:
             try:
                 data = response.json()
             except ValueError as exc:
-                raise _Transient(f"unreadable JSON from {method} {urlsplit(url).path}") from exc
+                raise Transient(f"unreadable JSON from {method} {urlsplit(url).path}") from exc
             return data if isinstance(data, dict) else {"value": data}
-        raise self._error(response)
-
-    def _error(self, response: httpx.Response) -> Exception:
-        """Map an error response to what the pipeline and the user should see."""
-        status = response.status_code
-        problem = _problem(response)
-        detail = str(problem.get("detail") or problem.get("title") or response.reason_phrase).strip()
-        if status == 401:
-            return EngineError(
-                "Replicate rejected the API token (401): check REPLICATE_API_TOKEN", status_code=401
-            )
-        if status == 402:
-            return EngineError(
-                "Replicate account has no credit (402): add billing at replicate.com", status_code=402
-            )
-        if status == 429:
-            wait = _seconds_header(response, "retry-after")
-            if wait is None:
-                wait = _seconds_header(response, "ratelimit-reset")
-            return _Transient(f"rate limited (429): {detail}", status_code=429, wait=wait)
-        if status >= 500:
-            return _Transient(
-                f"Replicate server error ({status}): {detail}",
-                status_code=status,
-                wait=_seconds_header(response, "retry-after"),
-            )
-        if status == 422:
-            invalid = [e for e in problem.get("invalid_fields") or [] if isinstance(e, Mapping)]
-            if invalid:
-                first = invalid[0]
-                field = _field_name(first)
-                messages = [str(e.get("description") or e.get("type") or "invalid") for e in invalid]
-                return InputError("; ".join(messages), field=field)
-            title = str(problem.get("title") or "invalid request")
-            return EngineError(f"Replicate rejected the request (422): {title}: {detail}", status_code=422)
-        if status == 404:
-            return EngineError(f"Replicate: not found (404): {detail}", status_code=404)
-        return EngineError(f"Replicate error ({status}): {detail}", status_code=status)
+        raise error_from_response(response)

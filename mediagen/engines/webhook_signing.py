@@ -19,13 +19,15 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from mediagen.errors import MediagenError
+
 __all__ = ["WebhookVerificationError", "sign", "verify", "signed_headers", "DEFAULT_TOLERANCE_S"]
 
 DEFAULT_TOLERANCE_S = 300  # the docs' examples use five minutes either way
 _SECRET_PREFIX = "whsec_"
 
 
-class WebhookVerificationError(Exception):
+class WebhookVerificationError(MediagenError):
     """The webhook is not authentic or not fresh; `reason` says which check failed."""
 
     def __init__(self, reason: str) -> None:

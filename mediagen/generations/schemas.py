@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Kind = Literal["audio", "image", "video"]
-Status = Literal["pending", "processing", "completed", "failed", "canceled"]
-TERMINAL = frozenset({"completed", "failed", "canceled"})
+from mediagen.vocabulary import Kind, Status
+
 MAX_PROMPT = 2000
 
 # The request fields that are not model inputs: they file the asset or pick the model.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,52 +20,29 @@ from mediagen.config import Settings
 from mediagen.db.base import utcnow
 from mediagen.db.session import Database
 from mediagen.engines.base import EngineError, InputError
-from mediagen.errors import ApiError, invalid, not_found
-from mediagen.generations.kinds import KINDS
+from mediagen.errors import Conflict, MediagenError, ProviderRefused, invalid, not_found
+from mediagen.generations.assets import AssetRecords
+from mediagen.generations.leases import rowcount
+from mediagen.generations.pipeline import Pipeline
+from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
+from mediagen.generations.routing import EngineRouter, Routing
 from mediagen.generations.schemas import GenerateRequest
-from mediagen.generations.state import TERMINAL
 from mediagen.generations.tables import Derivation, Generation
-from mediagen.storage.base import BlobInUseError, BlobStore
+from mediagen.vocabulary import ACTIVE, TERMINAL, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
 
-PUBLIC_FIELDS = (
-    "id",
-    "kind",
-    "prompt",
-    "model_id",
-    "engine",
-    "parameters",
-    "status",
-    "error",
-    "meta",
-    "collection",
-    "client_id",
-    "campaign_id",
-    "brief_id",
-    "duration",
-    "width",
-    "height",
-    "content_type",
-    "size_bytes",
-    "download_attempted",
-    "download_retries",
-    "download_error",
-    "cost_usd",
-    "created_at",
-    "updated_at",
-    "completed_at",
-)
 PUBLIC_COLUMNS = tuple(getattr(Generation, name) for name in PUBLIC_FIELDS)
 GALLERY_FILTERS = ("model_id", "collection", "client_id", "campaign_id", "brief_id", "status")
 
 
 @dataclass(frozen=True)
-class Routing:
-    """Which engine serves a model under the current settings, or why none can."""
+class Canceled:
+    """A canceled generation, and what the provider said if stopping it there failed."""
 
-    engine: str | None
-    reason: str | None = None
+    row: Generation
+    provider_error: str | None = None
 
 
 def gallery_statements(
@@ -109,22 +85,19 @@ class GenerationService:
         database: Database,
         catalog: Catalog,
         campaigns: CampaignService,
-        store: BlobStore,
-        route: Callable[[str], Routing],
-        default_model: Callable[[str], str],
+        assets: AssetRecords,
+        router: EngineRouter,
+        pipeline: Pipeline,
+        queue: JobQueue,
     ) -> None:
         self.settings = settings
         self.db = database
         self.catalog = catalog
         self.campaigns = campaigns
-        self.store = store
-        self.route = route
-        self.default_model = default_model
-        self.enqueue: Callable[[int], None] = lambda _gid: None  # set by the job wiring
-        # Remote engines are submitted in the request itself (set by the job wiring), so a provider's
-        # verdict on the inputs reaches the caller as a 422 and no row is kept.
-        self.submit_inline: Callable[[int], None] | None = None
-        self.ingest_file: Callable[[Generation, Path], None] | None = None
+        self.assets = assets
+        self.router = router
+        self.pipeline = pipeline
+        self.queue = queue
 
     # create -----------------------------------------------------------------
     def create(
@@ -139,23 +112,23 @@ class GenerationService:
             existing = self._by_idempotency(principal, idempotency_key)
             if existing is not None:
                 if existing.kind != kind:
-                    raise ApiError(409, "Idempotency-Key was already used for a different kind")
+                    raise Conflict("Idempotency-Key was already used for a different kind")
                 return existing, False
-        model_id = req.model or self.default_model(kind)
+        model_id = req.model or self.router.default_model(kind)
         entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
-        routing = self.route(model_id)
+        routing = self.router.route(model_id)
         named = req.named_inputs()
         parameters_in = dict(req.parameters)
         notice: dict[str, Any] = {}
         if routing.engine is None:
-            fallback = self.default_model(kind) if self.settings.offline_fallback else None
-            if fallback is None or fallback == model_id or self.route(fallback).engine is None:
-                raise ApiError(422, f"model: {routing.reason}", field="model")
+            fallback = self.router.default_model(kind) if self.settings.offline_fallback else None
+            if fallback is None or fallback == model_id or self.router.route(fallback).engine is None:
+                raise invalid("model", routing_reason(routing))
             # No way to reach the hosted model here: make an offline draft instead, and say so in
             # the response and on the asset rather than pass it off as the model that was asked for.
             requested, model_id = model_id, fallback
             entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
-            routing = self.route(model_id)
+            routing = self.router.route(model_id)
             takes = entry.properties
             dropped = sorted(
                 {k for k in named if entry.request_map.get(k, k) not in takes}
@@ -166,7 +139,7 @@ class GenerationService:
             notice = {
                 "requested_model": requested,
                 "ignored_inputs": dropped,
-                "notice": f"{requested} is not reachable ({routing_reason(self.route(requested))}); "
+                "notice": f"{requested} is not reachable ({routing_reason(self.router.route(requested))}); "
                 f"made an offline draft with {model_id} instead",
             }
         built = self.catalog.build_inputs(entry, named, parameters_in)
@@ -186,7 +159,7 @@ class GenerationService:
                 model_id=model_id,
                 engine=routing.engine,
                 parameters=parameters,
-                status="pending",
+                status=Status.PENDING,
                 collection=req.collection,
                 client_id=client_id,
                 campaign_id=campaign_id,
@@ -210,11 +183,14 @@ class GenerationService:
                 if existing is None:
                     raise
                 return existing, False
-        if routing.engine == "synth" or self.submit_inline is None:
-            self.enqueue(row.id)
+        engine = self.router.engine(routing.engine)
+        if engine is None or engine.capabilities.inline:
+            self.queue.dispatch(Step.SUBMIT, row.id)
             return row, True
+        # Remote engines are submitted in the request itself, so a provider's verdict on the
+        # inputs reaches the caller as a 422 naming the field, and no row is kept.
         try:
-            self.submit_inline(row.id)
+            self.pipeline.submit(row.id, inline=True)
         except InputError as exc:
             with self.db.write() as s:
                 s.execute(delete(Generation).where(Generation.id == row.id))
@@ -225,13 +201,11 @@ class GenerationService:
                 message = message[len(exc.field) + 2 :]
             raise invalid(built.origin.get(field, f"parameters.{field}"), message) from exc
         except EngineError as exc:
-            status = {401: 502, 402: 503}.get(exc.status_code or 0, 502)
-            path = KINDS[kind].path
-            raise ApiError(
-                status,
+            raise ProviderRefused(
                 f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
-                extra={"id": row.id, KINDS[kind].id_field: row.id, "status": "failed"},
-                headers={"Location": f"/api/{path}/{row.id}"},
+                kind=kind,
+                generation_id=row.id,
+                payment=exc.status_code == 402,
             ) from exc
         with self.db.read() as s:
             return s.get(Generation, row.id) or row, True
@@ -250,8 +224,6 @@ class GenerationService:
     ) -> Generation:
         """An asset from a file the user brings (a start image, a melody to follow): it is probed and
         derived by the same ingest as generated media, and then usable wherever an asset id is."""
-        if self.ingest_file is None:
-            raise ApiError(503, "uploads are not available on this server")
         with self.db.write() as s:
             client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
                 s, principal, client_id=client_id, campaign_id=campaign_id, brief_id=brief_id
@@ -263,8 +235,8 @@ class GenerationService:
                 model_id="upload",
                 engine="upload",
                 parameters={},
-                status="processing",
-                provider_status="succeeded",
+                status=Status.PROCESSING,
+                provider_status=ProviderStatus.SUCCEEDED,
                 collection=collection,
                 client_id=client_id,
                 campaign_id=campaign_id,
@@ -278,10 +250,12 @@ class GenerationService:
             s.add(row)
             s.flush()
         try:
-            self.ingest_file(row, path)
+            self.pipeline.ingest_file(row, path)
         except Exception as exc:
             with self.db.write() as s:
                 s.execute(delete(Generation).where(Generation.id == row.id))
+            if not isinstance(exc, MediagenError):
+                log.exception("upload %s could not be ingested", row.id)
             raise invalid("file", f"not usable {kind}: {exc}") from exc
         return self.get(principal, kind, row.id)
 
@@ -297,7 +271,7 @@ class GenerationService:
         row = s.get(Generation, asset_id)
         if row is None or row.kind != kind or not principal.can_see_client(row.client_id):
             raise invalid(field, f"{kind} {asset_id} not found")
-        if row.status != "completed" or row.blob_key is None:
+        if row.status != Status.COMPLETED or row.blob_key is None:
             raise invalid(field, f"{kind} {asset_id} is not completed yet (status {row.status})")
 
     # read -------------------------------------------------------------------
@@ -334,68 +308,55 @@ class GenerationService:
         limit: int,
         offset: int,
         q: str | None = None,
-    ) -> tuple[list[Generation], int]:
+    ) -> tuple[list[AssetRow], int]:
         """A gallery page from the indexes alone: newest first, ties broken by id."""
         count_stmt, page_stmt = gallery_statements(principal, kind, filters, limit=limit, offset=offset, q=q)
         with self.db.read() as s:
             total = s.scalar(count_stmt) or 0
             rows = s.execute(page_stmt).all()
-        return list(rows), total  # type: ignore[arg-type]
+        # Column tuples named like the row's attributes: exactly what AssetRow describes.
+        return cast(list[AssetRow], list(rows)), total
 
     # delete -----------------------------------------------------------------
     def delete(self, principal: Principal, kind: str, gen_id: int) -> None:
         row = self.get(principal, kind, gen_id)
         with self.db.write() as s:
-            released = self.purge(s, Generation.id == row.id)
-        self.free_blobs(released)
-
-    def purge(self, s: Session, condition: ColumnElement[bool]) -> list[str]:
-        """Delete matching generations and drop their blob references; returns the keys released.
-
-        Runs inside the caller's transaction; call `free_blobs` with the result after it commits.
-        """
-        rows = s.execute(select(Generation.id, Generation.blob_key).where(condition)).all()
-        ids = [r.id for r in rows]
-        released: list[str] = []
-        if not ids:
-            return released
-        released += [r.blob_key for r in rows if r.blob_key]
-        released += list(s.scalars(select(Derivation.blob_key).where(Derivation.generation_id.in_(ids))))
-        for key in released:
-            self.store.release(s, key)
-        s.execute(delete(Derivation).where(Derivation.generation_id.in_(ids)))
-        s.execute(delete(Generation).where(Generation.id.in_(ids)))
-        return released
-
-    def free_blobs(self, keys: list[str]) -> None:
-        """Delete the bytes of released blobs that nothing references any more (shared ones stay)."""
-        for key in dict.fromkeys(keys):
-            try:
-                self.store.delete_now(key)
-            except BlobInUseError:
-                pass
+            released = self.assets.purge_where(s, Generation.id == row.id)
+        self.assets.free(released)
 
     # cancel / retry ---------------------------------------------------------
-    def cancel(self, principal: Principal, kind: str, gen_id: int) -> tuple[Generation, str | None]:
-        """Mark canceled; returns the provider ref to cancel remotely (if it was running there)."""
+    def cancel(self, principal: Principal, kind: str, gen_id: int) -> Canceled:
+        """Mark canceled and stop it at the provider too; what the provider said if that failed
+        is saved on the asset (`metadata.cancel_error`), since we stop waiting either way."""
         row = self.get(principal, kind, gen_id)
         if row.status in TERMINAL:
-            raise ApiError(409, f"generation {gen_id} is already {row.status}")
+            raise Conflict(f"generation {gen_id} is already {row.status}")
         with self.db.write() as s:
-            n = s.execute(
+            result = s.execute(
                 update(Generation)
-                .where(Generation.id == gen_id, Generation.status.in_(("pending", "processing")))
+                .where(Generation.id == gen_id, Generation.status.in_(ACTIVE))
                 .values(
-                    status="canceled",
+                    status=Status.CANCELED,
                     error="canceled by user",
                     completed_at=utcnow(),
                     updated_at=utcnow(),
                     lease_until=None,
                 )
-            ).rowcount
-        if not n:
-            raise ApiError(409, f"generation {gen_id} finished before it could be canceled")
-        return self.get(principal, kind, gen_id), row.provider_ref
+            )
+        if not rowcount(result):
+            raise Conflict(f"generation {gen_id} finished before it could be canceled")
+        engine = self.router.engine(row.engine)
+        provider_error = None
+        if row.provider_ref and engine is not None and engine.capabilities.cancels:
+            try:
+                engine.cancel(row.provider_ref)
+            except Exception as exc:  # a provider error must not undo our cancel
+                provider_error = str(exc)
+                with self.db.write() as s:
+                    fresh = s.get(Generation, gen_id)
+                    if fresh is not None:
+                        fresh.meta = {**(fresh.meta or {}), "cancel_error": provider_error}
+        return Canceled(self.get(principal, kind, gen_id), provider_error)
 
     def retry(self, principal: Principal, kind: str, gen_id: int) -> Generation:
         """A new generation with the same model, inputs and filing (the original is kept)."""

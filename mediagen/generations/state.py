@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-PROVIDER_RANK = {
+from mediagen.vocabulary import ProviderStatus, Status
+
+PROVIDER_RANK: dict[str | None, int] = {
     None: -1,
-    "starting": 0,
-    "processing": 1,
-    "succeeded": 2,
-    "failed": 2,
-    "canceled": 2,
-    "aborted": 2,
+    ProviderStatus.STARTING: 0,
+    ProviderStatus.PROCESSING: 1,
+    ProviderStatus.SUCCEEDED: 2,
+    ProviderStatus.FAILED: 2,
+    ProviderStatus.CANCELED: 2,
+    ProviderStatus.ABORTED: 2,
 }
-TERMINAL = frozenset({"completed", "failed", "canceled"})
-PROVIDER_TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
 def provider_advances(current: str | None, new: str) -> bool:
@@ -20,10 +20,10 @@ def provider_advances(current: str | None, new: str) -> bool:
     return PROVIDER_RANK.get(new, -1) > PROVIDER_RANK.get(current, -1)
 
 
-def status_for_provider(provider_status: str) -> str:
+def status_for_provider(provider_status: str) -> Status:
     """Our status while a provider reports `provider_status` (succeeded still needs ingest)."""
-    if provider_status in ("failed",):
-        return "failed"
-    if provider_status in ("canceled", "aborted"):
-        return "canceled"
-    return "processing"
+    if provider_status == ProviderStatus.FAILED:
+        return Status.FAILED
+    if provider_status in (ProviderStatus.CANCELED, ProviderStatus.ABORTED):
+        return Status.CANCELED
+    return Status.PROCESSING

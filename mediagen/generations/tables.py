@@ -52,7 +52,6 @@ class Generation(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     provider_ref: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     provider_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    output_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     collection: Mapped[str | None] = mapped_column(String(128), nullable=True)

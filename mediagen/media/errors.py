@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mediagen.errors import MediagenError
 
-class MediaError(Exception):
+
+class MediaError(MediagenError):
     """The file is empty, truncated, corrupt, or not a kind of media we can read."""

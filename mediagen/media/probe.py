@@ -126,7 +126,7 @@ def _wav_missing_bytes(path: Path, size: int) -> int:
     if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return 0
     pos = 12
-    order = "little" if head[:4] == b"RIFF" else "big"
+    order: Literal["little", "big"] = "little" if head[:4] == b"RIFF" else "big"
     while pos + 8 <= len(head):
         chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], order)
         if chunk == b"data":

@@ -14,6 +14,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
+from mediagen.errors import MediagenError
+
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
@@ -46,7 +48,7 @@ class GcReport:
     orphans_removed: int = 0
 
 
-class BlobStoreError(Exception):
+class BlobStoreError(MediagenError):
     """Base class of the store's own errors."""
 
 
@@ -125,7 +127,7 @@ def iter_chunks(stream: PutSource, chunk_size: int) -> Iterator[bytes]:
         yield from _iter_file(read, chunk_size)
         return
     buffer = bytearray()
-    for piece in stream:  # type: ignore[union-attr]
+    for piece in stream:
         if not piece:
             continue
         if not buffer and len(piece) == chunk_size:

@@ -12,6 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Table, case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -62,6 +63,7 @@ def claim_row(session: Session, *, key: str, size: int, chunk_size: int, now: da
         "touched_at": now,
     }
     dialect = session.get_bind().dialect.name
+    stmt: Any
     if dialect == "sqlite":
         stmt = sqlite_insert(blobs).values(values).on_conflict_do_nothing(index_elements=["key"])
     elif dialect == "postgresql":

@@ -32,15 +32,14 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mediagen.api.deps import session_principal
-from mediagen.api.routes.generations import item as asset_json
-from mediagen.api.routes.keys import KeyCreate, create_key
-from mediagen.api.routes.models import list_models
+from mediagen.auth.schemas import KeyCreate, KeyCreated
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
-from mediagen.errors import ApiError
-from mediagen.generations.kinds import KINDS, KindInfo
+from mediagen.error_map import status_for
+from mediagen.errors import MediagenError, NotFound
+from mediagen.generations.presenters import asset_json
 from mediagen.services import Services
+from mediagen.vocabulary import KINDS, KindInfo
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
@@ -113,13 +112,14 @@ class PageRoute(APIRoute):
                 response = await run_in_threadpool(
                     error_page, request, exc.status_code, exc.title, exc.message
                 )
-            except ApiError as exc:
+            except MediagenError as exc:
+                status = status_for(exc)
                 title, message = (
                     ("Not found", "This page does not exist, or you do not have access to it.")
-                    if exc.status_code == 404
+                    if status == 404
                     else ("Something went wrong", exc.detail)
                 )
-                response = await run_in_threadpool(error_page, request, exc.status_code, title, message)
+                response = await run_in_threadpool(error_page, request, status, title, message)
             except RequestValidationError:
                 # Only path/query values reach here (e.g. /assets/audio/abc): nothing by that name.
                 response = await run_in_threadpool(
@@ -295,7 +295,15 @@ CsrfField = Annotated[str, Form(alias="csrf_token")]
 
 
 def svc(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+def session_principal(request: Request, services: Services) -> Principal | None:
+    """The signed-in user, if the session cookie carries one."""
+    session = request.scope.get("session")
+    return services.auth.principal_for_session(session.get("uid")) if session else None
 
 
 def flash(request: Request, message: str) -> None:
@@ -362,10 +370,10 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     return out
 
 
-def api_error_fields(exc: ApiError) -> tuple[dict[str, str], str | None]:
-    """An ApiError as (errors beside fields, error for the whole form)."""
+def api_error_fields(exc: MediagenError) -> tuple[dict[str, str], str | None]:
+    """An MediagenError as (errors beside fields, error for the whole form)."""
     if exc.field:
-        message = exc.detail.split(": ", 1)[-1]
+        message = exc.message
         return {exc.field: message[0].upper() + message[1:]}, None
     return {}, exc.detail
 
@@ -375,7 +383,7 @@ def options_with(rows: list[Any], selected: str | None, make: Callable[[str], An
     if selected and all(r.id != selected for r in rows):
         try:
             return [make(selected), *rows]
-        except ApiError:
+        except MediagenError:
             return rows
     return rows
 
@@ -386,7 +394,7 @@ def name_of(getter: Callable[[Principal, str], Any], me: Principal, ident: str |
         return None
     try:
         return getter(me, ident)
-    except ApiError:
+    except MediagenError:
         return None
 
 
@@ -488,7 +496,7 @@ def generate_page(
     if kind is None:
         raise not_found_page()
     services = svc(request)
-    models = [m.model_dump(mode="json") for m in list_models(services, me, kind=kind).models]  # type: ignore[arg-type]
+    models = [m.model_dump(mode="json") for m in services.router.models(kind)]
     available = [m["id"] for m in models if m["available"]]
     selected = (
         model
@@ -697,7 +705,7 @@ def create_client(
         client = svc(request).campaigns.create_client(me, body)
     except ValidationError as exc:
         errors = field_errors(exc)
-    except ApiError as exc:
+    except MediagenError as exc:
         errors, form_error = api_error_fields(exc)
     else:
         flash(request, f"Created client {client.name}.")
@@ -757,8 +765,8 @@ def update_client(
         svc(request).campaigns.update_client(me, client_id, body)
     except ValidationError as exc:
         errors = field_errors(exc)
-    except ApiError as exc:
-        if exc.status_code == 404:
+    except MediagenError as exc:
+        if isinstance(exc, NotFound):
             raise
         errors, form_error = api_error_fields(exc)
     else:
@@ -833,7 +841,7 @@ def create_campaign(
         campaign = svc(request).campaigns.create_campaign(me, body)
     except ValidationError as exc:
         errors = field_errors(exc)
-    except ApiError as exc:
+    except MediagenError as exc:
         errors, form_error = api_error_fields(exc)
     else:
         flash(request, f"Created campaign {campaign.name}.")
@@ -935,8 +943,8 @@ def update_campaign(
         svc(request).campaigns.update_campaign(me, campaign_id, body)
     except ValidationError as exc:
         return campaign_render(request, me, campaign_id, form=form, errors=field_errors(exc), status_code=422)
-    except ApiError as exc:
-        if exc.status_code == 404:
+    except MediagenError as exc:
+        if isinstance(exc, NotFound):
             raise
         errors, form_error = api_error_fields(exc)
         return campaign_render(
@@ -964,8 +972,8 @@ def create_brief(
         return campaign_render(
             request, me, campaign_id, brief_form=form, brief_errors=field_errors(exc), status_code=422
         )
-    except ApiError as exc:
-        if exc.status_code == 404:
+    except MediagenError as exc:
+        if isinstance(exc, NotFound):
             raise
         errors, form_error = api_error_fields(exc)
         return campaign_render(
@@ -1029,10 +1037,13 @@ def create_key_page(
     form = {"name": name, "clients": clients or []}
     try:
         body = KeyCreate(name=name, clients=clients or None)
-        created = create_key(body, svc(request), me)
+        row, token = svc(request).auth.create_key_for(me, name=body.name, clients=body.clients)
+        created = KeyCreated(
+            id=row.id, name=row.name, key=token, clients=row.clients, created_at=row.created_at
+        )
     except ValidationError as exc:
         return keys_render(request, me, form=form, errors=field_errors(exc), status_code=422)
-    except ApiError as exc:
+    except MediagenError as exc:
         errors, form_error = api_error_fields(exc)
         return keys_render(request, me, form=form, errors=errors, form_error=form_error, status_code=422)
     # Rendered, not redirected: the token is shown this once and never stored in the (signed,

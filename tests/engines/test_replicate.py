@@ -376,7 +376,7 @@ def test_find_existing_after_a_crash(engine: ReplicateEngine, fake: FakeReplicat
     engine.submit(job(tmp_path, webhook_url="https://mediagen.example/hook"))  # another generation
     since = datetime.now(UTC) - timedelta(minutes=5)
     found = engine.find_existing(j, since=since)
-    assert found is not None and found["id"] == submitted.ref
+    assert found is not None and found.ref == submitted.ref
     assert (
         engine.find_existing(job(tmp_path, webhook_url="https://mediagen.example/hook"), since=since) is None
     )

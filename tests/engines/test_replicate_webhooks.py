@@ -78,7 +78,7 @@ def test_start_and_completed_arrive_signed(
         verify(secret, hook.headers, hook.body)
         assert hook.headers["webhook-id"].startswith("msg_")
         assert "gen=42" in hook.path and "nonce=" in hook.path  # our tag came back on the URL
-    state = engine.verify_webhook(hooks[-1].headers, hooks[-1].body)
+    state = engine.read_webhook(hooks[-1].headers, hooks[-1].body)
     assert state.ref == ref and state.status == "succeeded" and state.outputs[0].role == "main"
     assert len({h.headers["webhook-id"] for h in hooks}) == 2
 
@@ -93,7 +93,7 @@ def test_forged_signature_is_refused(
         with pytest.raises(WebhookVerificationError, match="signature mismatch"):
             verify(fake.webhook_secret, hook.headers, hook.body)
         with pytest.raises(WebhookVerificationError):
-            engine.verify_webhook(hook.headers, hook.body)
+            engine.read_webhook(hook.headers, hook.body)
 
 
 def test_tampered_body_is_refused(engine: ReplicateEngine, receiver: WebhookReceiver, tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_tampered_body_is_refused(engine: ReplicateEngine, receiver: WebhookRece
     hook = receiver.received[-1]
     tampered = hook.body.replace(b'"succeeded"', b'"failed"   ')
     with pytest.raises(WebhookVerificationError):
-        engine.verify_webhook(hook.headers, tampered)
+        engine.read_webhook(hook.headers, tampered)
 
 
 def test_stale_timestamp_is_refused(
@@ -112,7 +112,7 @@ def test_stale_timestamp_is_refused(
     submit(engine, tmp_path)
     receiver.wait_for(lambda hooks: len(hooks) >= 2)
     with pytest.raises(WebhookVerificationError, match="tolerance"):
-        engine.verify_webhook(receiver.received[-1].headers, receiver.received[-1].body)
+        engine.read_webhook(receiver.received[-1].headers, receiver.received[-1].body)
 
 
 def test_configured_secret_is_used_without_fetching(
@@ -128,7 +128,7 @@ def test_configured_secret_is_used_without_fetching(
     ) as engine:
         submit(engine, tmp_path)
         receiver.wait_for(lambda hooks: len(hooks) >= 2)
-        engine.verify_webhook(receiver.received[-1].headers, receiver.received[-1].body)
+        engine.read_webhook(receiver.received[-1].headers, receiver.received[-1].body)
     assert fake.requests_to("GET", "/v1/webhooks/default/secret") == []
 
 
@@ -145,7 +145,7 @@ def test_terminal_webhook_is_retried_with_same_id(
     assert len({h.headers["webhook-id"] for h in completed}) == 1
     assert [d.status_code for d in fake.deliveries(ref, "completed")] == [500, 500, 204]
     for hook in completed:
-        engine.verify_webhook(hook.headers, hook.body)
+        engine.read_webhook(hook.headers, hook.body)
 
 
 def test_intermediate_webhook_is_not_retried(

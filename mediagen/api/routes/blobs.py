@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from mediagen.api.deps import AdminDep, SettingsDep, StoreDep
+from mediagen.api.media import blob_response, put_request_body
 from mediagen.config import Settings
+from mediagen.errors import Conflict, not_found
 from mediagen.storage.base import BlobInUseError, is_blob_key
-from mediagen.storage.http import UploadTooLarge, blob_response, put_request_body
+from mediagen.vocabulary import Kind
 
 router = APIRouter(prefix="/api/blobs", tags=["blobs"])
 
@@ -22,15 +24,13 @@ def upload_limit(settings: Settings) -> int:
     """The largest blob an operator may upload: the largest any stored asset may be."""
     return max(
         settings.max_upload_bytes,
-        settings.max_download_bytes_audio,
-        settings.max_download_bytes_image,
-        settings.max_download_bytes_video,
+        *(settings.max_download_bytes(kind) for kind in Kind),
     )
 
 
 def _checked(key: str) -> str:
     if not is_blob_key(key):
-        raise HTTPException(status_code=404, detail=f"No blob {key!r}: keys are 64 lowercase hex digits")
+        raise not_found("blob", key)
     return key
 
 
@@ -42,10 +42,7 @@ def _checked(key: str) -> str:
 )
 async def put_blob(request: Request, _admin: AdminDep, store: StoreDep, settings: SettingsDep) -> BlobOut:
     """Store the raw request body; the key is its sha256 (uploading twice is harmless)."""
-    try:
-        info = await put_request_body(request, store, max_bytes=upload_limit(settings))
-    except UploadTooLarge as exc:
-        raise HTTPException(status_code=413, detail=str(exc)) from exc
+    info = await put_request_body(request, store, max_bytes=upload_limit(settings))
     return BlobOut(key=info.key, size=info.size)
 
 
@@ -72,7 +69,7 @@ def delete_blob(key: str, _admin: AdminDep, store: StoreDep) -> Response:
     try:
         deleted = store.delete_now(_checked(key))
     except BlobInUseError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+        raise Conflict(str(exc)) from exc
     if not deleted:
-        raise HTTPException(status_code=404, detail=f"No blob {key!r}")
+        raise not_found("blob", key)
     return Response(status_code=204)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip")]
 Cascade = Annotated[bool, Query(description="Also delete the generated assets filed under it")]
-CONFLICT = {409: {"model": ERROR_RESPONSES[404]["model"], "description": "Duplicate id, or assets remain"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ERROR_RESPONSES[404]["model"], "description": "Duplicate id, or assets remain"}
+}
 
 
 @router.post("/clients", status_code=201, response_model=sc.ClientOut, tags=["clients"], responses=CONFLICT)

@@ -7,7 +7,7 @@ kind is served by the same functions below, parameterised by its KindInfo.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,13 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
-from mediagen.api.ratelimit import RateLimiter
-from mediagen.errors import ApiError
-from mediagen.generations.kinds import KINDS, KindInfo
-from mediagen.generations.schemas import GenerateRequest, GenerationOut, Status
-from mediagen.generations.tables import Generation
+from mediagen.api.media import blob_response
+from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from mediagen.generations.presenters import accepted_json, asset_json
+from mediagen.generations.schemas import GenerateRequest, GenerationOut
 from mediagen.services import Services
-from mediagen.storage.http import blob_response
+from mediagen.vocabulary import KINDS, KindInfo, Status
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -41,78 +40,12 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+def _asset(services: Services, row: Any, info: KindInfo) -> dict[str, Any]:
+    return asset_json(row, info, services.generations.derivations(row.id))
 
 
-def item(row: Generation, info: KindInfo, derivations: list[str] | None = None) -> dict[str, Any]:
-    """The public shape of one asset (GenerationOut), built directly: a gallery page serialises 100
-    of these, and going through a pydantic model per row cost more than the queries."""
-    base = f"/api/{info.path}/{row.id}"
-    data_url = f"{base}/data" if row.status == "completed" else None
-    if derivations is None:
-        derivations = list((row.meta or {}).get("derivations", []))
-    return {
-        "id": row.id,
-        info.id_field: row.id,
-        "kind": row.kind,
-        "prompt": row.prompt,
-        "model_id": row.model_id,
-        "engine": row.engine,
-        "parameters": row.parameters,
-        "status": row.status,
-        "error": row.error,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "completed_at": _iso(row.completed_at),
-        "collection": row.collection,
-        "metadata": row.meta or {},
-        "download_attempted": row.download_attempted,
-        "download_retries": row.download_retries,
-        "download_error": row.download_error,
-        "client_id": row.client_id,
-        "campaign_id": row.campaign_id,
-        "brief_id": row.brief_id,
-        "duration": row.duration,
-        "width": row.width,
-        "height": row.height,
-        "content_type": row.content_type,
-        "size_bytes": row.size_bytes,
-        "cost_usd": row.cost_usd,
-        "data_url": data_url,
-        info.url_field: data_url,
-        "derivations": sorted(derivations),
-        "waveform_url": f"{base}/waveform" if "waveform" in derivations else None,
-        "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in derivations else None,
-        "poster_url": f"{base}/poster" if "poster" in derivations else None,
-    }
-
-
-ACCEPTED_META = ("engine_label", "requested_model", "notice", "ignored_inputs")
-
-
-def accepted(row: Generation, info: KindInfo) -> dict[str, Any]:
-    """The 202 body for a new generation (seed's `{<kind>_id, status, model}` plus where to poll,
-    and any notice about the model actually used)."""
-    return {
-        info.id_field: row.id,
-        "id": row.id,
-        "status": row.status,
-        "model": row.model_id,
-        "engine": row.engine,
-        "kind": info.kind,
-        "url": f"/api/{info.path}/{row.id}",
-        **{k: v for k, v in (row.meta or {}).items() if k in ACCEPTED_META},
-    }
-
-
-def _limiter(services: Services) -> RateLimiter:
-    limiter = services.extras.get("rate_limiter")
-    if limiter is None:
-        limiter = services.extras["rate_limiter"] = RateLimiter(
-            services.settings.generate_rate_limit_per_minute
-        )
-    return limiter  # type: ignore[no-any-return]
+def _check_rate(services: Services, principal: Any) -> None:
+    services.rate_limiter.check(principal.key_id or principal.user_id)
 
 
 def _register(info: KindInfo) -> None:
@@ -131,12 +64,12 @@ def _register(info: KindInfo) -> None:
         ] = None,
     ) -> dict[str, Any]:
         if not idempotency_key:
-            _limiter(services).check(principal.key_id or principal.user_id)
+            _check_rate(services, principal)
         row, created = services.generations.create(principal, kind, body, idempotency_key=idempotency_key)
         response.headers["Location"] = f"/api/{path}/{row.id}"
         if not created:
             response.status_code = 200
-        return accepted(row, info)
+        return accepted_json(row, info)
 
     generate.__doc__ = f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}."
     router.add_api_route(
@@ -164,7 +97,7 @@ def _register(info: KindInfo) -> None:
         brief_id: str | None = None,
         status: Status | None = None,
         q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         filters = {
             "model_id": model_id,
             "collection": collection,
@@ -178,7 +111,7 @@ def _register(info: KindInfo) -> None:
         )
         return FastJSONResponse(
             {
-                list_key: [item(r, info) for r in rows],
+                list_key: [asset_json(r, info) for r in rows],
                 "count": len(rows),
                 "total": total,
                 "limit": limit,
@@ -187,14 +120,14 @@ def _register(info: KindInfo) -> None:
         )
 
     list_items.__doc__ = f"List {kind}, newest first, with filters."
-    page_model = create_model(
-        f"{info.label.rstrip('s')}Page",
-        **{list_key: (list[GenerationOut], ...)},
-        count=(int, ...),
-        total=(int, ...),
-        limit=(int, ...),
-        offset=(int, ...),
-    )
+    page_fields: dict[str, Any] = {
+        list_key: (list[GenerationOut], ...),
+        "count": (int, ...),
+        "total": (int, ...),
+        "limit": (int, ...),
+        "offset": (int, ...),
+    }
+    page_model = create_model(f"{info.label.rstrip('s')}Page", **page_fields)
     router.add_api_route(
         f"/api/{path}",
         list_items,
@@ -207,7 +140,7 @@ def _register(info: KindInfo) -> None:
 
     def get_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
         row = services.generations.get(principal, kind, gen_id)
-        return FastJSONResponse(item(row, info, list(services.generations.derivations(row.id))))
+        return FastJSONResponse(_asset(services, row, info))
 
     get_item.__doc__ = f"One {kind} item with its job state and metadata."
     router.add_api_route(
@@ -238,8 +171,8 @@ def _register(info: KindInfo) -> None:
         gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep, download: bool = False
     ) -> Response:
         row = services.generations.get(principal, kind, gen_id)
-        if row.status != "completed" or not row.blob_key:
-            raise ApiError(409, f"{kind} {gen_id} is {row.status}; bytes exist once it is completed")
+        if row.status != Status.COMPLETED or not row.blob_key:
+            raise Conflict(f"{kind} {gen_id} is {row.status}; bytes exist once it is completed")
         ext = (row.content_type or "").split("/")[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
         return blob_response(
             request,
@@ -284,28 +217,31 @@ def _register(info: KindInfo) -> None:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > settings.max_upload_bytes:
-                        raise ApiError(413, f"file: larger than {settings.max_upload_bytes // 2**20} MB")
+                        raise PayloadTooLarge(f"file: larger than {settings.max_upload_bytes // 2**20} MB")
                     await run_in_threadpool(fh.write, chunk)
             if size == 0:
-                raise ApiError(422, "file: the request body is empty; send the file's bytes", field="file")
-            row = await run_in_threadpool(
-                services.generations.create_upload,
-                principal,
-                kind,
-                path,
-                title=title,
-                client_id=client_id,
-                campaign_id=campaign_id,
-                brief_id=brief_id,
-                collection=collection,
-            )
+                raise InvalidInput("file", "the request body is empty; send the file's bytes")
+
+            def store() -> dict[str, Any]:
+                row = services.generations.create_upload(
+                    principal,
+                    kind,
+                    path,
+                    title=title,
+                    client_id=client_id,
+                    campaign_id=campaign_id,
+                    brief_id=brief_id,
+                    collection=collection,
+                )
+                return _asset(services, row, info)
+
+            body = await run_in_threadpool(store)
         return JSONResponse(
-            item(row, info, list(services.generations.derivations(row.id))),
+            body,
             status_code=201,
-            headers={"Location": f"/api/{path_segment}/{row.id}"},
+            headers={"Location": f"/api/{path}/{body['id']}"},
         )
 
-    path_segment = path
     upload.__doc__ = (
         f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
         f"as an input wherever a {kind} id is accepted."
@@ -328,14 +264,7 @@ def _register(info: KindInfo) -> None:
     )
 
     def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-        row, ref = services.generations.cancel(principal, kind, gen_id)
-        engine = services.extras["engines"].get(row.engine)
-        if ref and engine is not None:
-            try:
-                engine.cancel(ref)
-            except Exception as exc:  # we stop waiting either way; say what the provider said
-                row.meta = {**(row.meta or {}), "cancel_error": str(exc)}
-        return item(row, info, [])
+        return asset_json(services.generations.cancel(principal, kind, gen_id).row, info, [])
 
     cancel.__doc__ = f"Cancel a pending or running {kind} job (also at the provider)."
     router.add_api_route(
@@ -350,10 +279,10 @@ def _register(info: KindInfo) -> None:
     def retry(
         gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
     ) -> dict[str, Any]:
-        _limiter(services).check(principal.key_id or principal.user_id)
+        _check_rate(services, principal)
         row = services.generations.retry(principal, kind, gen_id)
         response.headers["Location"] = f"/api/{path}/{row.id}"
-        return accepted(row, info)
+        return accepted_json(row, info)
 
     retry.__doc__ = f"Generate again with the same model, inputs and filing (a new {kind} item)."
     router.add_api_route(
@@ -371,10 +300,9 @@ def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
         row = services.generations.get(principal, info.kind, gen_id)
         d = services.generations.derivations(row.id).get(name)
         if d is None:
-            raise ApiError(
-                404,
+            raise NotFound(
                 f"{info.kind} {gen_id} has no {name}"
-                + ("" if row.status == "completed" else f" yet (status {row.status})"),
+                + ("" if row.status == Status.COMPLETED else f" yet (status {row.status})"),
             )
         return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
 
@@ -395,13 +323,13 @@ def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
     _head(f"/api/{info.path}/{{gen_id}}/{name}", derivation)
 
 
-def _head(path: str, endpoint: object) -> None:
+def _head(path: str, endpoint: Callable[..., Any]) -> None:
     """HEAD beside GET for media routes (players probe with it); one OpenAPI entry is enough."""
     router.add_api_route(
         path,
         endpoint,
         methods=["HEAD"],
-        include_in_schema=False,  # type: ignore[arg-type]
+        include_in_schema=False,
         response_class=Response,
     )
 
@@ -409,4 +337,4 @@ def _head(path: str, endpoint: object) -> None:
 for _info in KINDS.values():
     _register(_info)
 
-__all__ = ["item", "router"]
+__all__ = ["router"]

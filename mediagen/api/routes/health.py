@@ -25,11 +25,11 @@ def health(services: ServicesDep) -> JSONResponse:
     except Exception as exc:  # report, don't raise: this route must always answer
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        checks["queue_pending"] = services.extras["huey"].pending_count()
+        checks["queue_pending"] = services.queue.pending()
         checks["queue"] = "ok"
     except Exception as exc:
         checks["queue"] = f"error: {type(exc).__name__}"
     ok = checks["database"] == "ok" and checks["queue"] == "ok"
-    engines = sorted(services.extras.get("engines", {}))
+    engines = sorted(services.router.engines)
     body = {"status": "ok" if ok else "degraded", "version": __version__, "engines": engines, **checks}
     return JSONResponse(body, status_code=200 if ok else 503)

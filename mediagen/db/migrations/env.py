@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from mediagen.db.tables import Base
+from mediagen.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

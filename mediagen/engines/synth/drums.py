@@ -20,6 +20,22 @@ def _t(n: int) -> Array:
     return np.arange(n, dtype=np.float64) / SR
 
 
+def _clock(seconds: float) -> tuple[int, Array]:
+    """Length in samples of a sound `seconds` long, and its time axis in seconds."""
+    n = int(seconds * SR)
+    return n, _t(n)
+
+
+def _damped_sines(
+    t: Array, tau: float, partials: tuple[tuple[float, float], ...], tune: float = 1.0
+) -> Array:
+    """The pitched part of a drum: sine partials (Hz, level), shifted by `tune`, dying away with `tau`."""
+    tone = np.zeros_like(t)
+    for hz, level in partials:
+        tone += level * np.sin(_TWO_PI * hz * tune * t)
+    return tone * np.exp(-t / tau)
+
+
 def band(x: Array, lo: float | None = None, hi: float | None = None, order: int = 2) -> Array:
     """Soft band-pass by FFT mask (Butterworth-like magnitude, zero phase)."""
     n_fft = 1 << max(1, int(np.ceil(np.log2(len(x)))))  # odd sizes are many times slower
@@ -79,45 +95,37 @@ class Kit:
         return np.sin(_TWO_PI * (cycles - np.floor(cycles))).astype(F32)
 
     def _kick(self) -> Array:
-        n = int(0.45 * SR)
-        t = _t(n)
+        n, t = _clock(0.45)
         body = self._sweep(n, 190 * self.tune, 48 * self.tune, 0.035) * np.exp(-t / (0.2 * self.decay))
         click = band(self._noise(n), 1500, 8000) * np.exp(-t / 0.003) * 0.5
         return _norm(np.tanh(1.6 * (body + click)).astype(F32))
 
     def _kick_soft(self) -> Array:
-        n = int(0.35 * SR)
-        t = _t(n)
+        n, t = _clock(0.35)
         body = self._sweep(n, 120 * self.tune, 55 * self.tune, 0.03) * np.exp(-t / (0.14 * self.decay))
         return _norm(band(body.astype(F32), None, 2500))
 
     def _snare(self) -> Array:
-        n = int(0.35 * SR)
-        t = _t(n)
-        tone = (np.sin(_TWO_PI * 185 * self.tune * t) + 0.6 * np.sin(_TWO_PI * 330 * self.tune * t)) * np.exp(
-            -t / 0.05
-        )
+        n, t = _clock(0.35)
+        tone = _damped_sines(t, 0.05, ((185, 1.0), (330, 0.6)), self.tune)
         noise = band(self._noise(n), 1200, 10000) * np.exp(-t / (0.11 * self.decay))
         return _norm((0.6 * tone + noise).astype(F32))
 
     def _snare_lofi(self) -> Array:
-        n = int(0.3 * SR)
-        t = _t(n)
-        tone = np.sin(_TWO_PI * 170 * self.tune * t) * np.exp(-t / 0.04)
+        n, t = _clock(0.3)
+        tone = _damped_sines(t, 0.04, ((170, 1.0),), self.tune)
         noise = band(self._noise(n), 800, 4500) * np.exp(-t / (0.09 * self.decay))
         return _norm((0.5 * tone + noise).astype(F32))
 
     def _snare_gated(self) -> Array:
-        n = int(0.4 * SR)
-        t = _t(n)
-        tone = np.sin(_TWO_PI * 200 * self.tune * t) * np.exp(-t / 0.06)
+        n, t = _clock(0.4)
+        tone = _damped_sines(t, 0.06, ((200, 1.0),), self.tune)
         noise = band(self._noise(n), 900, 9000) * (0.35 + 0.65 * np.exp(-t / 0.05))
         gate = np.clip((0.32 - t) / 0.03, 0, 1)
         return _norm(((0.5 * tone + noise) * gate).astype(F32))
 
     def _clap(self) -> Array:
-        n = int(0.35 * SR)
-        t = _t(n)
+        n, t = _clock(0.35)
         env = np.zeros(n)
         for offset in (0.0, 0.009, 0.018):
             env += np.where(t >= offset, np.exp(-np.maximum(t - offset, 0) / 0.004), 0)
@@ -134,45 +142,38 @@ class Kit:
         return band(tone, 6000, None, order=3)
 
     def _hat(self, tau: float) -> Array:
-        n = int((tau * 6 + 0.02) * SR)
-        t = _t(n)
+        n, t = _clock(tau * 6 + 0.02)
         x = band(self._noise(n), 7000, None, order=3) + 0.4 * self._metal(n)
         return _norm((x * np.exp(-t / (tau * self.decay))).astype(F32))
 
     def _ride(self) -> Array:
-        n = int(1.6 * SR)
-        t = _t(n)
+        n, t = _clock(1.6)
         x = 0.5 * band(self._noise(n), 5000, None) + self._metal(n)
         return _norm((x * (0.25 * np.exp(-t / 0.01) + np.exp(-t / 0.7))).astype(F32))
 
     def _crash(self) -> Array:
-        n = int(2.2 * SR)
-        t = _t(n)
+        n, t = _clock(2.2)
         x = band(self._noise(n), 3000, 14000) + 0.3 * self._metal(n)
         return _norm((x * np.exp(-t / 0.9)).astype(F32))
 
     def _shaker(self) -> Array:
-        n = int(0.16 * SR)
-        t = _t(n)
+        n, t = _clock(0.16)
         env = np.minimum(t / 0.01, 1.0) * np.exp(-t / 0.045)
         return _norm(band(self._noise(n), 4000, 10000) * env.astype(F32))
 
     def _rim(self) -> Array:
-        n = int(0.08 * SR)
-        t = _t(n)
-        x = (np.sin(_TWO_PI * 1700 * t) + 0.7 * np.sin(_TWO_PI * 880 * t)) * np.exp(-t / 0.012)
+        n, t = _clock(0.08)
+        x = _damped_sines(t, 0.012, ((1700, 1.0), (880, 0.7)))
         return _norm((x + 0.3 * band(self._noise(n), 2000, None) * np.exp(-t / 0.004)).astype(F32))
 
     def _tom(self) -> Array:
-        n = int(1.0 * SR)
-        t = _t(n)
+        n, t = _clock(1.0)
         body = self._sweep(n, 120 * self.tune, 68 * self.tune, 0.06) * np.exp(-t / (0.4 * self.decay))
         skin = band(self._noise(n), None, 1500) * np.exp(-t / 0.05) * 0.5
         return _norm(np.tanh(1.3 * (body + skin)).astype(F32))
 
     def _brush(self) -> Array:
-        n = int(0.3 * SR)
-        t = _t(n)
+        n, t = _clock(0.3)
         env = np.minimum(t / 0.015, 1.0) * np.exp(-t / 0.1)
         return _norm(band(self._noise(n), 2000, 8000) * env.astype(F32))
 

@@ -7,21 +7,34 @@ the CLI and tests, and a bad value should be a 422 naming the field, not a stack
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from mediagen.engines.base import EngineError, Finished, InputError, Job, OutputFile, State
+from mediagen.engines.base import (
+    BaseEngine,
+    Capabilities,
+    EngineError,
+    Finished,
+    InputError,
+    Job,
+    OutputFile,
+    State,
+)
 from mediagen.engines.synth.geometry import image_size, video_size
 from mediagen.engines.synth.image import CONTENT_TYPES as IMAGE_TYPES
 from mediagen.engines.synth.image import render_image
-from mediagen.engines.synth.music import render_music
+from mediagen.engines.synth.music import AUDIO_FORMATS, render_music
 from mediagen.engines.synth.prompt import MAX_BPM, MIN_BPM, effective_seed
 from mediagen.engines.synth.video import render_video
 
 MODELS = {"synth/music": "audio", "synth/image": "image", "synth/video": "video"}
 LABEL = "Offline procedural synth (draft quality, not a neural model)"
+
+Option = TypeVar("Option", bound=str)
 
 
 def _number(inputs: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
@@ -50,12 +63,21 @@ def _integer(inputs: dict[str, Any], name: str, default: int, lo: int, hi: int) 
     return int(value)
 
 
-def _choice(inputs: dict[str, Any], name: str, default: str, options: tuple[str, ...]) -> str:
+def _choice(inputs: dict[str, Any], name: str, default: Option, options: tuple[Option, ...]) -> Option:
     value = inputs.get(name) or default
     value = "jpg" if value == "jpeg" else value
-    if value not in options:
-        raise InputError(f"{name} must be one of {', '.join(options)}", field=name)
-    return str(value)
+    for option in options:
+        if value == option:
+            return option
+    raise InputError(f"{name} must be one of {', '.join(options)}", field=name)
+
+
+def _frame_size(
+    inputs: dict[str, Any], asked: tuple[int | None, int | None], default: tuple[int, int], most: int
+) -> tuple[int, int]:
+    """Checked width and height: `asked` (explicit, or from the aspect ratio), else `default`."""
+    sized = {**inputs, **dict(zip(("width", "height"), asked, strict=True))}
+    return _integer(sized, "width", default[0], 64, most), _integer(sized, "height", default[1], 64, most)
 
 
 def _prompt(inputs: dict[str, Any]) -> str:
@@ -88,10 +110,61 @@ def _image_path(inputs: dict[str, Any]) -> Path | None:
     return path
 
 
-class SynthEngine:
+class _Render(Protocol):
+    """A renderer with every input bound but the file to write."""
+
+    def __call__(self, *, out: Path) -> dict[str, Any]: ...
+
+
+def _music(inputs: dict[str, Any], prompt: str, seed: int) -> tuple[str, _Render]:
+    duration = _number(inputs, "duration", 8.0, 1.0, 300.0)
+    fmt = _choice(inputs, "output_format", "mp3", AUDIO_FORMATS)
+    bpm = None if inputs.get("bpm") is None else _integer(inputs, "bpm", 120, MIN_BPM, MAX_BPM)
+    return fmt, partial(render_music, prompt, duration=duration, seed=seed, output_format=fmt, bpm=bpm)
+
+
+def _image(inputs: dict[str, Any], prompt: str, seed: int) -> tuple[str, _Render]:
+    width, height = _frame_size(inputs, image_size(inputs), (1024, 1024), 2048)
+    fmt = _choice(inputs, "output_format", "png", tuple(IMAGE_TYPES))
+    return fmt, partial(render_image, prompt, width=width, height=height, seed=seed, output_format=fmt)
+
+
+def _video(inputs: dict[str, Any], prompt: str, seed: int) -> tuple[str, _Render]:
+    duration = _number(inputs, "duration", 5.0, 1.0, 60.0)
+    fps = _integer(inputs, "fps", 24, 1, 60)
+    width, height = _frame_size(inputs, video_size(inputs), (854, 480), 1920)
+    for name, value in (("width", width), ("height", height)):
+        if value % 2:
+            raise InputError(f"{name} must be even for H.264 (yuv420p)", field=name)
+    soundtrack = inputs.get("soundtrack", False)
+    if not isinstance(soundtrack, bool):
+        raise InputError("soundtrack must be true or false", field="soundtrack")
+    return "mp4", partial(
+        render_video,
+        prompt,
+        duration=duration,
+        fps=fps,
+        width=width,
+        height=height,
+        seed=seed,
+        soundtrack=soundtrack,
+        image_path=_image_path(inputs),
+    )
+
+
+# Per model: check the inputs, then name the file's suffix and the render that writes it.
+_RENDERS: dict[str, Callable[[dict[str, Any], str, int], tuple[str, _Render]]] = {
+    "synth/music": _music,
+    "synth/image": _image,
+    "synth/video": _video,
+}
+
+
+class SynthEngine(BaseEngine):
     """Inline engine: renders deterministically from prompt + seed, costs nothing."""
 
     name = "synth"
+    capabilities = Capabilities(inline=True)
 
     def submit(self, job: Job) -> Finished:
         if job.model_id not in MODELS:
@@ -100,14 +173,10 @@ class SynthEngine:
         inputs = job.inputs
         prompt = _prompt(inputs)
         seed = _seed(inputs, prompt)
-        stem = f"synth-{job.generation_id}"
         try:
-            if job.model_id == "synth/music":
-                path, meta = self._music(inputs, prompt, seed, job.workdir, stem)
-            elif job.model_id == "synth/image":
-                path, meta = self._image(inputs, prompt, seed, job.workdir, stem)
-            else:
-                path, meta = self._video(inputs, prompt, seed, job.workdir, stem)
+            suffix, render = _RENDERS[job.model_id](inputs, prompt, seed)
+            path = job.workdir / f"synth-{job.generation_id}.{suffix}"
+            meta = render(out=path)
         except ValueError as exc:  # renderer-level range checks
             raise InputError(str(exc)) from exc
         content_type = meta.pop("content_type")
@@ -125,55 +194,3 @@ class SynthEngine:
 
     def cancel(self, ref: str) -> None:
         """Nothing to cancel: a synth job is over by the time anyone could ask."""
-
-    @staticmethod
-    def _music(
-        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
-    ) -> tuple[Path, dict[str, Any]]:
-        duration = _number(inputs, "duration", 8.0, 1.0, 300.0)
-        fmt = _choice(inputs, "output_format", "mp3", ("mp3", "wav"))
-        bpm = None if inputs.get("bpm") is None else _integer(inputs, "bpm", 120, MIN_BPM, MAX_BPM)
-        path = workdir / f"{stem}.{fmt}"
-        meta = render_music(prompt, duration=duration, seed=seed, output_format=fmt, bpm=bpm, out=path)  # type: ignore[arg-type]
-        return path, meta
-
-    @staticmethod
-    def _image(
-        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
-    ) -> tuple[Path, dict[str, Any]]:
-        inputs = {**inputs, **dict(zip(("width", "height"), image_size(inputs), strict=True))}
-        width = _integer(inputs, "width", 1024, 64, 2048)
-        height = _integer(inputs, "height", 1024, 64, 2048)
-        fmt = _choice(inputs, "output_format", "png", tuple(IMAGE_TYPES))
-        path = workdir / f"{stem}.{fmt}"
-        meta = render_image(prompt, width=width, height=height, seed=seed, output_format=fmt, out=path)  # type: ignore[arg-type]
-        return path, meta
-
-    @staticmethod
-    def _video(
-        inputs: dict[str, Any], prompt: str, seed: int, workdir: Path, stem: str
-    ) -> tuple[Path, dict[str, Any]]:
-        duration = _number(inputs, "duration", 5.0, 1.0, 60.0)
-        fps = _integer(inputs, "fps", 24, 1, 60)
-        inputs = {**inputs, **dict(zip(("width", "height"), video_size(inputs), strict=True))}
-        width = _integer(inputs, "width", 854, 64, 1920)
-        height = _integer(inputs, "height", 480, 64, 1920)
-        for name, value in (("width", width), ("height", height)):
-            if value % 2:
-                raise InputError(f"{name} must be even for H.264 (yuv420p)", field=name)
-        soundtrack = inputs.get("soundtrack", False)
-        if not isinstance(soundtrack, bool):
-            raise InputError("soundtrack must be true or false", field="soundtrack")
-        path = workdir / f"{stem}.mp4"
-        meta = render_video(
-            prompt,
-            duration=duration,
-            fps=fps,
-            width=width,
-            height=height,
-            seed=seed,
-            soundtrack=soundtrack,
-            image_path=_image_path(inputs),
-            out=path,
-        )
-        return path, meta

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from mediagen.engines.synth.prompt import Plan, make_plan, rng_for
 
 ImageFormat = Literal["png", "jpg", "webp"]
-CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES: dict[ImageFormat, str] = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 ABSTRACT = ("geometric", "bokeh", "flow", "blobs")
 

@@ -17,7 +17,7 @@ from mediagen.engines.synth import drums as drumkit
 from mediagen.engines.synth.arrange import Score
 from mediagen.engines.synth.dsp import Echo, Reverb, duck_envelope
 from mediagen.engines.synth.prompt import Plan, rng_for
-from mediagen.engines.synth.voices import F32, SR, TONAL, Array, NoteCache
+from mediagen.engines.synth.voices import BASS, F32, SR, TONAL, Array, NoteCache
 
 CHUNK = 1 << 17
 DRY, DUCK = 0, 1
@@ -39,22 +39,12 @@ DRUM_SEND = {
     "ride": 0.05,
 }
 _ECHO_GENRES = ("edm", "techno", "ambient", "synthwave", "dnb", "trap", "lofi")
-_BASS_VOICES = (
-    "sub_bass",
-    "saw_bass",
-    "acid_bass",
-    "pick_bass",
-    "upright_bass",
-    "reese",
-    "808",
-    "low_strings",
-)
 
 
 @lru_cache(maxsize=64)
 def calibration(voice: str) -> float:
     """1 / RMS of a held note in the voice's usual register, so roles mix at set levels."""
-    midi = 40 if voice in _BASS_VOICES else 64
+    midi = 40 if voice in BASS else 64
     note = TONAL[voice](midi, SR // 2)[: SR // 2]
     return 1.0 / max(float(np.sqrt(np.mean(note.astype(np.float64) ** 2))), 1e-4)
 

@@ -23,6 +23,7 @@ MIN_DURATION, MAX_DURATION = 1.0, 300.0
 CEILING_DB = -1.0  # leaves room for MP3 overshoot; decoded peaks stay under -0.3 dBFS
 
 AudioFormat = Literal["mp3", "wav"]
+AUDIO_FORMATS: tuple[AudioFormat, ...] = ("mp3", "wav")
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,9 @@ def _camera(rng: np.random.Generator) -> tuple[float, float]:
     return float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7))
 
 
-def _frame_box(base_w: int, base_h: int, t: float, focus: tuple[float, float]) -> tuple[float, ...]:
+def _frame_box(
+    base_w: int, base_h: int, t: float, focus: tuple[float, float]
+) -> tuple[float, float, float, float]:
     """Crop box at progress t ∈ [0, 1]: the whole picture at t=0, zoomed in MAX_ZOOM×OVERSCAN at t=1."""
     eased = t * t * (3 - 2 * t)
     zoom = 1.0 + (MAX_ZOOM * OVERSCAN - 1.0) * eased
@@ -165,7 +167,7 @@ def render_video(
             audio_iter = audio_frames(music.samples, chunk=SR // 4)
 
         last_packet: av.Packet | None = None
-        audio_done_until = 0.0
+        audio_done = 0  # samples of soundtrack muxed so far
         for i in range(n_frames):
             t = i / fps
             box = _frame_box(base_w, base_h, t / max(duration, 1e-6), focus)
@@ -190,12 +192,12 @@ def render_video(
                     container.mux(last_packet)
                 last_packet = packet
             # Keep audio about level with the video so the file is interleaved for streaming.
-            while audio_iter is not None and astream is not None and audio_done_until <= t + 0.5:
+            while audio_iter is not None and astream is not None and audio_done / SR <= t + 0.5:
                 af = next(audio_iter, None)
                 if af is None:
                     audio_iter = None
                     break
-                audio_done_until = (af.pts + af.samples) / SR
+                audio_done += af.samples
                 container.mux(astream.encode(af))
         for packet in vstream.encode(None):
             if last_packet is not None:

@@ -98,11 +98,31 @@ def _noise(n: int, key: int) -> Array:
     return np.random.default_rng(key).standard_normal(n, dtype=F32)
 
 
-def _mix_bright(bright: Array, dark: Array, amount: Array) -> Array:
-    return dark + amount * (bright - dark)
+def _closing(n: int, tau: float, floor: float = 0.0) -> Array:
+    """How open a low-pass filter is over a note: from 1 down towards `floor`, time constant `tau`."""
+    decay = np.exp(-_t(n) / F32(tau))
+    return F32(floor) + F32(1.0 - floor) * decay if floor else decay
+
+
+def _filtered(cycles: Array, hz: float, cut: Array, bright: tuple[str, int], dark: tuple[str, int]) -> Array:
+    """Subtractive tone: the `bright` wavetable (shape, harmonics) fading into `dark` as `cut` falls to 0.
+
+    Cross-fading two band-limited tables stands in for a sweeping low-pass filter at no per-sample cost.
+    """
+    hi = _osc(bright[0], cycles, hz, max_harmonics=bright[1])
+    lo = _osc(dark[0], cycles, hz, max_harmonics=dark[1])
+    return lo + cut * (hi - lo)
+
+
+def _fm(cycles: Array, ratio: float, index: Array) -> Array:
+    """Two-operator FM: a sine carrier phase-modulated by a sine at `ratio`× its pitch, depth `index`."""
+    carrier = (cycles - np.floor(cycles)).astype(F32) * _TWO_PI
+    return np.sin(carrier + index * _sine(cycles * ratio))
 
 
 # --- tonal voices -------------------------------------------------------------------------------------
+
+Voice = Callable[[int, int], Array]  # (midi pitch, samples held) → mono note including its release
 
 
 def sub_bass(midi: int, n_on: int) -> Array:
@@ -115,18 +135,14 @@ def saw_bass(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _env(n_on, attack=0.003, decay=0.3, sustain=0.75, release=0.05)
     c = _cycles(len(env), hz)
-    cut = F32(0.15) + F32(0.85) * np.exp(-_t(len(env)) / F32(0.12))
-    y = _mix_bright(_osc("saw", c, hz, max_harmonics=24), _osc("saw", c, hz, max_harmonics=3), cut)
-    y = y * F32(0.7) + _sine(c) * F32(0.5)
-    return np.tanh(F32(1.6) * y) * env
+    y = _filtered(c, hz, _closing(len(env), 0.12, floor=0.15), ("saw", 24), ("saw", 3))
+    return np.tanh(F32(1.6) * (y * F32(0.7) + _sine(c) * F32(0.5))) * env
 
 
 def acid_bass(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _env(n_on, attack=0.002, decay=0.2, sustain=0.6, release=0.03)
-    c = _cycles(len(env), hz)
-    cut = np.exp(-_t(len(env)) / F32(0.09))
-    y = _mix_bright(_osc("acid", c, hz, max_harmonics=20), _osc("saw", c, hz, max_harmonics=2), cut)
+    y = _filtered(_cycles(len(env), hz), hz, _closing(len(env), 0.09), ("acid", 20), ("saw", 2))
     return np.tanh(F32(2.0) * y) * env
 
 
@@ -134,8 +150,7 @@ def pick_bass(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _env(n_on, attack=0.002, decay=0.35, sustain=0.6, release=0.04)
     c = _cycles(len(env), hz)
-    cut = F32(0.2) + F32(0.8) * np.exp(-_t(len(env)) / F32(0.06))
-    y = _mix_bright(_osc("saw", c, hz, max_harmonics=12), _osc("saw", c, hz, max_harmonics=2), cut)
+    y = _filtered(c, hz, _closing(len(env), 0.06, floor=0.2), ("saw", 12), ("saw", 2))
     return np.tanh(F32(1.3) * (y + F32(0.4) * _sine(c))) * env
 
 
@@ -143,8 +158,7 @@ def upright_bass(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _perc(n_on, attack=0.004, tau=0.7, release=0.06)
     c = _cycles(len(env), hz)
-    cut = np.exp(-_t(len(env)) / F32(0.05))
-    y = _mix_bright(_osc("saw", c, hz, max_harmonics=8), _osc("triangle", c, hz, max_harmonics=3), cut)
+    y = _filtered(c, hz, _closing(len(env), 0.05), ("saw", 8), ("triangle", 3))
     return (y * F32(0.6) + _sine(c) * F32(0.6)) * env
 
 
@@ -217,10 +231,9 @@ def stab(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _perc(n_on, attack=0.002, tau=0.16, release=0.05)
     n = len(env)
-    c1, c2 = _cycles(n, hz * 2 ** (-8 / 1200)), _cycles(n, hz * 2 ** (8 / 1200))
-    cut = np.exp(-_t(n) / F32(0.07))
-    y = _mix_bright(_osc("saw", c1, hz, max_harmonics=24), _osc("saw", c1, hz, max_harmonics=3), cut)
-    y += _mix_bright(_osc("saw", c2, hz, max_harmonics=24), _osc("saw", c2, hz, max_harmonics=3), cut)
+    cut = _closing(n, 0.07)
+    y = _filtered(_cycles(n, hz * 2 ** (-8 / 1200)), hz, cut, ("saw", 24), ("saw", 3))
+    y += _filtered(_cycles(n, hz * 2 ** (8 / 1200)), hz, cut, ("saw", 24), ("saw", 3))
     return y * env * F32(0.5)
 
 
@@ -238,8 +251,7 @@ def piano(midi: int, n_on: int) -> Array:
     env = _perc(n_on, attack=0.002, tau=tau, release=0.12)
     n = len(env)
     c = _cycles(n, hz)
-    cut = F32(0.15) + F32(0.85) * np.exp(-_t(n) / F32(0.22 * tau))
-    y = _mix_bright(_osc("piano", c, hz, max_harmonics=16), _osc("piano", c, hz, max_harmonics=3), cut)
+    y = _filtered(c, hz, _closing(n, 0.22 * tau, floor=0.15), ("piano", 16), ("piano", 3))
     y += F32(0.25) * _sine(c * 1.0009) * np.exp(-_t(n) / F32(tau * 1.5))
     return y * env * F32(0.8)
 
@@ -250,21 +262,38 @@ def epiano(midi: int, n_on: int) -> Array:
     n = len(env)
     t = _t(n)
     c = _cycles(n, hz)
-    index = F32(1.4) * np.exp(-t / F32(0.25)) + F32(0.25)
-    frac = (c - np.floor(c)).astype(F32) * _TWO_PI
-    y = np.sin(frac + index * np.sin(frac))
+    y = _fm(c, 1.0, F32(1.4) * np.exp(-t / F32(0.25)) + F32(0.25))
     tine = _sine(c * 7.0) * np.exp(-t / F32(0.03)) * F32(0.12)
     return (y + tine) * env * F32(0.6)
 
 
-def guitar(midi: int, n_on: int) -> Array:
-    hz = midi_hz(midi)
-    env = _perc(n_on, attack=0.001, tau=0.9, release=0.08)
-    n = len(env)
-    c = _cycles(n, hz)
-    cut = F32(0.1) + F32(0.9) * np.exp(-_t(n) / F32(0.07))
-    y = _mix_bright(_osc("saw", c, hz, max_harmonics=24), _osc("triangle", c, hz, max_harmonics=5), cut)
-    return y * env * F32(0.6)
+def _plucked(
+    *,
+    tau: float,
+    release: float,
+    bright: tuple[str, int],
+    dark: tuple[str, int],
+    cut: tuple[float, float],
+    gain: float,
+) -> Voice:
+    """A plucked string or synth pluck: a bright attack whose filter closes while the note rings.
+
+    `bright`/`dark` are the wavetables of the open and the closed filter (see `_filtered`), `cut` the
+    filter's (time constant, floor) (see `_closing`).
+    """
+
+    def voice(midi: int, n_on: int) -> Array:
+        hz = midi_hz(midi)
+        env = _perc(n_on, attack=0.001, tau=tau, release=release)
+        n = len(env)
+        return _filtered(_cycles(n, hz), hz, _closing(n, *cut), bright, dark) * env * F32(gain)
+
+    return voice
+
+
+guitar = _plucked(tau=0.9, release=0.08, bright=("saw", 24), dark=("triangle", 5), cut=(0.07, 0.1), gain=0.6)
+pluck = _plucked(tau=0.3, release=0.1, bright=("saw", 30), dark=("saw", 2), cut=(0.05, 0.0), gain=0.6)
+arp = _plucked(tau=0.12, release=0.05, bright=("square", 20), dark=("square", 3), cut=(0.03, 0.0), gain=0.5)
 
 
 def dist_guitar(midi: int, n_on: int) -> Array:
@@ -288,36 +317,12 @@ def lead(midi: int, n_on: int) -> Array:
     return y * env * F32(0.5)
 
 
-def pluck(midi: int, n_on: int) -> Array:
-    hz = midi_hz(midi)
-    env = _perc(n_on, attack=0.001, tau=0.3, release=0.1)
-    n = len(env)
-    c = _cycles(n, hz)
-    cut = np.exp(-_t(n) / F32(0.05))
-    y = _mix_bright(_osc("saw", c, hz, max_harmonics=30), _osc("saw", c, hz, max_harmonics=2), cut)
-    return y * env * F32(0.6)
-
-
-def arp(midi: int, n_on: int) -> Array:
-    hz = midi_hz(midi)
-    env = _perc(n_on, attack=0.001, tau=0.12, release=0.05)
-    n = len(env)
-    c = _cycles(n, hz)
-    cut = np.exp(-_t(n) / F32(0.03))
-    y = _mix_bright(_osc("square", c, hz, max_harmonics=20), _osc("square", c, hz, max_harmonics=3), cut)
-    return y * env * F32(0.5)
-
-
 def bell(midi: int, n_on: int) -> Array:
     hz = midi_hz(midi)
     env = _perc(n_on, attack=0.001, tau=1.2, release=0.4)
     n = len(env)
-    t = _t(n)
-    c = _cycles(n, hz)
-    index = F32(2.2) * np.exp(-t / F32(0.35)) + F32(0.2)
-    mod = _sine(c * 3.5)
-    frac = (c - np.floor(c)).astype(F32) * _TWO_PI
-    return np.sin(frac + index * mod) * env * F32(0.5)
+    index = F32(2.2) * np.exp(-_t(n) / F32(0.35)) + F32(0.2)
+    return _fm(_cycles(n, hz), 3.5, index) * env * F32(0.5)
 
 
 def flute(midi: int, n_on: int) -> Array:
@@ -335,12 +340,12 @@ def brass(midi: int, n_on: int) -> Array:
     env = _env(n_on, attack=0.05, decay=0.6, sustain=0.85, release=0.12)
     n = len(env)
     c = _cycles(n, hz, vibrato=0.003, rate=5.2)
-    bright = F32(1.0) - F32(0.7) * np.exp(-_t(n) / F32(0.08))
-    y = _mix_bright(_osc("reed", c, hz, max_harmonics=16), _osc("saw", c, hz, max_harmonics=3), bright)
-    return np.tanh(F32(1.4) * y) * env * F32(0.5)
+    opening = F32(1.0) - F32(0.7) * np.exp(-_t(n) / F32(0.08))
+    return np.tanh(F32(1.4) * _filtered(c, hz, opening, ("reed", 16), ("saw", 3))) * env * F32(0.5)
 
 
-TONAL: dict[str, Callable[[int, int], Array]] = {
+# The voices that play bass lines: the mixer calibrates their level in the bass register.
+BASS: dict[str, Voice] = {
     "sub_bass": sub_bass,
     "saw_bass": saw_bass,
     "acid_bass": acid_bass,
@@ -348,8 +353,11 @@ TONAL: dict[str, Callable[[int, int], Array]] = {
     "upright_bass": upright_bass,
     "reese": reese,
     "808": bass_808,
-    "strings": strings,
     "low_strings": low_strings,
+}
+TONAL: dict[str, Voice] = {
+    **BASS,
+    "strings": strings,
     "strings_short": strings_short,
     "pad": pad,
     "supersaw": supersaw,

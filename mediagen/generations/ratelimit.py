@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 
-from mediagen.errors import ApiError
+from mediagen.errors import RateLimited
 
 
 class RateLimiter:
@@ -32,10 +32,9 @@ class RateLimiter:
                 hits.popleft()
             if len(hits) >= self.per_minute:
                 retry = max(1, math.ceil(self.window - (now - hits[0])))
-                raise ApiError(
-                    429,
+                raise RateLimited(
                     f"Rate limit: {self.per_minute} generation requests per minute per key; "
                     f"retry in {retry} s",
-                    headers={"Retry-After": str(retry)},
+                    retry_after=retry,
                 )
             hits.append(now)

@@ -31,7 +31,8 @@ from mediagen.db.base import Base
 from mediagen.db.session import Database
 from mediagen.storage.db import DbBlobStore
 from mediagen.storage.fs import FsBlobStore
-from mediagen.storage.http import blob_response, put_request_body
+from mediagen.api.errors import install_error_handlers
+from mediagen.api.media import blob_response, put_request_body
 from mediagen.storage.tables import Blob, BlobChunk
 
 backend, data_dir, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -39,6 +40,7 @@ database = Database(f"sqlite:///{data_dir / 'mediagen.db'}")
 Base.metadata.create_all(database.write_engine, tables=[Blob.__table__, BlobChunk.__table__])
 store = DbBlobStore(database) if backend == "db" else FsBlobStore(database, data_dir / "blobs")
 app = FastAPI()
+install_error_handlers(app)
 
 
 @app.put("/blobs")

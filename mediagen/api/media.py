@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-from fastapi import HTTPException, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from mediagen.errors import PayloadTooLarge, not_found
 from mediagen.storage.base import BlobInfo, BlobStore
 
 IMMUTABLE: Final = "private, max-age=31536000, immutable"
@@ -132,13 +133,13 @@ def blob_response(
 ) -> Response:
     """Serve a blob with Range (206/416), ETag/If-None-Match (304), HEAD and Content-Length.
 
-    Raises HTTPException(404) when the blob does not exist. `etag` defaults to the quoted sha256
+    Raises NotFound when the blob does not exist. `etag` defaults to the quoted sha256
     key; the default Cache-Control is safe because the bytes behind a key never change.
     `?download=1` turns the Content-Disposition into `attachment`.
     """
     info = store.stat(key)
     if info is None:
-        raise HTTPException(status_code=404, detail="Blob not found")
+        raise not_found("blob", key)
     tag = etag if etag is not None else f'"{info.key}"'
     headers = {"ETag": tag, "Cache-Control": cache_control}
 
@@ -210,8 +211,8 @@ def _batched(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
 # Uploads ---------------------------------------------------------------------------------------
 
 
-class UploadTooLarge(Exception):
-    """The request body exceeded the caller's size cap (→ 413)."""
+class UploadTooLarge(PayloadTooLarge):
+    """The request body exceeded the caller's size cap."""
 
 
 _QUEUE_DEPTH = 4

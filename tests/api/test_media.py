@@ -15,11 +15,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from mediagen.api.errors import install_error_handlers
 from mediagen.config import Settings
 from mediagen.db.base import Base
 from mediagen.db.session import Database
 from mediagen.storage.db import DbBlobStore
-from mediagen.storage.http import (
+from mediagen.api.media import (
     ByteRange,
     Unsatisfiable,
     blob_response,
@@ -109,6 +110,7 @@ def _blob_router_app(store: DbBlobStore, settings: Settings) -> FastAPI:
     from mediagen.api.routes import blobs
 
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(blobs.router)
 
     def provide(value: object) -> Callable[[], object]:
@@ -132,6 +134,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbBlobStore]:
 @pytest.fixture(scope="module")
 def server(store: DbBlobStore) -> Iterator[ThreadServer]:
     app = FastAPI()
+    install_error_handlers(app)
 
     @app.api_route("/media/{key}", methods=["GET", "HEAD"])
     def media(key: str, request: Request, name: str | None = None) -> Response:

@@ -1,4 +1,7 @@
-"""Imports every table module so `Base.metadata` is complete (Alembic, create_all in tests)."""
+"""Every table of the package, so `Base.metadata` is complete (Alembic, tests).
+
+It lives at the top of the package, not in `db/`, because it imports every feature package and
+the database layer sits below them all."""
 
 from mediagen.auth.tables import ApiKey, User
 from mediagen.campaigns.tables import Brief, Campaign, Client

@@ -1,0 +1,38 @@
+"""Request and response shapes for API keys (the API and the web keys page share them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=200)
+    clients: list[str] | None = Field(default=None, description="Limit the key to these client ids")
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    prefix: str
+    clients: list[str] | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(BaseModel):
+    id: str
+    name: str
+    key: str = Field(description="The secret token; store it now, it cannot be shown again")
+    clients: list[str] | None
+    created_at: datetime
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+    count: int
+    total: int

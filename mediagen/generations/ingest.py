@@ -1,0 +1,239 @@
+"""Ingest: fetch a finished job's outputs, probe them, make the derivations, store the bytes and
+flip the row to completed in the same transaction that references them.
+
+Bytes are content-addressed, so an ingest that runs twice stores nothing twice; a lost race
+leaves unreferenced blobs that the heartbeat's garbage collection removes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from mediagen.config import Settings
+from mediagen.db.base import utcnow
+from mediagen.db.session import Database
+from mediagen.engines.base import OutputFile
+from mediagen.engines.downloads import Downloader, DownloadError
+from mediagen.errors import MediagenError
+from mediagen.generations.leases import Rows, rowcount
+from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.tables import Derivation, Generation
+from mediagen.media import thumbnails, waveform
+from mediagen.media.errors import MediaError
+from mediagen.media.probe import probe
+from mediagen.storage.base import BlobStore
+from mediagen.vocabulary import DERIVATION_TYPES, KINDS, Kind, ProviderStatus, Status
+
+log = logging.getLogger("mediagen.pipeline")
+
+# Derivations made once at ingest, by name (`<name>_<kind>` wins where a kind needs its own).
+DERIVERS: dict[str, Callable[[Path], bytes]] = {
+    "waveform": lambda path: json.dumps(waveform.waveform_peaks(path), separators=(",", ":")).encode(),
+    "thumbnail_image": thumbnails.image_thumbnail,
+    "thumbnail_video": thumbnails.video_thumbnail,
+    "poster": thumbnails.video_poster,
+}
+
+
+class IngestError(MediagenError):
+    """The output could not be fetched or is not usable media; `final` means retrying cannot help."""
+
+    def __init__(self, message: str, *, final: bool = True) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+Files = Mapping[str, tuple[Path | None, str | None]]  # role -> (local file, content type if known)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        rows: Rows,
+        store: BlobStore,
+        download: Downloader,
+        queue: JobQueue,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.rows = rows
+        self.store = store
+        self.download = download
+        self.queue = queue
+        self.workroot = settings.data_dir / "work"
+
+    def workdir(self, prefix: str) -> Path:
+        """A private scratch directory under the data dir (same filesystem as fs blobs)."""
+        self.workroot.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.workroot))
+
+    def ingest(self, gen_id: int) -> None:
+        """The ingest step: outputs a remote engine pointed at become the asset."""
+        row = self.rows.get(gen_id)
+        if row is None or row.status != Status.PROCESSING or row.provider_status != ProviderStatus.SUCCEEDED:
+            return
+        outputs = row.meta.get("outputs") or []
+        cap = self.settings.max_download_bytes(row.kind)
+        workdir = self.workdir(f"ingest{gen_id}-")
+        try:
+            files: dict[str, tuple[Path | None, str | None]] = {}
+            for i, out in enumerate(outputs):
+                dest = workdir / f"{i}-{out['role']}"
+                files[out["role"]] = (self._fetch(row, out["url"], dest, cap), out.get("content_type"))
+            self.complete(row, files, metadata={}, cost=row.cost_usd)
+        except IngestError as exc:
+            fresh = self.rows.get(gen_id)
+            if fresh and not exc.final and fresh.download_retries < self.settings.max_attempts:
+                self.rows.cas(
+                    gen_id, (Status.PROCESSING,), download_error=str(exc), lease_until=self.rows.lease()
+                )
+                self.queue.dispatch(Step.INGEST, gen_id, min(60.0, 2.0 ** (fresh.download_retries + 1)))
+            else:
+                self.rows.fail(gen_id, f"could not store the output: {exc}", download_error=str(exc))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def ingest_file(self, row: Generation, path: Path) -> None:
+        """Complete `row` from a local file (uploads): same probe, derivations and storage."""
+        self.complete(row, {"main": (path, None)}, metadata={}, cost=0.0)
+        fresh = self.rows.get(row.id)
+        if fresh is None or fresh.status != Status.COMPLETED:
+            raise IngestError("the file could not be stored")
+
+    def stash_inline(self, output: OutputFile) -> OutputFile:
+        """data: URLs go into the blob store now, so rows never carry megabytes of base64."""
+        if not output.url or not output.url.startswith("data:"):
+            return output
+        workdir = self.workdir("stash-")
+        try:
+            res = self.download(
+                output.url,
+                workdir / "out",
+                max_bytes=self.settings.max_download_bytes(Kind.VIDEO),
+                allowed=self.settings.download_allowed_hosts,
+            )
+            with open(res.path, "rb") as fh:
+                info = self.store.put(fh)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return OutputFile(role=output.role, url=f"blob:{info.key}", content_type=res.content_type)
+
+    def _fetch(self, row: Generation, url: str, dest: Path, cap: int) -> Path:
+        if url.startswith("blob:"):
+            key = url[5:]
+            info = self.store.stat(key)
+            if info is None:
+                raise IngestError("staged output is gone")
+            with dest.open("wb") as fh:
+                for chunk in self.store.open_range(key, 0, max(0, info.size - 1)):
+                    fh.write(chunk)
+            return dest
+        self.rows.cas(row.id, (Status.PROCESSING,), download_attempted=True)
+
+        def on_retry(attempt: int, reason: str) -> None:
+            self.rows.cas(
+                row.id,
+                (Status.PROCESSING,),
+                download_retries=Generation.download_retries + 1,
+                download_error=reason,
+            )
+
+        try:
+            res = self.download(
+                url, dest, max_bytes=cap, allowed=self.settings.download_allowed_hosts, on_retry=on_retry
+            )
+        except DownloadError as exc:
+            raise IngestError(str(exc), final=exc.expired or not exc.retryable) from exc
+        return Path(res.path)
+
+    def complete(self, row: Generation, files: Files, *, metadata: Mapping[str, Any], cost: float) -> None:
+        """Probe, derive, store, then flip to completed in one transaction with the blob refs."""
+        main_path = files["main"][0] if "main" in files else None
+        if main_path is None:
+            raise IngestError("the model returned no main output")
+        if main_path.stat().st_size == 0:
+            raise IngestError("the output file is empty")
+        try:
+            info = probe(main_path)
+        except MediaError as exc:
+            raise IngestError(f"the output is not playable media: {exc}") from exc
+        # An audio model may answer with a video container that carries the sound (kept as is).
+        sound_in_video = row.kind == Kind.AUDIO and info.kind == "video" and bool(info.duration)
+        if info.kind != row.kind and not sound_in_video:
+            raise IngestError(f"expected {row.kind} but the output is {info.kind}")
+        derived: dict[str, tuple[bytes, str]] = {}
+        for name in KINDS[Kind(row.kind)].derivations:
+            fn = DERIVERS.get(f"{name}_{row.kind}") or DERIVERS[name]
+            try:
+                derived[name] = (fn(main_path), DERIVATION_TYPES[name])
+            except Exception as exc:  # a derivation must not lose the asset itself
+                log.warning("generation %s: %s derivation failed: %s", row.id, name, exc)
+        with main_path.open("rb") as fh:
+            main_blob = self.store.put(fh)
+        blobs: dict[str, tuple[str, int, str]] = {}
+        for name, (data, ctype) in derived.items():
+            b = self.store.put(iter([data]))
+            blobs[name] = (b.key, b.size, ctype)
+        for role, (path, given_type) in files.items():
+            if role == "main" or path is None:
+                continue
+            with path.open("rb") as fh:
+                b = self.store.put(fh)
+            blobs[role] = (b.key, b.size, given_type or _sniff(path))
+        meta = dict(row.meta)
+        meta.update(metadata)
+        meta["media"] = {k: v for k, v in dataclasses.asdict(info).items() if v is not None}
+        meta["derivations"] = sorted(blobs)  # lets a gallery page name them without another query
+        now = utcnow()
+        with self.db.write() as s:
+            result = s.execute(
+                update(Generation)
+                .where(Generation.id == row.id, Generation.status == Status.PROCESSING)
+                .values(
+                    status=Status.COMPLETED,
+                    blob_key=main_blob.key,
+                    size_bytes=main_blob.size,
+                    content_type=info.content_type,
+                    duration=info.duration,
+                    width=info.width,
+                    height=info.height,
+                    meta=meta,
+                    cost_usd=cost,
+                    error=None,
+                    download_error=None,
+                    completed_at=now,
+                    updated_at=now,
+                    lease_until=None,
+                    next_poll_at=None,
+                )
+            )
+            if not rowcount(result):
+                return  # another run finished first (or it was canceled); our blobs get collected
+            self.store.attach(s, main_blob.key)
+            for name, (key, size, ctype) in blobs.items():
+                self.store.attach(s, key)
+                s.add(
+                    Derivation(
+                        generation_id=row.id, name=name, blob_key=key, content_type=ctype, size_bytes=size
+                    )
+                )
+        log.info("generation %s completed (%s, %s bytes)", row.id, info.content_type, main_blob.size)
+
+
+def _sniff(path: Path) -> str:
+    try:
+        return probe(path).content_type
+    except MediaError:
+        return "application/octet-stream"

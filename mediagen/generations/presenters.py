@@ -1,0 +1,133 @@
+"""The public JSON shapes of an asset, shared by the API and the web pages (which embed it for
+their scripts), so both always agree. Built as plain dicts: a gallery page serialises 100 of
+these, and going through a pydantic model per row cost more than the queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from mediagen.vocabulary import KindInfo, Status
+
+
+class AssetRow(Protocol):
+    """What presenting an asset reads: a `Generation` row, or a gallery page's column tuple."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
+    @property
+    def parameters(self) -> dict[str, Any]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+    @property
+    def collection(self) -> str | None: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def campaign_id(self) -> str | None: ...
+    @property
+    def brief_id(self) -> str | None: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def size_bytes(self) -> int | None: ...
+    @property
+    def download_attempted(self) -> bool: ...
+    @property
+    def download_retries(self) -> int: ...
+    @property
+    def download_error(self) -> str | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+
+
+# The columns an AssetRow has, in the order a gallery page selects them.
+PUBLIC_FIELDS: tuple[str, ...] = tuple(name for name in AssetRow.__dict__ if not name.startswith("_"))
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def asset_json(row: AssetRow, info: KindInfo, derivations: Iterable[str] | None = None) -> dict[str, Any]:
+    """The public shape of one asset (`GenerationOut`)."""
+    base = f"/api/{info.path}/{row.id}"
+    data_url = f"{base}/data" if row.status == Status.COMPLETED else None
+    names = sorted(derivations if derivations is not None else (row.meta or {}).get("derivations", []))
+    return {
+        "id": row.id,
+        info.id_field: row.id,
+        "kind": row.kind,
+        "prompt": row.prompt,
+        "model_id": row.model_id,
+        "engine": row.engine,
+        "parameters": row.parameters,
+        "status": row.status,
+        "error": row.error,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "completed_at": iso(row.completed_at),
+        "collection": row.collection,
+        "metadata": row.meta or {},
+        "download_attempted": row.download_attempted,
+        "download_retries": row.download_retries,
+        "download_error": row.download_error,
+        "client_id": row.client_id,
+        "campaign_id": row.campaign_id,
+        "brief_id": row.brief_id,
+        "duration": row.duration,
+        "width": row.width,
+        "height": row.height,
+        "content_type": row.content_type,
+        "size_bytes": row.size_bytes,
+        "cost_usd": row.cost_usd,
+        "data_url": data_url,
+        info.url_field: data_url,
+        "derivations": names,
+        "waveform_url": f"{base}/waveform" if "waveform" in names else None,
+        "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in names else None,
+        "poster_url": f"{base}/poster" if "poster" in names else None,
+    }
+
+
+ACCEPTED_META = ("engine_label", "requested_model", "notice", "ignored_inputs")
+
+
+def accepted_json(row: AssetRow, info: KindInfo) -> dict[str, Any]:
+    """The 202 body for a new generation (seed's `{<kind>_id, status, model}` plus where to poll,
+    and any notice about the model actually used)."""
+    return {
+        info.id_field: row.id,
+        "id": row.id,
+        "status": row.status,
+        "model": row.model_id,
+        "engine": row.engine,
+        "kind": info.kind,
+        "url": f"/api/{info.path}/{row.id}",
+        **{k: v for k, v in (row.meta or {}).items() if k in ACCEPTED_META},
+    }

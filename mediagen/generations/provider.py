@@ -1,0 +1,160 @@
+"""Following a remote prediction: what a provider says (webhook or poll) moves the row forward.
+
+Provider events can arrive twice, late, or out of order ("start" after "completed"); an event
+counts only if it is later in the lifecycle than what the row holds (`state.provider_advances`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, update
+
+from mediagen.config import Settings
+from mediagen.db.base import utcnow
+from mediagen.db.session import Database
+from mediagen.engines.base import EngineError, State, WebhookAuth
+from mediagen.generations.ingest import Ingestor
+from mediagen.generations.leases import Rows, rowcount
+from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.routing import EngineRouter
+from mediagen.generations.state import provider_advances, status_for_provider
+from mediagen.generations.tables import Generation
+from mediagen.vocabulary import ACTIVE, PROVIDER_TERMINAL, ProviderStatus, Status
+
+_TERMINAL_ERRORS = {
+    ProviderStatus.FAILED: "the model failed without an error message",
+    ProviderStatus.CANCELED: "canceled at the provider",
+    ProviderStatus.ABORTED: "aborted: the provider's deadline passed before the prediction started",
+}
+
+
+class ProviderSync:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        rows: Rows,
+        router: EngineRouter,
+        ingestor: Ingestor,
+        queue: JobQueue,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.rows = rows
+        self.router = router
+        self.ingestor = ingestor
+        self.queue = queue
+
+    def poll_delay(self, row: Generation) -> float:
+        age = (utcnow() - row.created_at).total_seconds()
+        base = 2.0 if age < 30 else 5.0 if age < 300 else 15.0
+        # With signed webhooks on, polling is only the safety net for a lost delivery.
+        engine = self.router.engine(row.engine)
+        signed = engine is not None and engine.capabilities.webhooks is WebhookAuth.SIGNED
+        return base * 5 if signed and self.settings.public_url else base
+
+    def refresh(self, gen_id: int) -> None:
+        """The refresh step: ask the provider (a late webhook, or no webhooks at all)."""
+        row = self.rows.get(gen_id)
+        if row is None or row.status != Status.PROCESSING or row.provider_ref is None:
+            return
+        if row.provider_status == ProviderStatus.SUCCEEDED:
+            self.queue.dispatch(Step.INGEST, gen_id)
+            return
+        engine = self.router.engine(row.engine)
+        if engine is None:
+            self.rows.fail(gen_id, f"engine {row.engine!r} is not configured on this server")
+            return
+        try:
+            state = engine.refresh(row.provider_ref)
+        except EngineError as exc:
+            attempts = row.attempts + 1
+            if not exc.retryable or attempts > self.settings.max_attempts:
+                self.rows.fail(gen_id, str(exc))
+            else:
+                self.rows.cas(
+                    gen_id,
+                    (Status.PROCESSING,),
+                    attempts=attempts,
+                    error=str(exc),
+                    next_poll_at=utcnow() + timedelta(seconds=min(60.0, 2.0**attempts)),
+                )
+            return
+        self.apply_state(gen_id, state)
+
+    def apply_state(self, gen_id: int, state: State) -> bool:
+        """Apply what a provider says (webhook or poll); returns whether it was news."""
+        row = self.rows.get(gen_id)
+        if row is None or row.status not in ACTIVE:
+            return False
+        if not provider_advances(row.provider_status, state.status):
+            if state.status in (ProviderStatus.STARTING, ProviderStatus.PROCESSING):
+                self.rows.cas(
+                    gen_id,
+                    (Status.PROCESSING,),
+                    lease_until=self.rows.lease(),
+                    next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
+                )
+            return False
+        if state.status == ProviderStatus.SUCCEEDED:
+            return self._succeeded(row, state)
+        if state.status in PROVIDER_TERMINAL:
+            return self.rows.cas_provider(
+                gen_id,
+                state.status,
+                status=status_for_provider(state.status),
+                error=state.error or _TERMINAL_ERRORS[ProviderStatus(state.status)],
+                provider_status=state.status,
+                completed_at=utcnow(),
+                lease_until=None,
+                next_poll_at=None,
+            )
+        return self.rows.cas_provider(
+            gen_id,
+            state.status,
+            status=Status.PROCESSING,
+            provider_status=state.status,
+            lease_until=self.rows.lease(),
+            next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
+        )
+
+    def _succeeded(self, row: Generation, state: State) -> bool:
+        if state.data_removed or not state.outputs:
+            return self.rows.fail(
+                row.id,
+                "the provider deleted the output before it was downloaded"
+                if state.data_removed
+                else "the model finished without an output",
+                provider_status=ProviderStatus.SUCCEEDED,
+                download_error="data_removed" if state.data_removed else None,
+            )
+        outputs = [self.ingestor.stash_inline(o) for o in state.outputs]
+        meta = dict(row.meta)
+        meta["outputs"] = [{"role": o.role, "url": o.url, "content_type": o.content_type} for o in outputs]
+        if state.metrics:
+            meta["provider_metrics"] = state.metrics
+        with self.db.write() as s:
+            result = s.execute(
+                update(Generation)
+                .where(
+                    Generation.id == row.id,
+                    Generation.status.in_(ACTIVE),
+                    or_(
+                        Generation.provider_status.is_(None),
+                        Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL)),
+                    ),
+                )
+                .values(
+                    status=Status.PROCESSING,
+                    provider_status=ProviderStatus.SUCCEEDED,
+                    meta=meta,
+                    lease_until=self.rows.lease(),
+                    next_poll_at=None,
+                    updated_at=utcnow(),
+                )
+            )
+        if rowcount(result):
+            self.queue.dispatch(Step.INGEST, row.id)
+        return bool(rowcount(result))

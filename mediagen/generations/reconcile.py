@@ -1,0 +1,97 @@
+"""The heartbeat: re-dispatch whatever lost its worker or is due a poll; fail what ran out of
+chances; collect blobs nothing references."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from mediagen.config import Settings
+from mediagen.db.base import utcnow
+from mediagen.db.session import Database
+from mediagen.generations.leases import Rows, rowcount
+from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.tables import Generation
+from mediagen.storage.base import BlobStore
+from mediagen.vocabulary import ACTIVE, ProviderStatus, Status
+
+log = logging.getLogger("mediagen.pipeline")
+GC_GRACE_SECONDS = 3600
+
+
+class Reconciler:
+    def __init__(
+        self, *, settings: Settings, database: Database, rows: Rows, store: BlobStore, queue: JobQueue
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.rows = rows
+        self.store = store
+        self.queue = queue
+
+    def collect_garbage(self) -> None:
+        """Bytes nobody references (a lost race, a crash between put and commit) go after a grace
+        period; done here, on the heartbeat, never inline with a delete."""
+        report = self.store.gc(grace_seconds=GC_GRACE_SECONDS)
+        log.debug("blob gc: %s", report)
+
+    def reconcile(self, *, limit: int = 500) -> int:
+        now = utcnow()
+        count = 0
+        max_age = timedelta(seconds=self.settings.max_run_seconds)
+        with self.db.read() as s:
+            expired = s.execute(
+                select(
+                    Generation.id,
+                    Generation.status,
+                    Generation.provider_ref,
+                    Generation.provider_status,
+                    Generation.attempts,
+                    Generation.created_at,
+                )
+                .where(Generation.status.in_(ACTIVE), Generation.lease_until < now)
+                .limit(limit)
+            ).all()
+            due = s.scalars(
+                select(Generation.id)
+                .where(Generation.status == Status.PROCESSING, Generation.next_poll_at <= now)
+                .limit(limit)
+            ).all()
+        for r in expired:
+            count += 1
+            if now - r.created_at > max_age:
+                self.rows.fail(r.id, f"no result within {self.settings.max_run_seconds} s; giving up")
+            elif r.provider_ref is None:
+                self._requeue(r.id, r.status, r.attempts, now)
+            elif r.provider_status == ProviderStatus.SUCCEEDED:
+                self.rows.cas(r.id, (Status.PROCESSING,), lease_until=self.rows.lease())
+                self.queue.dispatch(Step.INGEST, r.id)
+            else:
+                self.rows.cas(r.id, (Status.PROCESSING,), lease_until=self.rows.lease())
+                self.queue.dispatch(Step.REFRESH, r.id)
+        for gid in due:
+            if self.rows.cas(gid, (Status.PROCESSING,), next_poll_at=now + timedelta(seconds=30)):
+                count += 1
+                self.queue.dispatch(Step.REFRESH, gid)
+        return count
+
+    def _requeue(self, gen_id: int, status: str, attempts: int, now: datetime) -> None:
+        if attempts >= self.settings.max_attempts and status == Status.PROCESSING:
+            self.rows.fail(gen_id, f"gave up after {attempts} attempts: the worker stopped (lease expired)")
+            return
+        # Its worker is gone: back in the queue, with a fresh lease for the next claimant.
+        with self.db.write() as s:
+            result = s.execute(
+                update(Generation)
+                .where(
+                    Generation.id == gen_id,
+                    Generation.status.in_(ACTIVE),
+                    Generation.provider_ref.is_(None),
+                    Generation.lease_until < now,
+                )
+                .values(status=Status.PENDING, lease_until=self.rows.lease(), updated_at=utcnow())
+            )
+        if rowcount(result):
+            self.queue.dispatch(Step.SUBMIT, gen_id)

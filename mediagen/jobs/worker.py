@@ -1,0 +1,69 @@
+"""Runs huey workers plus the reconcile heartbeat, inside `serve` or as `mediagen worker`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from huey.consumer import Consumer
+
+from mediagen.generations.pipeline import Pipeline
+from mediagen.jobs.queue import HueyJobQueue
+
+log = logging.getLogger("mediagen.jobs")
+GC_INTERVAL_SECONDS = 600
+
+
+class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """huey's consumer minus its signal handlers: the host process (uvicorn, our CLI) owns those."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class WorkerHost:
+    def __init__(self, queue: HueyJobQueue, pipeline: Pipeline, *, workers: int, interval: float) -> None:
+        queue.consume_with(pipeline)
+        self.consumer = _EmbeddedConsumer(
+            queue.huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=0.5,
+            backoff=1.5,
+            scheduler_interval=1,
+            check_worker_health=True,
+        )
+        self.pipeline = pipeline
+        self.interval = interval
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="mediagen-reconcile", daemon=True)
+
+    def start(self) -> None:
+        # At start-up, before workers take anything: whatever a crash left half-done is re-dispatched.
+        self._safe_reconcile()
+        self.consumer.start()
+        self._ticker.start()
+
+    def _safe_reconcile(self) -> None:
+        try:
+            self.pipeline.reconcile()
+        except Exception:
+            log.exception("reconcile failed; will try again")
+
+    def _tick(self) -> None:
+        last_gc = time.monotonic()
+        while not self._stop.wait(self.interval):
+            self._safe_reconcile()
+            if time.monotonic() - last_gc > GC_INTERVAL_SECONDS:
+                last_gc = time.monotonic()
+                try:
+                    self.pipeline.collect_garbage()
+                except Exception:
+                    log.exception("blob gc failed; will try again")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.consumer.stop(graceful=True)
