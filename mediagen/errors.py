@@ -22,6 +22,9 @@ class MediagenError(Exception):
         """The whole message as shown to a caller (`message` is what goes beside the field)."""
         return self.message
 
+    def __str__(self) -> str:
+        return self.detail
+
 
 class NotFound(MediagenError):
     """No such record, or one the caller may not see (the two are never told apart)."""

@@ -15,6 +15,8 @@ from mediagen.config import Settings
 from mediagen.db.session import Database
 from mediagen.engines.downloads import download
 from mediagen.generations.assets import AssetRecords
+from mediagen.generations.context import CoreContext
+from mediagen.generations.leases import Rows
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import JobQueue
 from mediagen.generations.ratelimit import RateLimiter
@@ -56,25 +58,9 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     jobs = queue if queue is not None else HueyJobQueue(make_huey(settings))
     assets = AssetRecords(store)
     campaigns = CampaignService(db, assets)
-    pipeline = Pipeline(
-        settings=settings,
-        database=db,
-        store=store,
-        router=router,
-        catalog=catalog,
-        download=download,
-        queue=jobs,
-    )
-    generations = GenerationService(
-        settings=settings,
-        database=db,
-        catalog=catalog,
-        campaigns=campaigns,
-        assets=assets,
-        router=router,
-        pipeline=pipeline,
-        queue=jobs,
-    )
+    core = CoreContext(settings, db, Rows(settings, db), store, router, catalog, download, jobs)
+    pipeline = Pipeline(core)
+    generations = GenerationService(core, campaigns=campaigns, assets=assets, pipeline=pipeline)
     return Services(
         settings=settings,
         db=db,

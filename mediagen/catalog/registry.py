@@ -68,7 +68,9 @@ class ModelEntry:
         usd = float(self.price.get("usd", 0.0))
         per = self.price.get("per", "run")
         if per == "second":
-            seconds = inputs.get("duration") or self.defaults.get("duration") or 0
+            # The model's own name for the length (Stable Audio's `seconds_total`), or the seed's.
+            name = self.request_map.get("duration", "duration")
+            seconds = inputs.get(name) or self.defaults.get(name) or 0
             return round(usd * float(seconds), 6)
         if per == "output":
             return round(usd * int(inputs.get("num_outputs") or 1), 6)
@@ -195,7 +197,7 @@ class Catalog:
             value = inputs.get(name)
             if isinstance(value, bool):
                 raise invalid(origin[name], "must be an asset id or a URL")
-            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
                 media[name] = int(value)
                 inputs[name] = None
             elif isinstance(value, str) and not value.startswith(("http://", "https://", "data:")):

@@ -1,7 +1,7 @@
 """`mediagen models sync`: refresh hosted models' input schemas (and versions) from Replicate.
 
 Replicate describes every model version with Cog's OpenAPI document; its
-`components.schemas.Input` is the model's input JSON schema (reference/replicate-api.md §7). Sync
+`components.schemas.Input` is the model's input JSON schema (Replicate's HTTP API docs, "versions"). Sync
 reads it for each hosted catalog entry and writes an override file into the data dir,
 `<data_dir>/catalog/<owner>__<name>.json`, never into the installed package (which may be
 read-only, and is replaced on upgrade). `Catalog.load(overrides=…)` reads those files at start-up,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from mediagen.errors import MediagenError
 from mediagen.vocabulary import Kind, ProviderStatus
@@ -148,6 +148,15 @@ class BaseEngine:
 
     name: str = "engine"
     capabilities: Capabilities = Capabilities()
+
+    def close(self) -> None:
+        """Release connections (engines that hold a client override this)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def refresh(self, ref: str) -> State:
         raise EngineError(f"{self.name} finishes inline; there is no prediction {ref!r} to refresh")

@@ -1,4 +1,4 @@
-"""A self-hosted Cog model container as an engine (DESIGN §5; reference replicate-api.md §10).
+"""A self-hosted Cog model container as an engine (Cog's HTTP API: `PUT /predictions/{id}` with webhooks).
 
 Cog's local HTTP API is a subset of Replicate's: there is no GET for a prediction, so the outcome
 arrives only by webhook. The engine therefore does three things:
@@ -140,12 +140,6 @@ class CogEngine(BaseEngine):
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> CogEngine:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- Engine protocol --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Fetch a provider's output file to disk without letting the URL attack us (DESIGN §9).
+"""Fetch a provider's output file to disk without letting the URL attack us.
 
 A model's `output` is data we did not write: a URL in it could point at our own admin port, a
 cloud metadata endpoint (169.254.169.254) or a LAN host (SSRF), or at a file large enough to fill

@@ -1,4 +1,4 @@
-"""Replicate as an Engine: a thin httpx client for the HTTP API (reference/replicate-api.md §1–§7).
+"""Replicate as an Engine: a thin httpx client for its HTTP API (https://replicate.com/docs/reference/http).
 
 Why not the `replicate` SDK: v1 is frozen and v2 is a pre-release with a different API; both
 hide the HTTP status codes we map to user-facing messages, and neither guards against the one
@@ -153,12 +153,6 @@ class ReplicateEngine(BaseEngine):
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> ReplicateEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- Engine protocol ---------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ log = logging.getLogger("mediagen.engines.replicate")
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "aborted"})
 WEBHOOK_EVENTS = ["start", "completed"]  # start → "processing" in the UI; completed → ingest
 KNOWN_STATUSES: frozenset[str] = frozenset(ProviderStatus)
 # Errors raised before the request left this machine: the server cannot have acted on it.

@@ -16,21 +16,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-
-from mediagen.config import Settings
-from mediagen.db.base import utcnow
-from mediagen.db.session import Database
 from mediagen.engines.base import OutputFile
-from mediagen.engines.downloads import Downloader, DownloadError
+from mediagen.engines.downloads import DownloadError
 from mediagen.errors import MediagenError
-from mediagen.generations.leases import Rows, rowcount
-from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.context import CoreContext
+from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.media import thumbnails, waveform
 from mediagen.media.errors import MediaError
 from mediagen.media.probe import probe
-from mediagen.storage.base import BlobStore
 from mediagen.vocabulary import DERIVATION_TYPES, KINDS, Kind, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.pipeline")
@@ -56,28 +50,14 @@ Files = Mapping[str, tuple[Path | None, str | None]]  # role -> (local file, con
 
 
 class Ingestor:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        database: Database,
-        rows: Rows,
-        store: BlobStore,
-        download: Downloader,
-        queue: JobQueue,
-    ) -> None:
-        self.settings = settings
-        self.db = database
-        self.rows = rows
-        self.store = store
-        self.download = download
-        self.queue = queue
-        self.workroot = settings.data_dir / "work"
+    def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
+        self.settings, self.db, self.rows, self.store = ctx.settings, ctx.db, ctx.rows, ctx.store
 
     def workdir(self, prefix: str) -> Path:
         """A private scratch directory under the data dir (same filesystem as fs blobs)."""
-        self.workroot.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.workroot))
+        self.ctx.workroot.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.ctx.workroot))
 
     def ingest(self, gen_id: int) -> None:
         """The ingest step: outputs a remote engine pointed at become the asset."""
@@ -99,7 +79,7 @@ class Ingestor:
                 self.rows.cas(
                     gen_id, (Status.PROCESSING,), download_error=str(exc), lease_until=self.rows.lease()
                 )
-                self.queue.dispatch(Step.INGEST, gen_id, min(60.0, 2.0 ** (fresh.download_retries + 1)))
+                self.ctx.queue.dispatch(Step.INGEST, gen_id, min(60.0, 2.0 ** (fresh.download_retries + 1)))
             else:
                 self.rows.fail(gen_id, f"could not store the output: {exc}", download_error=str(exc))
         finally:
@@ -118,7 +98,7 @@ class Ingestor:
             return output
         workdir = self.workdir("stash-")
         try:
-            res = self.download(
+            res = self.ctx.download(
                 output.url,
                 workdir / "out",
                 max_bytes=self.settings.max_download_bytes(Kind.VIDEO),
@@ -151,7 +131,7 @@ class Ingestor:
             )
 
         try:
-            res = self.download(
+            res = self.ctx.download(
                 url, dest, max_bytes=cap, allowed=self.settings.download_allowed_hosts, on_retry=on_retry
             )
         except DownloadError as exc:
@@ -196,30 +176,22 @@ class Ingestor:
         meta.update(metadata)
         meta["media"] = {k: v for k, v in dataclasses.asdict(info).items() if v is not None}
         meta["derivations"] = sorted(blobs)  # lets a gallery page name them without another query
-        now = utcnow()
         with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(Generation.id == row.id, Generation.status == Status.PROCESSING)
-                .values(
-                    status=Status.COMPLETED,
-                    blob_key=main_blob.key,
-                    size_bytes=main_blob.size,
-                    content_type=info.content_type,
-                    duration=info.duration,
-                    width=info.width,
-                    height=info.height,
-                    meta=meta,
-                    cost_usd=cost,
-                    error=None,
-                    download_error=None,
-                    completed_at=now,
-                    updated_at=now,
-                    lease_until=None,
-                    next_poll_at=None,
-                )
+            probed = {name: getattr(info, name) for name in ("content_type", "duration", "width", "height")}
+            completed = self.rows.finish(
+                row.id,
+                Status.COMPLETED,
+                Generation.status == Status.PROCESSING,
+                session=s,
+                blob_key=main_blob.key,
+                size_bytes=main_blob.size,
+                meta=meta,
+                cost_usd=cost,
+                error=None,
+                download_error=None,
+                **probed,
             )
-            if not rowcount(result):
+            if not completed:
                 return  # another run finished first (or it was canceled); our blobs get collected
             self.store.attach(s, main_blob.key)
             for name, (key, size, ctype) in blobs.items():

@@ -11,30 +11,21 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from mediagen.catalog.registry import Catalog
-from mediagen.config import Settings
 from mediagen.engines.base import Engine, EngineError
-from mediagen.engines.downloads import Downloader, DownloadError
-from mediagen.generations.leases import Rows
+from mediagen.engines.downloads import DownloadError
+from mediagen.generations.context import CoreContext
 from mediagen.generations.tables import Generation
-from mediagen.storage.base import BlobStore
 
 DATA_URL_INLINE_LIMIT = 256 * 1024  # Replicate's advice: data URLs only for small files
 
 
 class InputMaterializer:
-    def __init__(
-        self, *, settings: Settings, catalog: Catalog, rows: Rows, store: BlobStore, download: Downloader
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog
-        self.rows = rows
-        self.store = store
-        self.download = download
+    def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
 
     def materialize(self, row: Generation, engine: Engine, workdir: Path) -> dict[str, Any]:
         inputs = dict(row.parameters)
-        entry = self.catalog.get(row.model_id)
+        entry = self.ctx.catalog.get(row.model_id)
         media_names = entry.media_inputs if entry else {}
         inline = engine.capabilities.inline
         for name, media_kind in media_names.items():
@@ -47,25 +38,25 @@ class InputMaterializer:
 
     def _fetch_url(self, name: str, url: str, media_kind: str, workdir: Path) -> Path:
         try:
-            res = self.download(
+            res = self.ctx.download(
                 url,
                 workdir / f"{name}.input",
-                max_bytes=self.settings.max_download_bytes(media_kind),
-                allowed=self.settings.download_allowed_hosts,
+                max_bytes=self.ctx.settings.max_download_bytes(media_kind),
+                allowed=self.ctx.settings.download_allowed_hosts,
             )
         except DownloadError as exc:
             raise EngineError(f"{name}: could not fetch {url[:80]}: {exc}") from exc
         return Path(res.path)
 
     def _asset_input(self, name: str, asset_id: int, engine: Engine, workdir: Path) -> str:
-        src = self.rows.get(asset_id)
+        src = self.ctx.rows.get(asset_id)
         if src is None or src.blob_key is None:
             raise EngineError(f"{name}: asset {asset_id} is gone", retryable=False)
         content_type = src.content_type or "application/octet-stream"
         ext = content_type.split("/")[-1].split(";")[0]
         path = workdir / f"{name}.{ext}"
         with path.open("wb") as fh:
-            for chunk in self.store.open_range(src.blob_key, 0, max(0, (src.size_bytes or 1) - 1)):
+            for chunk in self.ctx.store.open_range(src.blob_key, 0, max(0, (src.size_bytes or 1) - 1)):
                 fh.write(chunk)
         if engine.capabilities.inline:
             return str(path)

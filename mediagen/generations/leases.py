@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import ColumnElement, CursorResult, or_, update
+from sqlalchemy.orm import Session
 
 from mediagen.config import Settings
 from mediagen.db.base import utcnow
@@ -41,47 +42,55 @@ class Rows:
     def lease(self, seconds: float | None = None) -> datetime:
         return utcnow() + timedelta(seconds=seconds or self.settings.lease_seconds)
 
-    def cas(self, gen_id: int, from_status: Iterable[Status], **values: Any) -> bool:
-        """Set `values` if the row's status is one of `from_status`; whether it was."""
+    def cas(
+        self,
+        gen_id: int,
+        from_status: Iterable[Status],
+        *conditions: ColumnElement[bool],
+        session: Session | None = None,
+        **values: Any,
+    ) -> bool:
+        """Set `values` if the row's status is one of `from_status` and every extra condition
+        holds; whether it did. In the caller's `session` when given (to commit with more)."""
+        stmt = (
+            update(Generation)
+            .where(Generation.id == gen_id, Generation.status.in_(tuple(from_status)), *conditions)
+            .values(updated_at=utcnow(), **values)
+        )
+        if session is not None:
+            return bool(rowcount(session.execute(stmt)))
         with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(Generation.id == gen_id, Generation.status.in_(tuple(from_status)))
-                .values(updated_at=utcnow(), **values)
-            )
-        return bool(rowcount(result))
+            return bool(rowcount(s.execute(stmt)))
+
+    def finish(
+        self,
+        gen_id: int,
+        status: Status,
+        *conditions: ColumnElement[bool],
+        session: Session | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move an active row to a terminal `status`: nothing outstanding (lease, poll) stays."""
+        done: dict[str, Any] = {"completed_at": utcnow(), "lease_until": None, "next_poll_at": None}
+        return self.cas(gen_id, ACTIVE, *conditions, session=session, status=status, **done, **values)
 
     def fail(self, gen_id: int, error: str, **values: Any) -> bool:
-        ok = self.cas(
-            gen_id,
-            ACTIVE,
-            status=Status.FAILED,
-            error=error,
-            completed_at=utcnow(),
-            lease_until=None,
-            next_poll_at=None,
-            **values,
-        )
+        ok = self.finish(gen_id, Status.FAILED, error=error, **values)
         if ok:
             log.info("generation %s failed: %s", gen_id, error)
         return ok
 
-    def cas_provider(self, gen_id: int, new: str, **values: Any) -> bool:
-        """Set provider state only if the row still holds an earlier one: a "start" webhook handled
-        concurrently with "completed" (they arrive together) must not overwrite "succeeded"."""
+    @staticmethod
+    def provider_earlier_than(new: str) -> ColumnElement[bool]:
+        """The row's provider state is still before `new`: a "start" webhook handled concurrently
+        with "completed" (they arrive together) must not overwrite "succeeded"."""
         earlier = [
             name
             for name, rank in PROVIDER_RANK.items()
             if name is not None and rank < PROVIDER_RANK.get(new, -1)
         ]
-        with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(
-                    Generation.id == gen_id,
-                    Generation.status.in_(ACTIVE),
-                    or_(Generation.provider_status.is_(None), Generation.provider_status.in_(earlier)),
-                )
-                .values(updated_at=utcnow(), **values)
-            )
-        return bool(rowcount(result))
+        return or_(Generation.provider_status.is_(None), Generation.provider_status.in_(earlier))
+
+    def cas_provider(self, gen_id: int, new: str, **values: Any) -> bool:
+        """Set provider state only if the row still holds an earlier one."""
+        return self.cas(gen_id, ACTIVE, self.provider_earlier_than(new), **values)

@@ -12,62 +12,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mediagen.catalog.registry import Catalog
-from mediagen.config import Settings
-from mediagen.db.session import Database
 from mediagen.engines.base import State
-from mediagen.engines.downloads import Downloader
+from mediagen.generations.context import CoreContext
 from mediagen.generations.ingest import Ingestor
 from mediagen.generations.inputs import InputMaterializer
-from mediagen.generations.leases import Rows
-from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.ports import Step
 from mediagen.generations.provider import ProviderSync
 from mediagen.generations.reconcile import Reconciler
-from mediagen.generations.routing import EngineRouter
 from mediagen.generations.submit import Submitter
 from mediagen.generations.tables import Generation
-from mediagen.storage.base import BlobStore
 
 
 class Pipeline:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        database: Database,
-        store: BlobStore,
-        router: EngineRouter,
-        catalog: Catalog,
-        download: Downloader,
-        queue: JobQueue,
-    ) -> None:
-        self.rows = Rows(settings, database)
-        self.ingestor = Ingestor(
-            settings=settings, database=database, rows=self.rows, store=store, download=download, queue=queue
-        )
-        self.provider = ProviderSync(
-            settings=settings,
-            database=database,
-            rows=self.rows,
-            router=router,
-            ingestor=self.ingestor,
-            queue=queue,
-        )
+    def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
+        self.rows = ctx.rows
+        self.ingestor = Ingestor(ctx)
+        self.provider = ProviderSync(ctx, self.ingestor)
         self.submitter = Submitter(
-            settings=settings,
-            database=database,
-            rows=self.rows,
-            router=router,
-            inputs=InputMaterializer(
-                settings=settings, catalog=catalog, rows=self.rows, store=store, download=download
-            ),
-            ingestor=self.ingestor,
-            provider=self.provider,
-            queue=queue,
+            ctx, inputs=InputMaterializer(ctx), ingestor=self.ingestor, provider=self.provider
         )
-        self.reconciler = Reconciler(
-            settings=settings, database=database, rows=self.rows, store=store, queue=queue
-        )
+        self.reconciler = Reconciler(ctx)
 
     def run(self, step: Step, gen_id: int) -> None:
         """What a worker does with one task."""

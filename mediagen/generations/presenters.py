@@ -14,60 +14,35 @@ from mediagen.vocabulary import KindInfo, Status
 class AssetRow(Protocol):
     """What presenting an asset reads: a `Generation` row, or a gallery page's column tuple."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def prompt(self) -> str: ...
-    @property
-    def model_id(self) -> str: ...
-    @property
-    def engine(self) -> str: ...
-    @property
-    def parameters(self) -> dict[str, Any]: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def meta(self) -> dict[str, Any]: ...
-    @property
-    def collection(self) -> str | None: ...
-    @property
-    def client_id(self) -> str | None: ...
-    @property
-    def campaign_id(self) -> str | None: ...
-    @property
-    def brief_id(self) -> str | None: ...
-    @property
-    def duration(self) -> float | None: ...
-    @property
-    def width(self) -> int | None: ...
-    @property
-    def height(self) -> int | None: ...
-    @property
-    def content_type(self) -> str | None: ...
-    @property
-    def size_bytes(self) -> int | None: ...
-    @property
-    def download_attempted(self) -> bool: ...
-    @property
-    def download_retries(self) -> int: ...
-    @property
-    def download_error(self) -> str | None: ...
-    @property
-    def cost_usd(self) -> float: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def completed_at(self) -> datetime | None: ...
+    id: int
+    kind: str
+    prompt: str
+    model_id: str
+    engine: str
+    parameters: dict[str, Any]
+    status: str
+    error: str | None
+    meta: dict[str, Any]
+    collection: str | None
+    client_id: str | None
+    campaign_id: str | None
+    brief_id: str | None
+    duration: float | None
+    width: int | None
+    height: int | None
+    content_type: str | None
+    size_bytes: int | None
+    download_attempted: bool
+    download_retries: int
+    download_error: str | None
+    cost_usd: float
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
 
 
 # The columns an AssetRow has, in the order a gallery page selects them.
-PUBLIC_FIELDS: tuple[str, ...] = tuple(name for name in AssetRow.__dict__ if not name.startswith("_"))
+PUBLIC_FIELDS: tuple[str, ...] = tuple(AssetRow.__annotations__)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 
-from mediagen.config import Settings
 from mediagen.db.base import utcnow
-from mediagen.db.session import Database
 from mediagen.engines.base import EngineError, State, WebhookAuth
+from mediagen.generations.context import CoreContext
 from mediagen.generations.ingest import Ingestor
-from mediagen.generations.leases import Rows, rowcount
-from mediagen.generations.ports import JobQueue, Step
-from mediagen.generations.routing import EngineRouter
+from mediagen.generations.ports import Step
 from mediagen.generations.state import provider_advances, status_for_provider
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import ACTIVE, PROVIDER_TERMINAL, ProviderStatus, Status
@@ -30,28 +27,16 @@ _TERMINAL_ERRORS = {
 
 
 class ProviderSync:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        database: Database,
-        rows: Rows,
-        router: EngineRouter,
-        ingestor: Ingestor,
-        queue: JobQueue,
-    ) -> None:
-        self.settings = settings
-        self.db = database
-        self.rows = rows
-        self.router = router
+    def __init__(self, ctx: CoreContext, ingestor: Ingestor) -> None:
+        self.ctx = ctx
         self.ingestor = ingestor
-        self.queue = queue
+        self.settings, self.db, self.rows, self.queue = ctx.settings, ctx.db, ctx.rows, ctx.queue
 
     def poll_delay(self, row: Generation) -> float:
         age = (utcnow() - row.created_at).total_seconds()
         base = 2.0 if age < 30 else 5.0 if age < 300 else 15.0
         # With signed webhooks on, polling is only the safety net for a lost delivery.
-        engine = self.router.engine(row.engine)
+        engine = self.ctx.router.engine(row.engine)
         signed = engine is not None and engine.capabilities.webhooks is WebhookAuth.SIGNED
         return base * 5 if signed and self.settings.public_url else base
 
@@ -63,7 +48,7 @@ class ProviderSync:
         if row.provider_status == ProviderStatus.SUCCEEDED:
             self.queue.dispatch(Step.INGEST, gen_id)
             return
-        engine = self.router.engine(row.engine)
+        engine = self.ctx.router.engine(row.engine)
         if engine is None:
             self.rows.fail(gen_id, f"engine {row.engine!r} is not configured on this server")
             return
@@ -101,15 +86,12 @@ class ProviderSync:
         if state.status == ProviderStatus.SUCCEEDED:
             return self._succeeded(row, state)
         if state.status in PROVIDER_TERMINAL:
-            return self.rows.cas_provider(
+            return self.rows.finish(
                 gen_id,
-                state.status,
-                status=status_for_provider(state.status),
+                status_for_provider(state.status),
+                self.rows.provider_earlier_than(state.status),
                 error=state.error or _TERMINAL_ERRORS[ProviderStatus(state.status)],
                 provider_status=state.status,
-                completed_at=utcnow(),
-                lease_until=None,
-                next_poll_at=None,
             )
         return self.rows.cas_provider(
             gen_id,
@@ -135,26 +117,19 @@ class ProviderSync:
         meta["outputs"] = [{"role": o.role, "url": o.url, "content_type": o.content_type} for o in outputs]
         if state.metrics:
             meta["provider_metrics"] = state.metrics
-        with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(
-                    Generation.id == row.id,
-                    Generation.status.in_(ACTIVE),
-                    or_(
-                        Generation.provider_status.is_(None),
-                        Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL)),
-                    ),
-                )
-                .values(
-                    status=Status.PROCESSING,
-                    provider_status=ProviderStatus.SUCCEEDED,
-                    meta=meta,
-                    lease_until=self.rows.lease(),
-                    next_poll_at=None,
-                    updated_at=utcnow(),
-                )
-            )
-        if rowcount(result):
+        not_final = or_(
+            Generation.provider_status.is_(None), Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL))
+        )
+        moved = self.rows.cas(
+            row.id,
+            ACTIVE,
+            not_final,
+            status=Status.PROCESSING,
+            provider_status=ProviderStatus.SUCCEEDED,
+            meta=meta,
+            lease_until=self.rows.lease(),
+            next_poll_at=None,
+        )
+        if moved:
             self.queue.dispatch(Step.INGEST, row.id)
-        return bool(rowcount(result))
+        return moved

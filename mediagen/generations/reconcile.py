@@ -6,15 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from mediagen.config import Settings
 from mediagen.db.base import utcnow
-from mediagen.db.session import Database
-from mediagen.generations.leases import Rows, rowcount
-from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.context import CoreContext
+from mediagen.generations.ports import Step
 from mediagen.generations.tables import Generation
-from mediagen.storage.base import BlobStore
 from mediagen.vocabulary import ACTIVE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.pipeline")
@@ -22,14 +19,14 @@ GC_GRACE_SECONDS = 3600
 
 
 class Reconciler:
-    def __init__(
-        self, *, settings: Settings, database: Database, rows: Rows, store: BlobStore, queue: JobQueue
-    ) -> None:
-        self.settings = settings
-        self.db = database
-        self.rows = rows
-        self.store = store
-        self.queue = queue
+    def __init__(self, ctx: CoreContext) -> None:
+        self.settings, self.db, self.rows, self.store, self.queue = (
+            ctx.settings,
+            ctx.db,
+            ctx.rows,
+            ctx.store,
+            ctx.queue,
+        )
 
     def collect_garbage(self) -> None:
         """Bytes nobody references (a lost race, a crash between put and commit) go after a grace
@@ -42,15 +39,8 @@ class Reconciler:
         count = 0
         max_age = timedelta(seconds=self.settings.max_run_seconds)
         with self.db.read() as s:
-            expired = s.execute(
-                select(
-                    Generation.id,
-                    Generation.status,
-                    Generation.provider_ref,
-                    Generation.provider_status,
-                    Generation.attempts,
-                    Generation.created_at,
-                )
+            expired = s.scalars(
+                select(Generation)
                 .where(Generation.status.in_(ACTIVE), Generation.lease_until < now)
                 .limit(limit)
             ).all()
@@ -71,7 +61,10 @@ class Reconciler:
             else:
                 self.rows.cas(r.id, (Status.PROCESSING,), lease_until=self.rows.lease())
                 self.queue.dispatch(Step.REFRESH, r.id)
+        polled = {r.id for r in expired}
         for gid in due:
+            if gid in polled:
+                continue  # handled above, as an expired lease
             if self.rows.cas(gid, (Status.PROCESSING,), next_poll_at=now + timedelta(seconds=30)):
                 count += 1
                 self.queue.dispatch(Step.REFRESH, gid)
@@ -82,16 +75,13 @@ class Reconciler:
             self.rows.fail(gen_id, f"gave up after {attempts} attempts: the worker stopped (lease expired)")
             return
         # Its worker is gone: back in the queue, with a fresh lease for the next claimant.
-        with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(
-                    Generation.id == gen_id,
-                    Generation.status.in_(ACTIVE),
-                    Generation.provider_ref.is_(None),
-                    Generation.lease_until < now,
-                )
-                .values(status=Status.PENDING, lease_until=self.rows.lease(), updated_at=utcnow())
-            )
-        if rowcount(result):
+        requeued = self.rows.cas(
+            gen_id,
+            ACTIVE,
+            Generation.provider_ref.is_(None),
+            Generation.lease_until < now,
+            status=Status.PENDING,
+            lease_until=self.rows.lease(),
+        )
+        if requeued:
             self.queue.dispatch(Step.SUBMIT, gen_id)

@@ -65,12 +65,20 @@ class GenerateRequest(BaseModel):
 
 
 class GenerateAccepted(BaseModel):
+    """The 202 body: the seed's `<kind>_id` (e.g. `audio_id`) beside `id`, and where to poll."""
+
+    model_config = ConfigDict(extra="allow")
+
     id: int
     status: Status
-    model: str
+    model: str = Field(description="The model that will make it (an offline draft's synth model)")
     engine: str
     kind: Kind
-    url: str
+    url: str = Field(description="Poll this for the job's state")
+    requested_model: str | None = Field(default=None, description="Set when an offline draft was made")
+    notice: str | None = None
+    ignored_inputs: list[str] | None = None
+    engine_label: str | None = None
 
 
 class GenerationOut(BaseModel):

@@ -9,27 +9,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns.service import CampaignService
-from mediagen.catalog.registry import Catalog, check_model_kind
-from mediagen.config import Settings
+from mediagen.catalog.registry import check_model_kind
 from mediagen.db.base import utcnow
-from mediagen.db.session import Database
 from mediagen.engines.base import EngineError, InputError
 from mediagen.errors import Conflict, MediagenError, ProviderRefused, invalid, not_found
 from mediagen.generations.assets import AssetRecords
-from mediagen.generations.leases import rowcount
+from mediagen.generations.context import CoreContext
 from mediagen.generations.pipeline import Pipeline
-from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.ports import Step
 from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
-from mediagen.generations.routing import EngineRouter, Routing
+from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Derivation, Generation
-from mediagen.vocabulary import ACTIVE, TERMINAL, ProviderStatus, Status
+from mediagen.vocabulary import TERMINAL, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
 
@@ -59,7 +57,9 @@ def gallery_statements(
         if value is not None:
             conds.append(getattr(Generation, name) == value)
     if q:
-        conds.append(Generation.prompt.ilike(f"%{q}%"))
+        # "Contains", literally: % and _ in what the user typed are not wildcards.
+        literal = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(Generation.prompt.ilike(f"%{literal}%", escape="\\"))
     if principal.clients is not None:
         conds.append(Generation.client_id.in_(sorted(principal.clients)))
     count = select(func.count()).select_from(Generation).where(*conds)
@@ -79,25 +79,18 @@ def routing_reason(routing: Routing) -> str:
 
 class GenerationService:
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        database: Database,
-        catalog: Catalog,
-        campaigns: CampaignService,
-        assets: AssetRecords,
-        router: EngineRouter,
-        pipeline: Pipeline,
-        queue: JobQueue,
+        self, ctx: CoreContext, *, campaigns: CampaignService, assets: AssetRecords, pipeline: Pipeline
     ) -> None:
-        self.settings = settings
-        self.db = database
-        self.catalog = catalog
+        self.settings, self.db, self.catalog, self.router, self.queue = (
+            ctx.settings,
+            ctx.db,
+            ctx.catalog,
+            ctx.router,
+            ctx.queue,
+        )
         self.campaigns = campaigns
         self.assets = assets
-        self.router = router
         self.pipeline = pipeline
-        self.queue = queue
 
     # create -----------------------------------------------------------------
     def create(
@@ -194,12 +187,12 @@ class GenerationService:
         except InputError as exc:
             with self.db.write() as s:
                 s.execute(delete(Generation).where(Generation.id == row.id))
-            field = exc.field or "parameters"
             # Strip only a leading "<field>: " (Cog's form): Replicate's descriptions contain ": " too.
             message = str(exc)
             if exc.field and message.startswith(f"{exc.field}: "):
                 message = message[len(exc.field) + 2 :]
-            raise invalid(built.origin.get(field, f"parameters.{field}"), message) from exc
+            field = built.origin.get(exc.field, f"parameters.{exc.field}") if exc.field else "parameters"
+            raise invalid(field, message) from exc
         except EngineError as exc:
             raise ProviderRefused(
                 f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
@@ -331,19 +324,8 @@ class GenerationService:
         row = self.get(principal, kind, gen_id)
         if row.status in TERMINAL:
             raise Conflict(f"generation {gen_id} is already {row.status}")
-        with self.db.write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(Generation.id == gen_id, Generation.status.in_(ACTIVE))
-                .values(
-                    status=Status.CANCELED,
-                    error="canceled by user",
-                    completed_at=utcnow(),
-                    updated_at=utcnow(),
-                    lease_until=None,
-                )
-            )
-        if not rowcount(result):
+        canceled = self.pipeline.rows.finish(gen_id, Status.CANCELED, error="canceled by user")
+        if not canceled:
             raise Conflict(f"generation {gen_id} finished before it could be canceled")
         engine = self.router.engine(row.engine)
         provider_error = None

@@ -12,16 +12,14 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, update
 
-from mediagen.config import Settings
 from mediagen.db.base import utcnow
-from mediagen.db.session import Database
 from mediagen.engines.base import Engine, EngineError, Finished, InputError, Job, Submitted, WebhookAuth
+from mediagen.generations.context import CoreContext
 from mediagen.generations.ingest import IngestError, Ingestor
 from mediagen.generations.inputs import InputMaterializer
-from mediagen.generations.leases import Rows, rowcount
-from mediagen.generations.ports import JobQueue, Step
+from mediagen.generations.leases import rowcount
+from mediagen.generations.ports import Step
 from mediagen.generations.provider import ProviderSync
-from mediagen.generations.routing import EngineRouter
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import PROVIDER_TERMINAL, Kind, ProviderStatus, Status
 
@@ -30,25 +28,11 @@ log = logging.getLogger("mediagen.pipeline")
 
 class Submitter:
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        database: Database,
-        rows: Rows,
-        router: EngineRouter,
-        inputs: InputMaterializer,
-        ingestor: Ingestor,
-        provider: ProviderSync,
-        queue: JobQueue,
+        self, ctx: CoreContext, *, inputs: InputMaterializer, ingestor: Ingestor, provider: ProviderSync
     ) -> None:
-        self.settings = settings
-        self.db = database
-        self.rows = rows
-        self.router = router
-        self.inputs = inputs
-        self.ingestor = ingestor
-        self.provider = provider
-        self.queue = queue
+        self.ctx = ctx
+        self.inputs, self.ingestor, self.provider = inputs, ingestor, provider
+        self.settings, self.db, self.rows, self.queue = ctx.settings, ctx.db, ctx.rows, ctx.queue
 
     def webhook_url(self, row: Generation, engine: Engine) -> str | None:
         """Where the provider should call back: signed callbacks need our public URL; token ones
@@ -95,7 +79,7 @@ class Submitter:
         if row.attempts > self.settings.max_attempts:
             self.rows.fail(gen_id, f"gave up after {row.attempts - 1} attempts: {row.error or 'no result'}")
             return
-        engine = self.router.engine(row.engine)
+        engine = self.ctx.router.engine(row.engine)
         if engine is None:
             self.rows.fail(gen_id, f"engine {row.engine!r} is not configured on this server")
             return
@@ -147,19 +131,15 @@ class Submitter:
         # ambiguous create). Its outputs are not in a Submitted, so record it as running and
         # poll at once: apply_state then sees the terminal state with its outputs.
         finished = result.provider_status in PROVIDER_TERMINAL
-        with self.db.write() as s:
-            s.execute(
-                update(Generation)
-                .where(Generation.id == row.id, Generation.status == Status.PROCESSING)
-                .values(
-                    provider_ref=result.ref,
-                    provider_status=ProviderStatus.PROCESSING if finished else result.provider_status,
-                    provider_input=result.provider_input,
-                    lease_until=self.rows.lease(),
-                    next_poll_at=utcnow() + timedelta(seconds=self.provider.poll_delay(row)),
-                    updated_at=utcnow(),
-                )
-            )
+        self.rows.cas(
+            row.id,
+            (Status.PROCESSING,),
+            provider_ref=result.ref,
+            provider_status=ProviderStatus.PROCESSING if finished else result.provider_status,
+            provider_input=result.provider_input,
+            lease_until=self.rows.lease(),
+            next_poll_at=utcnow() + timedelta(seconds=self.provider.poll_delay(row)),
+        )
         if finished:
             self.queue.dispatch(Step.REFRESH, row.id)
 

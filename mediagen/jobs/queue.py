@@ -48,7 +48,7 @@ class HueyJobQueue:
             self.runner().run(step, gen_id)
 
         task.__name__ = f"mediagen_{step}"
-        return self.huey.task(name=f"mediagen.{step}")(task)  # type: ignore[no-any-return]
+        return self.huey.task(name=f"mediagen.{step}")(task)
 
     def dispatch(self, step: Step, gen_id: int, delay: float = 0.0) -> None:
         task = self._tasks[step]

@@ -15,7 +15,7 @@ log = logging.getLogger("mediagen.jobs")
 GC_INTERVAL_SECONDS = 600
 
 
-class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class _EmbeddedConsumer(Consumer):
     """huey's consumer minus its signal handlers: the host process (uvicorn, our CLI) owns those."""
 
     def _set_signal_handlers(self) -> None:

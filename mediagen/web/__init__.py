@@ -1,3 +1,24 @@
-from mediagen.web.routes import mount_web
+"""The web UI: server-rendered pages over the same services the JSON API uses (see `pages.py`).
 
-__all__ = ["mount_web"]
+Each module holds one family of pages on its own router; `router` joins them, and `mount_web` adds
+them and /static to the app.
+"""
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from mediagen.web import assets, auth, campaigns, clients, galleries, generate, keys
+from mediagen.web.pages import STATIC_DIR
+
+router = APIRouter()
+for _family in (auth, generate, assets, galleries, clients, campaigns, keys):
+    router.include_router(_family.router)
+
+
+def mount_web(app: FastAPI) -> None:
+    """Adds the pages and /static to the app (called from `mediagen.app`)."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+
+__all__ = ["mount_web", "router"]

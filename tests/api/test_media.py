@@ -16,10 +16,6 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from mediagen.api.errors import install_error_handlers
-from mediagen.config import Settings
-from mediagen.db.base import Base
-from mediagen.db.session import Database
-from mediagen.storage.db import DbBlobStore
 from mediagen.api.media import (
     ByteRange,
     Unsatisfiable,
@@ -27,6 +23,10 @@ from mediagen.api.media import (
     parse_range,
     put_request_body,
 )
+from mediagen.config import Settings
+from mediagen.db.base import Base
+from mediagen.db.session import Database
+from mediagen.storage.db import DbBlobStore
 from mediagen.storage.tables import Blob, BlobChunk
 
 MiB = 1024 * 1024

@@ -394,11 +394,6 @@ def test_several_media_inputs_are_resolved_independently(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="defect: str.isdigit() accepts '²', then int('²') raises ValueError instead of InvalidInput",
-)
 def test_a_non_decimal_digit_string_is_an_invalid_input(catalog: Catalog) -> None:
     field, _ = rejected(catalog, "bytedance/seedance-1-lite", {"prompt": "x", "image_id": "²"})
     assert field == "image_id"
@@ -445,11 +440,6 @@ def test_estimate_cost_per_second_output_and_run(catalog: Catalog, edge: tuple[C
     assert entry.estimate_cost({"num_outputs": 3}) == pytest.approx(1.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: estimate_cost reads `duration`, but the generation service passes model inputs, "
-    "where Stable Audio calls it `seconds_total`; the estimate is always $0",
-)
 def test_estimate_cost_of_a_per_second_model_whose_duration_is_renamed(catalog: Catalog) -> None:
     entry = catalog.get("stackadoc/stable-audio-open-1.0")
     assert entry is not None

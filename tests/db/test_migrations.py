@@ -18,7 +18,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from mediagen.db.migrate import alembic_config, current, upgrade
-
 from mediagen.tables import Base
 
 EXPECTED_TABLES = {

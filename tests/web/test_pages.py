@@ -21,7 +21,8 @@ from mediagen.config import Settings
 from mediagen.db.migrate import upgrade
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.services import Services
-from mediagen.web.routes import PAGE_SIZE, safe_next
+from mediagen.web.galleries import PAGE_SIZE
+from mediagen.web.session import safe_next
 
 PASSWORD = "correct horse battery"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,9 +23,9 @@ from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.api.media import blob_response
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from mediagen.generations.presenters import accepted_json, asset_json
-from mediagen.generations.schemas import GenerateRequest, GenerationOut
+from mediagen.generations.schemas import GenerateAccepted, GenerateRequest, GenerationOut
 from mediagen.services import Services
-from mediagen.vocabulary import KINDS, KindInfo, Status
+from mediagen.vocabulary import KINDS, Kind, KindInfo, Status
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -48,11 +49,45 @@ def _check_rate(services: Services, principal: Any) -> None:
     services.rate_limiter.check(principal.key_id or principal.user_id)
 
 
+Endpoint = Callable[..., Any]
+
+
+def _route(
+    info: KindInfo, method: str, path: str, name: str, doc: str, *, head: bool = False, **options: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """Register the decorated function as one endpoint of a kind, with its doc, tag and name;
+    `head` adds HEAD beside GET for media routes (players probe with it), one OpenAPI entry."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        endpoint.__doc__ = doc
+        tags: list[str | Enum] = [info.label.lower()]
+        router.add_api_route(path, endpoint, methods=[method], tags=tags, name=name, **options)
+        if head:
+            router.add_api_route(
+                path, endpoint, methods=["HEAD"], include_in_schema=False, response_class=Response
+            )
+        return endpoint
+
+    return register
+
+
 def _register(info: KindInfo) -> None:
     kind, path = info.kind, info.path
-    tag = info.label.lower()
     list_key = info.path
 
+    @_route(
+        info,
+        "POST",
+        f"/api/v2/generate/{kind}",
+        f"generate_{kind}",
+        f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}.",
+        status_code=202,
+        responses={
+            202: {"model": GenerateAccepted, "description": "Accepted: poll `url` (or the Location)"},
+            200: {"description": "Idempotent replay: the generation made by the first request"},
+            429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"},
+        },
+    )
     def generate(
         body: GenerateRequest,
         request: Request,
@@ -71,20 +106,24 @@ def _register(info: KindInfo) -> None:
             response.status_code = 200
         return accepted_json(row, info)
 
-    generate.__doc__ = f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}."
-    router.add_api_route(
-        f"/api/v2/generate/{kind}",
-        generate,
-        methods=["POST"],
-        status_code=202,
-        tags=[tag],
-        name=f"generate_{kind}",
-        responses={
-            200: {"description": "Idempotent replay: the generation made by the first request"},
-            429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"},
-        },
-    )
+    page_fields: dict[str, Any] = {
+        list_key: (list[GenerationOut], ...),
+        "count": (int, ...),
+        "total": (int, ...),
+        "limit": (int, ...),
+        "offset": (int, ...),
+    }
+    page_model = create_model(f"{info.label.rstrip('s')}Page", **page_fields)
 
+    @_route(
+        info,
+        "GET",
+        f"/api/{path}",
+        f"list_{path}",
+        f"List {kind}, newest first, with filters.",
+        response_class=JSONResponse,
+        responses={200: {"model": page_model}},
+    )
     def list_items(
         services: ServicesDep,
         principal: PrincipalDep,
@@ -119,54 +158,43 @@ def _register(info: KindInfo) -> None:
             }
         )
 
-    list_items.__doc__ = f"List {kind}, newest first, with filters."
-    page_fields: dict[str, Any] = {
-        list_key: (list[GenerationOut], ...),
-        "count": (int, ...),
-        "total": (int, ...),
-        "limit": (int, ...),
-        "offset": (int, ...),
-    }
-    page_model = create_model(f"{info.label.rstrip('s')}Page", **page_fields)
-    router.add_api_route(
-        f"/api/{path}",
-        list_items,
-        methods=["GET"],
-        tags=[tag],
-        name=f"list_{path}",
-        response_class=JSONResponse,
-        responses={200: {"model": page_model}},
-    )
+    one = f"/api/{path}/{{gen_id}}"
 
+    @_route(
+        info,
+        "GET",
+        one,
+        f"get_{kind}",
+        f"One {kind} item with its job state and metadata.",
+        response_class=JSONResponse,
+        responses={200: {"model": GenerationOut}},
+    )
     def get_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
         row = services.generations.get(principal, kind, gen_id)
         return FastJSONResponse(_asset(services, row, info))
 
-    get_item.__doc__ = f"One {kind} item with its job state and metadata."
-    router.add_api_route(
-        f"/api/{path}/{{gen_id}}",
-        get_item,
-        methods=["GET"],
-        tags=[tag],
-        name=f"get_{kind}",
-        response_class=JSONResponse,
-        responses={200: {"model": GenerationOut}},
+    @_route(
+        info,
+        "DELETE",
+        one,
+        f"delete_{kind}",
+        f"Delete a {kind} item; its bytes go once nothing else references them.",
+        status_code=204,
     )
-
     def delete_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
         services.generations.delete(principal, kind, gen_id)
         return Response(status_code=204)
 
-    delete_item.__doc__ = f"Delete a {kind} item; its bytes go once nothing else references them."
-    router.add_api_route(
-        f"/api/{path}/{{gen_id}}",
-        delete_item,
-        methods=["DELETE"],
-        status_code=204,
-        tags=[tag],
-        name=f"delete_{kind}",
+    @_route(
+        info,
+        "GET",
+        f"{one}/data",
+        f"data_{kind}",
+        f"The {kind} bytes (Range, ETag; ?download=true for an attachment).",
+        head=True,
+        response_class=Response,
+        responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
     )
-
     def data(
         gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep, download: bool = False
     ) -> Response:
@@ -182,21 +210,26 @@ def _register(info: KindInfo) -> None:
             filename=f"{kind}-{row.id}.{ext}" if download else None,
         )
 
-    data.__doc__ = f"The {kind} bytes (Range, ETag; ?download=true for an attachment)."
-    router.add_api_route(
-        f"/api/{path}/{{gen_id}}/data",
-        data,
-        methods=["GET"],
-        tags=[tag],
-        name=f"data_{kind}",
-        response_class=Response,
-        responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
+    for deriv in (*info.derivations, *(("spectrogram",) if kind == Kind.AUDIO else ())):
+        _register_derivation(info, deriv)
+
+    @_route(
+        info,
+        "POST",
+        f"/api/{path}/upload",
+        f"upload_{kind}",
+        f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
+        f"as an input wherever a {kind} id is accepted.",
+        status_code=201,
+        response_class=JSONResponse,
+        responses={201: {"model": GenerationOut}, 413: {"model": ErrorOut, "description": "File too large"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
-    _head(f"/api/{path}/{{gen_id}}/data", data)
-
-    for deriv in (*info.derivations, *(("spectrogram",) if kind == "audio" else ())):
-        _register_derivation(info, deriv, tag)
-
     async def upload(
         request: Request,
         services: ServicesDep,
@@ -211,9 +244,9 @@ def _register(info: KindInfo) -> None:
         workroot = settings.data_dir / "work"
         workroot.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=workroot) as tmp:
-            path = Path(tmp) / "upload"
+            file = Path(tmp) / "upload"
             size = 0
-            with path.open("wb") as fh:
+            with file.open("wb") as fh:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > settings.max_upload_bytes:
@@ -226,7 +259,7 @@ def _register(info: KindInfo) -> None:
                 row = services.generations.create_upload(
                     principal,
                     kind,
-                    path,
+                    file,
                     title=title,
                     client_id=client_id,
                     campaign_id=campaign_id,
@@ -242,40 +275,25 @@ def _register(info: KindInfo) -> None:
             headers={"Location": f"/api/{path}/{body['id']}"},
         )
 
-    upload.__doc__ = (
-        f"Add a {kind} file of your own (raw bytes as the body) as a completed asset, usable "
-        f"as an input wherever a {kind} id is accepted."
+    @_route(
+        info,
+        "POST",
+        f"{one}/cancel",
+        f"cancel_{kind}",
+        f"Cancel a pending or running {kind} job (also at the provider).",
+        responses={409: {"model": ErrorOut}},
     )
-    router.add_api_route(
-        f"/api/{path}/upload",
-        upload,
-        methods=["POST"],
-        status_code=201,
-        tags=[tag],
-        name=f"upload_{kind}",
-        response_class=JSONResponse,
-        responses={201: {"model": GenerationOut}, 413: {"model": ErrorOut, "description": "File too large"}},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
-
     def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
         return asset_json(services.generations.cancel(principal, kind, gen_id).row, info, [])
 
-    cancel.__doc__ = f"Cancel a pending or running {kind} job (also at the provider)."
-    router.add_api_route(
-        f"/api/{path}/{{gen_id}}/cancel",
-        cancel,
-        methods=["POST"],
-        tags=[tag],
-        name=f"cancel_{kind}",
-        responses={409: {"model": ErrorOut}},
+    @_route(
+        info,
+        "POST",
+        f"{one}/retry",
+        f"retry_{kind}",
+        f"Generate again with the same model, inputs and filing (a new {kind} item).",
+        status_code=202,
     )
-
     def retry(
         gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
     ) -> dict[str, Any]:
@@ -284,18 +302,25 @@ def _register(info: KindInfo) -> None:
         response.headers["Location"] = f"/api/{path}/{row.id}"
         return accepted_json(row, info)
 
-    retry.__doc__ = f"Generate again with the same model, inputs and filing (a new {kind} item)."
-    router.add_api_route(
-        f"/api/{path}/{{gen_id}}/retry",
-        retry,
-        methods=["POST"],
-        status_code=202,
-        tags=[tag],
-        name=f"retry_{kind}",
+
+DERIVATION_DOCS = {
+    "waveform": "Waveform peaks (audiowaveform v2 JSON, 8-bit, levels comparable across clips).",
+    "thumbnail": "A WebP thumbnail, longest side ≤ 400 px.",
+    "poster": "A full-size WebP frame from early in the clip.",
+    "spectrogram": "The spectrogram image some models (riffusion) return beside the audio.",
+}
+
+
+def _register_derivation(info: KindInfo, name: str) -> None:
+    @_route(
+        info,
+        "GET",
+        f"/api/{info.path}/{{gen_id}}/{name}",
+        f"{name}_{info.kind}",
+        DERIVATION_DOCS.get(name, name),
+        head=True,
+        response_class=Response,
     )
-
-
-def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
     def derivation(gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
         row = services.generations.get(principal, info.kind, gen_id)
         d = services.generations.derivations(row.id).get(name)
@@ -305,33 +330,6 @@ def _register_derivation(info: KindInfo, name: str, tag: str) -> None:
                 + ("" if row.status == Status.COMPLETED else f" yet (status {row.status})"),
             )
         return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
-
-    derivation.__doc__ = {
-        "waveform": "Waveform peaks (audiowaveform v2 JSON, 8-bit, levels comparable across clips).",
-        "thumbnail": "A WebP thumbnail, longest side ≤ 400 px.",
-        "poster": "A full-size WebP frame from early in the clip.",
-        "spectrogram": "The spectrogram image some models (riffusion) return beside the audio.",
-    }.get(name, name)
-    router.add_api_route(
-        f"/api/{info.path}/{{gen_id}}/{name}",
-        derivation,
-        methods=["GET"],
-        tags=[tag],
-        name=f"{name}_{info.kind}",
-        response_class=Response,
-    )
-    _head(f"/api/{info.path}/{{gen_id}}/{name}", derivation)
-
-
-def _head(path: str, endpoint: Callable[..., Any]) -> None:
-    """HEAD beside GET for media routes (players probe with it); one OpenAPI entry is enough."""
-    router.add_api_route(
-        path,
-        endpoint,
-        methods=["HEAD"],
-        include_in_schema=False,
-        response_class=Response,
-    )
 
 
 for _info in KINDS.values():

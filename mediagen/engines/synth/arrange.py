@@ -3,15 +3,15 @@
 The arrangement is what makes a draft sound like a piece rather than a loop: an intro that holds
 back, verses and choruses with their own progressions and melodies (a chorus melody comes back
 identical each time), a breakdown in long pieces, fills into choruses, and a cadence at the end.
+The form and the score's types live in `score`, the writing of melodies in `melody`; this module
+plays the parts (chords, bass, melody, arpeggio, drums) bar by bar into a `Score`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-import numpy as np
-
+from mediagen.engines.synth.melody import Motif, compose
 from mediagen.engines.synth.patterns import (
     BASS_FIGURES,
     COMP_FIGURES,
@@ -21,116 +21,9 @@ from mediagen.engines.synth.patterns import (
     hits,
 )
 from mediagen.engines.synth.prompt import Plan, rng_for
+from mediagen.engines.synth.score import Grid, Hit, Note, Score, Section, layout_sections
 from mediagen.engines.synth.theory import chord_degrees, degree_to_midi, nearest_octave, roman
 from mediagen.engines.synth.voices import SR
-
-SECTION_LEVEL = {"bridge": 0, "intro": 1, "outro": 1, "verse": 2, "chorus": 3}
-_MELODY_CENTRE = {"bell": 79, "flute": 76, "brass": 67, "piano": 72, "epiano": 72, "lead": 72, "pluck": 72}
-_KICKS = ("kick", "kick_soft")
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    start_bar: int
-    bars: int
-
-    @property
-    def level(self) -> int:
-        return SECTION_LEVEL[self.name]
-
-
-@dataclass(frozen=True)
-class Note:
-    start: int  # sample
-    role: str  # bass | chords | melody | arp | ostinato
-    voice: str
-    midi: int
-    length: int  # samples held (the voice adds its release)
-    velocity: float
-    pan: float = 0.0
-
-
-@dataclass(frozen=True)
-class Hit:
-    start: int
-    voice: str
-    velocity: float
-    pan: float = 0.0
-
-
-@dataclass
-class Score:
-    n_samples: int
-    bar_seconds: float
-    sections: list[Section]
-    notes: list[Note] = field(default_factory=list)
-    hits: list[Hit] = field(default_factory=list)
-    risers: list[tuple[int, int]] = field(default_factory=list)  # (start, length) in samples
-    progressions: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def kicks(self) -> np.ndarray:
-        return np.array(sorted(h.start for h in self.hits if h.voice in _KICKS), dtype=np.int64)
-
-
-def layout_sections(total_bars: int) -> list[Section]:
-    """Intro/verse/chorus/bridge/outro in 4-bar phrases, scaled to the length asked for."""
-    phrases = math.ceil(total_bars / 4)
-    if phrases <= 1:
-        names = ["chorus"]
-    elif phrases == 2:
-        names = ["verse", "chorus"]
-    elif phrases == 3:
-        names = ["intro", "chorus", "outro"]
-    else:
-        intro = 2 if phrases >= 16 else 1
-        outro = 2 if phrases >= 20 else 1
-        middle = phrases - intro - outro
-        block = 2 if middle >= 8 else 1
-        tail = ["chorus"] * block
-        if middle >= 10:
-            tail = ["bridge"] * block + tail
-        # Fill backwards so that a verse always leads into the last chorus (or the bridge).
-        body: list[str] = []
-        while len(body) < middle - len(tail):
-            body.append("verse" if (len(body) // block) % 2 == 0 else "chorus")
-        body.reverse()
-        if body and body[0] == "chorus":
-            body[0] = "verse"
-        names = ["intro"] * intro + body + tail + ["outro"] * outro
-    sections: list[Section] = []
-    bar = 0
-    for name in names:
-        bars = min(4, total_bars - bar)
-        if bars <= 0:
-            break
-        if sections and sections[-1].name == name:
-            last = sections.pop()
-            sections.append(Section(name, last.start_bar, last.bars + bars))
-        else:
-            sections.append(Section(name, bar, bars))
-        bar += bars
-    return sections
-
-
-class _Grid:
-    """Steps (16 per bar, fractional allowed) → sample positions, with swing."""
-
-    def __init__(self, bpm: int, swing: float, unit: int) -> None:
-        self.step = 60.0 / bpm / 4 * SR
-        self.swing, self.unit = swing, unit
-
-    def at(self, bar: int, step: float) -> int:
-        offset = 0.0
-        whole = int(step)
-        if self.swing and whole == step:
-            if (self.unit == 16 and whole % 2 == 1) or (self.unit == 8 and whole % 4 == 2):
-                offset = self.swing
-        return int(round((bar * 16 + step + offset) * self.step))
-
-    def length(self, steps: float) -> int:
-        return max(1, int(round(steps * self.step)))
 
 
 def _voicing(degrees: tuple[int, ...], tonic: int, mode: str, centre: int) -> list[int]:
@@ -147,14 +40,15 @@ class Arranger:
     def __init__(self, plan: Plan, duration: float) -> None:
         self.plan = plan
         self.style = plan.style
+        self.harmony = plan.style.harmony
         self.n = int(round(duration * SR))
         self.bar_seconds = 240.0 / plan.bpm
         self.total_bars = max(1, math.ceil(duration / self.bar_seconds))
-        self.grid = _Grid(plan.bpm, plan.swing, self.style.swing_unit)
+        self.grid = Grid(plan.bpm, plan.swing, self.style.groove.swing_unit)
         self.rng = rng_for(plan.seed, "arrange")
         self.sections = layout_sections(self.total_bars)
         self.progs = self._progressions()
-        self.sevenths = self.style.sevenths
+        self.sevenths = self.harmony.sevenths
 
     # --- harmony -------------------------------------------------------------------------------------
 
@@ -171,18 +65,20 @@ class Arranger:
         prog = self.progs[section.name]
         if section.name == "outro" and section.start_bar + bar_in_section == self.total_bars - 1:
             return 0  # cadence: end on the tonic
-        return prog[(bar_in_section // self.style.chord_bars) % len(prog)]
+        return prog[(bar_in_section // self.harmony.chord_bars) % len(prog)]
 
     # --- the score -------------------------------------------------------------------------------------
 
     def score(self) -> Score:
         score = Score(self.n, self.bar_seconds, self.sections)
-        melodies: dict[str, list[list[tuple[int, int, int]]]] = {}
+        melodies: dict[str, Motif] = {}
         rolling = self._rolling_figure()
         for index, section in enumerate(self.sections):
             nxt = self.sections[index + 1] if index + 1 < len(self.sections) else None
             if section.name not in melodies:
-                melodies[section.name] = self._melody(section)
+                melodies[section.name] = compose(
+                    self.plan, section, self.progs[section.name], self.harmony.chord_bars
+                )
             for b in range(section.bars):
                 bar = section.start_bar + b
                 root = self.chord_root(section, b)
@@ -191,7 +87,7 @@ class Arranger:
                     if b + 1 < section.bars
                     else (self.chord_root(nxt, 0) if nxt else 0)
                 )
-                new_chord = b % self.style.chord_bars == 0 or b == 0
+                new_chord = b % self.harmony.chord_bars == 0 or b == 0
                 self._chords(score, section, bar, root, new_chord)
                 self._bass(score, section, bar, root, next_root, rolling)
                 motif = melodies[section.name]
@@ -213,7 +109,7 @@ class Arranger:
         return score
 
     def _chords(self, score: Score, section: Section, bar: int, root: int, new_chord: bool) -> None:
-        plan, comp = self.plan, self.style.comp
+        plan, comp = self.plan, self.style.groove.comp
         degrees = chord_degrees(root, seventh=self.sevenths)
         voice = plan.chords
         vel = (0.75, 0.8, 0.9, 1.0)[section.level]
@@ -222,7 +118,7 @@ class Arranger:
         if comp in ("pad", "ostinato") or section.level == 0 or voice in ("pad", "strings", "organ"):
             if new_chord:
                 tones = _voicing(degrees, plan.tonic, plan.mode, 62)
-                length = self.grid.length(16 * self.style.chord_bars)
+                length = self.grid.length(16 * self.harmony.chord_bars)
                 for i, midi in enumerate(tones):
                     pan = (i / max(1, len(tones) - 1) - 0.5) * 0.6
                     score.notes.append(Note(self.grid.at(bar, 0), "chords", voice, midi, length, vel, pan))
@@ -328,7 +224,7 @@ class Arranger:
         drumless = plan.drums is None
         if section.level == 1 and section.name == "intro" and not drumless:
             return
-        pattern = style.bass_pattern
+        pattern = style.groove.bass_pattern
         base = {"808": 31, "sub_bass": 31, "upright_bass": 36, "pick_bass": 36, "piano": 36}.get(
             plan.bass, 33
         )
@@ -340,9 +236,9 @@ class Arranger:
             figure = tuple((s, 1, n) for s, n in rolling) if section.level >= 2 else ((0, 16, "r"),)
         else:
             figure = BASS_FIGURES[pattern]
-        if pattern in ("sustain", "drone") and bar % self.style.chord_bars != 0 and section.level != 0:
+        if pattern in ("sustain", "drone") and bar % self.harmony.chord_bars != 0 and section.level != 0:
             return
-        length_scale = self.style.chord_bars if pattern in ("sustain", "drone") else 1
+        length_scale = self.harmony.chord_bars if pattern in ("sustain", "drone") else 1
         vel = 0.7 if section.level == 0 else 0.9 if section.level < 3 else 1.0
         r = _bass_pitch(root, plan, base)
         for step, steps, which in figure:
@@ -363,86 +259,6 @@ class Arranger:
 
     # --- melody ------------------------------------------------------------------------------------------
 
-    def _melody(self, section: Section) -> list[list[tuple[int, int, int]]]:
-        """One cycle of melody (list per bar of (step, steps, midi)), or [] for a section without one."""
-        if section.name in ("intro", "outro") and section.bars > 2:
-            return []
-        density = {"verse": 0.45, "chorus": 0.75, "bridge": 0.3}.get(section.name, 0.5)
-        density *= 0.6 if self.style.name in ("ambient", "cinematic") else 1.0
-        rng = rng_for(self.plan.seed, f"melody:{section.name}")
-        cycle = max(2, len(self.progs[section.name]) * self.style.chord_bars)
-        rhythm = [self._rhythm_bar(rng, density, phrase_end=(b % 2 == 1)) for b in range(2)]
-        centre = _MELODY_CENTRE.get(self.plan.melody, 72)
-        tonic_midi = nearest_octave(self.plan.tonic, centre)
-        current = 2 if section.name == "chorus" else 0
-        bars: list[list[tuple[int, int, int]]] = []
-        prog = self.progs[section.name]
-        for b in range(cycle):
-            chord = chord_degrees(prog[(b // self.style.chord_bars) % len(prog)])
-            if b % 4 == 2 and bars:
-                # answer phrase: repeat the opening bar, re-fitted to this bar's chord
-                out = []
-                for step, steps, midi in bars[0]:
-                    deg = self._midi_to_degree(midi, tonic_midi)
-                    if step % 8 == 0:
-                        deg = self._nearest_chord_tone(deg, chord)
-                    out.append((step, steps, degree_to_midi(deg, tonic_midi, self.plan.mode)))
-                bars.append(out)
-                continue
-            out = []
-            for step, steps in rhythm[b % 2]:
-                if step % 8 == 0:
-                    current = self._nearest_chord_tone(current, chord)
-                else:
-                    current = min(9, max(-3, current + int(rng.choice((-2, -1, -1, 1, 1, 2, 0, 3, -3)))))
-                out.append((step, steps, degree_to_midi(current, tonic_midi, self.plan.mode)))
-            bars.append(out)
-        return bars
-
-    @staticmethod
-    def _nearest_chord_tone(degree: int, chord: tuple[int, ...]) -> int:
-        candidates = [c + 7 * k for c in chord[:3] for k in (-2, -1, 0, 1, 2)]
-        return min(candidates, key=lambda c: (abs(c - degree), c))
-
-    def _midi_to_degree(self, midi: int, tonic_midi: int) -> int:
-        for deg in range(-14, 21):
-            if degree_to_midi(deg, tonic_midi, self.plan.mode) >= midi:
-                return deg
-        return 0
-
-    def _rhythm_bar(
-        self, rng: np.random.Generator, density: float, *, phrase_end: bool
-    ) -> list[tuple[int, int]]:
-        fast_ok = self.plan.bpm < 135
-        cells: dict[str, tuple[tuple[int, int], ...]] = {
-            "q": ((0, 4),),
-            "ee": ((0, 2), (2, 2)),
-            "de": ((0, 3), (3, 1)),
-            "sse": ((0, 1), (1, 1), (2, 2)),
-            "re": ((2, 2),),
-            "rest": (),
-        }
-        weights = {
-            "q": 1.0,
-            "ee": 2 * density,
-            "de": density,
-            "sse": 0.7 * density if fast_ok else 0.0,
-            "re": 0.5,
-            "rest": 1.6 * (1 - density),
-        }
-        names = list(cells)
-        p = np.array([weights[n] for n in names])
-        out: list[tuple[int, int]] = []
-        beats = 2 if phrase_end else 4
-        for beat in range(beats):
-            cell = cells[names[int(rng.choice(len(names), p=p / p.sum()))]]
-            out.extend((beat * 4 + s, d) for s, d in cell)
-        if phrase_end:
-            out.append((8, 8))  # phrase ends on a long note
-        if not out:
-            out.append((0, 4))
-        return out
-
     def _melody_bar(
         self, score: Score, section: Section, bar: int, cells: list[tuple[int, int, int]]
     ) -> None:
@@ -459,7 +275,7 @@ class Arranger:
                     0.1,
                 )
             )
-        if self.plan.arp and section.level >= (3 if self.style.arp else 2):
+        if self.plan.arp and section.level >= (3 if self.style.band.arp else 2):
             root = self.chord_root(section, bar - section.start_bar)
             tones = _voicing(chord_degrees(root, seventh=self.sevenths), self.plan.tonic, self.plan.mode, 67)
             seq = [*tones, tones[0] + 12, *tones[1:][::-1]]

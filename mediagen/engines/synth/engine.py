@@ -1,4 +1,4 @@
-"""The offline procedural engine (DESIGN §5): `synth/music`, `synth/image`, `synth/video`.
+"""The offline procedural engine: `synth/music`, `synth/image`, `synth/video`.
 
 It finishes inside `submit` (no provider, no reference to poll), writes into the job's workdir,
 and re-checks its inputs even though the catalog validated them: the engine is also called from
@@ -14,16 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from mediagen.engines.base import (
-    BaseEngine,
-    Capabilities,
-    EngineError,
-    Finished,
-    InputError,
-    Job,
-    OutputFile,
-    State,
-)
+from mediagen.engines.base import BaseEngine, Capabilities, EngineError, Finished, InputError, Job, OutputFile
 from mediagen.engines.synth.geometry import image_size, video_size
 from mediagen.engines.synth.image import CONTENT_TYPES as IMAGE_TYPES
 from mediagen.engines.synth.image import render_image
@@ -188,9 +179,6 @@ class SynthEngine(BaseEngine):
             metadata=meta,
             cost_usd=0.0,
         )
-
-    def refresh(self, ref: str) -> State:
-        raise EngineError("synth jobs finish inline")
 
     def cancel(self, ref: str) -> None:
         """Nothing to cancel: a synth job is over by the time anyone could ask."""

@@ -14,9 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 from mediagen.engines.synth import drums as drumkit
-from mediagen.engines.synth.arrange import Score
 from mediagen.engines.synth.dsp import Echo, Reverb, duck_envelope
 from mediagen.engines.synth.prompt import Plan, rng_for
+from mediagen.engines.synth.score import Score
 from mediagen.engines.synth.voices import BASS, F32, SR, TONAL, Array, NoteCache
 
 CHUNK = 1 << 17
@@ -38,7 +38,6 @@ DRUM_SEND = {
     "open_hat": 0.06,
     "ride": 0.05,
 }
-_ECHO_GENRES = ("edm", "techno", "ambient", "synthwave", "dnb", "trap", "lofi")
 
 
 @lru_cache(maxsize=64)
@@ -67,16 +66,15 @@ def _pan(pan: float) -> tuple[float, float]:
 
 def _events(score: Score, plan: Plan, kit: drumkit.Kit) -> list[_Event]:
     cache = NoteCache()
-    style = plan.style
-    echo_on = style.name in _ECHO_GENRES
+    sound = plan.style.mix
     out: list[_Event] = []
     for note in score.notes:
         gain = ROLE_GAIN[note.role] * calibration(note.voice) * note.velocity * 0.3
         if note.role == "bass" and plan.bass_boost:
             gain *= 1.5
         bus = DUCK if note.role in ("bass", "chords", "arp", "ostinato") else DRY
-        send = {"bass": 0.02, "melody": style.reverb * 1.2, "arp": style.reverb}.get(note.role, style.reverb)
-        echo = (0.3 if note.role == "arp" else 0.22 if note.role == "melody" else 0.0) if echo_on else 0.0
+        send = {"bass": 0.02, "melody": sound.reverb * 1.2, "arp": sound.reverb}.get(note.role, sound.reverb)
+        echo = (0.3 if note.role == "arp" else 0.22 if note.role == "melody" else 0.0) if sound.echo else 0.0
         left, right = _pan(note.pan)
         signal = cache.get(note.voice, note.midi, note.length)
         out.append(_Event(note.start, signal, bus, gain * left, gain * right, gain * send, gain * echo))
@@ -116,15 +114,15 @@ def _texture(plan: Plan) -> tuple[Array, float] | None:
 def render_mix(score: Score, plan: Plan) -> Array:
     """The stereo pre-master (float32, shape (2, n)) of a score."""
     n = score.n_samples
-    style = plan.style
+    sound = plan.style.mix
     kit = drumkit.Kit(rng_for(plan.seed, "kit"))
     events = _events(score, plan, kit)
     kicks = score.kicks
-    rt60 = 0.8 + 4.5 * style.reverb
+    rt60 = 0.8 + 4.5 * sound.reverb
     reverb = Reverb(rng_for(plan.seed, "reverb"), rt60, CHUNK)
     echo = Echo(0.75 * 60.0 / plan.bpm)
     texture = _texture(plan)
-    duck_depth = style.sidechain if plan.drums and len(kicks) else 0.0
+    duck_depth = sound.sidechain if plan.drums and len(kicks) else 0.0
 
     master = np.zeros((2, n), dtype=F32)
     active: list[_Event] = []

@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mediagen.engines.synth.arrange import Score, arrange
+from mediagen.engines.synth.arrange import arrange
 from mediagen.engines.synth.audio_io import MP3_BITRATE, write_audio
 from mediagen.engines.synth.dsp import fades, master
 from mediagen.engines.synth.mix import render_mix
 from mediagen.engines.synth.prompt import Plan, make_plan
+from mediagen.engines.synth.score import Score
 from mediagen.engines.synth.voices import SR, Array
 
 MIN_DURATION, MAX_DURATION = 1.0, 300.0

@@ -28,23 +28,31 @@ class DrumPattern:
     crash: bool = True  # crash cymbal on chorus downbeats
 
 
+# Grids several patterns share.
+ON_BEATS = "x...x...x...x..."  # four on the floor
+BACKBEAT = "....x.......x..."  # beats 2 and 4
+OFF_BEATS = "..x...x...x...x."  # the "and" of every beat
+EIGHTHS = "x.o.x.o.x.o.x.o."  # 8ths, accented on the beat
+ONE_AND_THREE = "x.......x......."  # beats 1 and 3
+
+
 DRUM_PATTERNS: dict[str, DrumPattern] = {
     "four_on_floor": DrumPattern(
         (
-            DrumLayer("kick", "x...x...x...x...", 1, 1.0),
-            DrumLayer("clap", "....x.......x...", 2, 0.55, 0.05),
-            DrumLayer("open_hat", "..x...x...x...x.", 2, 0.3, 0.2),
+            DrumLayer("kick", ON_BEATS, 1, 1.0),
+            DrumLayer("clap", BACKBEAT, 2, 0.55, 0.05),
+            DrumLayer("open_hat", OFF_BEATS, 2, 0.3, 0.2),
             DrumLayer("hat", "gogogogogogogogo", 3, 0.28, -0.25),
         ),
         fill="clap",
     ),
     "techno": DrumPattern(
         (
-            DrumLayer("kick", "x...x...x...x...", 1, 1.0),
-            DrumLayer("open_hat", "..x...x...x...x.", 1, 0.28, 0.2),
+            DrumLayer("kick", ON_BEATS, 1, 1.0),
+            DrumLayer("open_hat", OFF_BEATS, 1, 0.28, 0.2),
             DrumLayer("hat", "gggxgggxgggxgggx", 2, 0.22, -0.2),
             DrumLayer("rim", "...x..x....x..x.", 2, 0.25, 0.3),
-            DrumLayer("clap", "....x.......x...", 3, 0.45),
+            DrumLayer("clap", BACKBEAT, 3, 0.45),
         ),
         fill="clap",
     ),
@@ -52,7 +60,7 @@ DRUM_PATTERNS: dict[str, DrumPattern] = {
         (
             DrumLayer("kick_soft", "x.........x.....", 1, 1.0),
             DrumLayer("kick_soft", ".......o.....o..", 2, 0.8),
-            DrumLayer("snare_lofi", "....x.......x...", 2, 0.7, 0.05),
+            DrumLayer("snare_lofi", BACKBEAT, 2, 0.7, 0.05),
             DrumLayer("hat", "x.o.x.o.x.o.x.og", 1, 0.28, -0.2),
         ),
         fill=None,
@@ -61,23 +69,23 @@ DRUM_PATTERNS: dict[str, DrumPattern] = {
     "backbeat": DrumPattern(
         (
             DrumLayer("kick", "x.......x.x.....", 1, 0.95),
-            DrumLayer("snare", "....x.......x...", 2, 0.7, 0.05),
-            DrumLayer("hat", "x.o.x.o.x.o.x.o.", 1, 0.3, -0.2),
+            DrumLayer("snare", BACKBEAT, 2, 0.7, 0.05),
+            DrumLayer("hat", EIGHTHS, 1, 0.3, -0.2),
             DrumLayer("open_hat", "..............x.", 3, 0.25, 0.2),
         ),
     ),
     "cinematic": DrumPattern(
         (
-            DrumLayer("tom", "x.......x.......", 2, 0.9, -0.15),
+            DrumLayer("tom", ONE_AND_THREE, 2, 0.9, -0.15),
             DrumLayer("tom", "......x.x...x.xx", 3, 0.6, 0.2),
-            DrumLayer("snare", "....x.......x...", 3, 0.35),
+            DrumLayer("snare", BACKBEAT, 3, 0.35),
         ),
         fill="tom",
     ),
     "folk": DrumPattern(
         (
-            DrumLayer("kick_soft", "x.......x.......", 2, 0.8),
-            DrumLayer("rim", "....x.......x...", 2, 0.35, 0.1),
+            DrumLayer("kick_soft", ONE_AND_THREE, 2, 0.8),
+            DrumLayer("rim", BACKBEAT, 2, 0.35, 0.1),
             DrumLayer("shaker", "gxgogxgogxgogxgo", 1, 0.3, 0.3),
         ),
         fill=None,
@@ -105,23 +113,23 @@ DRUM_PATTERNS: dict[str, DrumPattern] = {
     "dnb": DrumPattern(
         (
             DrumLayer("kick", "x.........x.....", 1, 1.0),
-            DrumLayer("snare", "....x.......x...", 2, 0.75),
-            DrumLayer("hat", "x.o.x.o.x.o.x.o.", 1, 0.28, -0.2),
-            DrumLayer("ride", "..x...x...x...x.", 3, 0.18, 0.3),
+            DrumLayer("snare", BACKBEAT, 2, 0.75),
+            DrumLayer("hat", EIGHTHS, 1, 0.28, -0.2),
+            DrumLayer("ride", OFF_BEATS, 3, 0.18, 0.3),
         ),
     ),
     "synthwave": DrumPattern(
         (
-            DrumLayer("kick", "x...x...x...x...", 1, 0.95),
-            DrumLayer("snare_gated", "....x.......x...", 2, 0.7),
-            DrumLayer("hat", "x.o.x.o.x.o.x.o.", 1, 0.26, -0.2),
+            DrumLayer("kick", ON_BEATS, 1, 0.95),
+            DrumLayer("snare_gated", BACKBEAT, 2, 0.7),
+            DrumLayer("hat", EIGHTHS, 1, 0.26, -0.2),
         ),
         fill="tom",
     ),
     "soft": DrumPattern(
         (
-            DrumLayer("kick_soft", "x.......x.......", 2, 0.7),
-            DrumLayer("shaker", "..x...x...x...x.", 1, 0.25, 0.3),
+            DrumLayer("kick_soft", ONE_AND_THREE, 2, 0.7),
+            DrumLayer("shaker", OFF_BEATS, 1, 0.25, 0.3),
         ),
         fill=None,
         crash=False,

@@ -144,7 +144,8 @@ def _explicit_key(text: str) -> tuple[int, str | None] | None:
 
 
 def _pick_style(text: str, rng: np.random.Generator, valence: int, energy_words: int) -> Style:
-    scored = [(_count(text, s.keywords), -_first_index(text, s.keywords), s) for s in STYLES.values()]
+    words = vocab.GENRE_WORDS
+    scored = [(_count(text, words[s.name]), -_first_index(text, words[s.name]), s) for s in STYLES.values()]
     scored = [row for row in scored if row[0] > 0]
     if scored:
         return max(scored, key=lambda row: (row[0], row[1]))[2]
@@ -162,23 +163,24 @@ def _pick_style(text: str, rng: np.random.Generator, valence: int, energy_words:
 
 
 def _pick_mode(style: Style, valence: int, mellow: bool, rng: np.random.Generator) -> str:
+    modes = style.harmony.modes
     if valence > 0:
-        allowed = [m for m in style.modes if m in ("major", "lydian", "mixolydian")] or ["major", "lydian"]
+        allowed = [m for m in modes if m in ("major", "lydian", "mixolydian")] or ["major", "lydian"]
     elif valence < 0:
-        allowed = [m for m in style.modes if m in ("minor", "phrygian", "harmonic_minor", "dorian")] or [
+        allowed = [m for m in modes if m in ("minor", "phrygian", "harmonic_minor", "dorian")] or [
             "minor",
             "harmonic_minor",
         ]
     elif mellow:
-        allowed = [m for m in style.modes if m in ("dorian", "major", "lydian")] or ["dorian", "major"]
+        allowed = [m for m in modes if m in ("dorian", "major", "lydian")] or ["dorian", "major"]
     else:
-        allowed = list(style.modes)
+        allowed = list(modes)
     weights = np.array([1.0 / (i + 1) for i in range(len(allowed))])
     return allowed[int(rng.choice(len(allowed), p=weights / weights.sum()))]
 
 
 def _pick_bpm(style: Style, text: str, rng: np.random.Generator) -> int:
-    lo, hi = style.bpm
+    lo, hi = style.groove.bpm
     span = hi - lo
     if _count(text, vocab.FAST) > _count(text, vocab.SLOW):
         lo = lo + int(span * 0.6)
@@ -226,11 +228,12 @@ def make_plan(prompt: str, seed: int = 0, *, bpm: int | None = None) -> Plan:
         tonic, explicit_mode = key
         mode = explicit_mode or mode
 
+    band = style.band
     roles = {
-        "bass": style.bass[int(rng.integers(len(style.bass)))],
-        "chords": style.chords[int(rng.integers(len(style.chords)))],
-        "melody": style.melody[int(rng.integers(len(style.melody)))],
-        "texture": style.texture[int(rng.integers(len(style.texture)))] if style.texture else None,
+        "bass": band.bass[int(rng.integers(len(band.bass)))],
+        "chords": band.chords[int(rng.integers(len(band.chords)))],
+        "melody": band.melody[int(rng.integers(len(band.melody)))],
+        "texture": band.texture[int(rng.integers(len(band.texture)))] if band.texture else None,
     }
     claimed: set[str] = set()
     for words, role, voice in vocab.INSTRUMENT_WORDS:
@@ -238,13 +241,13 @@ def make_plan(prompt: str, seed: int = 0, *, bpm: int | None = None) -> Plan:
             roles[role] = voice
             claimed.add(role)
 
-    drums = style.drums
+    drums = style.groove.drums
     if _count(text, vocab.NO_DRUMS):
         drums = None
     elif drums is None and _count(text, vocab.WANT_DRUMS):
         drums = "soft"
 
-    energy = style.energy + 0.12 * energy_words
+    energy = style.groove.energy + 0.12 * energy_words
     energy = float(min(1.0, max(0.05, energy)))
     moods = tuple(
         w
@@ -263,14 +266,14 @@ def make_plan(prompt: str, seed: int = 0, *, bpm: int | None = None) -> Plan:
         tonic=tonic,
         mode=mode,
         drums=drums,
-        bass=roles["bass"] or style.bass[0],
-        chords=roles["chords"] or style.chords[0],
-        melody=roles["melody"] or style.melody[0],
+        bass=roles["bass"] or band.bass[0],
+        chords=roles["chords"] or band.chords[0],
+        melody=roles["melody"] or band.melody[0],
         texture=roles["texture"],
         energy=energy,
-        swing=style.swing,
+        swing=style.groove.swing,
         bass_boost=_count(text, vocab.BASS_BOOST) > 0,
-        arp=style.arp or _count(text, vocab.ARP_WORDS) > 0,
+        arp=band.arp or _count(text, vocab.ARP_WORDS) > 0,
         moods=tuple(dict.fromkeys(moods)),
         palette=palette,
         colours=tuple(vocab.COLOURS[c] for c in palette),

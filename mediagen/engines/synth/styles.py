@@ -11,7 +11,7 @@ from the defaults below, so the table reads as a list of what makes each genre i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Style:
     groove: Groove
     harmony: Harmony
     band: Band
-    mix: Mix = field(default_factory=Mix)
+    mix: Mix = Mix()
 
 
 STYLES: dict[str, Style] = {
@@ -68,7 +68,9 @@ STYLES: dict[str, Style] = {
             "edm",
             Groove((120, 128), "four_on_floor", bass_pattern="offbeat", comp="stab", energy=0.75),
             Harmony(("minor", "major")),
-            Band(("saw_bass", "sub_bass"), ("supersaw", "pad", "stab"), ("pluck", "lead"), ("riser",), arp=True),
+            Band(
+                ("saw_bass", "sub_bass"), ("supersaw", "pad", "stab"), ("pluck", "lead"), ("riser",), arp=True
+            ),
             Mix(reverb=0.18, sidechain=0.6, echo=True),
         ),
         Style(
@@ -115,7 +117,9 @@ STYLES: dict[str, Style] = {
         ),
         Style(
             "jazz",
-            Groove((96, 150), "jazz", bass_pattern="walking", comp="comp", energy=0.45, swing=0.66, swing_unit=8),
+            Groove(
+                (96, 150), "jazz", bass_pattern="walking", comp="comp", energy=0.45, swing=0.66, swing_unit=8
+            ),
             Harmony(("dorian", "major"), sevenths=True),
             Band(("upright_bass",), ("piano", "epiano"), ("bell", "flute")),
         ),

@@ -6,6 +6,62 @@ words after normalisation (lower case, hyphens to spaces), so "lo-fi" and "lofi"
 
 from __future__ import annotations
 
+# Words that name a genre (keys are `styles.STYLES` names); the most mentioned genre wins.
+GENRE_WORDS: dict[str, tuple[str, ...]] = {
+    "edm": (
+        "edm",
+        "electronic",
+        "dance",
+        "house",
+        "club",
+        "electro",
+        "festival",
+        "rave",
+        "disco",
+        "big room",
+    ),
+    "techno": ("techno", "industrial", "warehouse", "minimal techno", "acid"),
+    "lofi": ("lofi", "lo fi", "hip hop", "hiphop", "chillhop", "boom bap", "study beats", "jazzhop"),
+    "ambient": (
+        "ambient",
+        "drone",
+        "meditation",
+        "meditative",
+        "atmospheric",
+        "ethereal",
+        "new age",
+        "soundscape",
+    ),
+    "cinematic": (
+        "cinematic",
+        "orchestral",
+        "orchestra",
+        "epic",
+        "trailer",
+        "film score",
+        "score",
+        "symphonic",
+        "heroic",
+        "soundtrack",
+    ),
+    "folk": ("folk", "acoustic", "country", "singer songwriter", "campfire", "bluegrass", "americana"),
+    "rock": ("rock", "punk", "grunge", "indie rock", "garage", "metal", "hard rock", "alt rock"),
+    "jazz": ("jazz", "swing", "bebop", "bossa", "bossa nova", "lounge", "smooth jazz", "jazzy", "cocktail"),
+    "pop": ("pop", "catchy", "radio", "commercial", "corporate", "advert", "jingle", "synthpop", "indie pop"),
+    "trap": ("trap", "drill", "808", "rap"),
+    "dnb": (
+        "drum and bass",
+        "drum n bass",
+        "drum & bass",
+        "dnb",
+        "jungle",
+        "liquid",
+        "breakbeat",
+        "neurofunk",
+    ),
+    "synthwave": ("synthwave", "retrowave", "outrun", "80s", "eighties", "retro", "vaporwave", "cyberpunk"),
+    "classical": ("classical", "ballad", "neoclassical", "solo piano", "nocturne", "sonata", "piano piece"),
+}
 BRIGHT = (
     "happy",
     "upbeat",
@@ -221,28 +277,20 @@ SCENE_COLOURS: dict[str, tuple[str, ...]] = {
     "neon": ("magenta", "cyan", "violet", "black"),
     "cyberpunk": ("magenta", "cyan", "black", "yellow"),
 }
-MOOD_PALETTES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "bright": (
-        ("yellow", "coral", "sky", "white"),
-        ("orange", "pink", "gold", "cream"),
-        ("lime", "turquoise", "yellow", "white"),
-    ),
-    "dark": (
-        ("navy", "indigo", "black", "teal"),
-        ("black", "crimson", "charcoal", "purple"),
-        ("charcoal", "teal", "navy", "silver"),
-    ),
-    "mellow": (
-        ("peach", "lavender", "teal", "cream"),
-        ("sand", "rose", "olive", "beige"),
-        ("mint", "lavender", "sky", "cream"),
-    ),
+# Palettes for a prompt that names no colours, by mood: four COLOURS names each.
+_MOOD_PALETTES: dict[str, tuple[str, ...]] = {
+    "bright": ("yellow coral sky white", "orange pink gold cream", "lime turquoise yellow white"),
+    "dark": ("navy indigo black teal", "black crimson charcoal purple", "charcoal teal navy silver"),
+    "mellow": ("peach lavender teal cream", "sand rose olive beige", "mint lavender sky cream"),
     "neutral": (
-        ("teal", "orange", "navy", "cream"),
-        ("violet", "azure", "pink", "white"),
-        ("emerald", "gold", "navy", "beige"),
-        ("coral", "indigo", "turquoise", "sand"),
+        "teal orange navy cream",
+        "violet azure pink white",
+        "emerald gold navy beige",
+        "coral indigo turquoise sand",
     ),
+}
+MOOD_PALETTES: dict[str, tuple[tuple[str, ...], ...]] = {
+    mood: tuple(tuple(palette.split()) for palette in palettes) for mood, palettes in _MOOD_PALETTES.items()
 }
 PALETTE_MODIFIERS = (
     "pastel",

@@ -10,9 +10,13 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
   const csrf = () => $('meta[name="csrf-token"]')?.content || "";
-  const RUNNING = new Set(["pending", "processing"]);
-  const GALLERY = { audio: "music", image: "images", video: "videos" };
-  const API_PATH = { audio: "audio", image: "images", video: "videos" };
+  /* The kinds (API path, gallery segment, …) and statuses, as the server spells them: every page
+   * embeds them as JSON data (not a script, so the CSP allows it), and this file keeps no copy. */
+  const VOCABULARY = JSON.parse($("#mediagen-kinds")?.textContent || "{}");
+  const KINDS = VOCABULARY.kinds || {};
+  const RUNNING = new Set(VOCABULARY.active || []);
+  const apiPath = (kind) => KINDS[kind].path;
+  const galleryOf = (kind) => KINDS[kind].gallery;
 
   class ApiFailure extends Error {
     constructor(status, body) {
@@ -317,7 +321,7 @@
     error.hidden = true;
     input.disabled = true;
     try {
-      const res = await fetch(`/api/${API_PATH[kind]}/upload?title=${encodeURIComponent(f.name)}`, {
+      const res = await fetch(`/api/${apiPath(kind)}/upload?title=${encodeURIComponent(f.name)}`, {
         method: "POST", credentials: "same-origin", body: f,
         headers: { "X-CSRF-Token": csrf(), "Content-Type": f.type || "application/octet-stream",
                    Accept: "application/json" },
@@ -340,7 +344,7 @@
 
   async function loadMediaOptions(select, kind) {
     try {
-      const path = API_PATH[kind];
+      const path = apiPath(kind);
       const data = await api("GET", `/api/${path}?status=completed&limit=50`);
       for (const a of data[path] || []) {
         const text = `#${a.id} · ${a.prompt.length > 48 ? `${a.prompt.slice(0, 47)}…` : a.prompt}`;
@@ -749,7 +753,7 @@
     $('[data-action="delete"]', root).addEventListener("click", () => act(async () => {
       if (!(await confirmDialog("Delete this asset? Its file is removed too; this cannot be undone."))) return;
       await api("DELETE", `/api/${path}/${item.id}`);
-      window.location.assign(`/${GALLERY[kind]}`);
+      window.location.assign(`/${galleryOf(kind)}`);
     }));
 
     render();

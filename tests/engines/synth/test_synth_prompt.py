@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from mediagen.engines.synth import vocabulary
+from mediagen.engines.synth.patterns import BASS_FIGURES, COMP_FIGURES, DRUM_PATTERNS
 from mediagen.engines.synth.prompt import effective_seed, make_plan
-from mediagen.engines.synth.styles import STYLES
+from mediagen.engines.synth.styles import FALLBACK_GENRES, STYLES
+from mediagen.engines.synth.voices import TONAL
 
 
 @pytest.mark.parametrize(
@@ -35,7 +38,7 @@ def test_explicit_bpm_wins_and_parameter_wins_over_prompt() -> None:
 
 
 def test_tempo_stays_in_genre_range_and_seed_varies_it() -> None:
-    lo, hi = STYLES["lofi"].bpm
+    lo, hi = STYLES["lofi"].groove.bpm
     tempos = {make_plan("lofi hip hop", seed).bpm for seed in range(1, 30)}
     assert all(lo <= t <= hi for t in tempos)
     assert len(tempos) > 3
@@ -78,3 +81,23 @@ def test_plans_are_deterministic() -> None:
     assert make_plan("cinematic orchestral", 11) == make_plan("cinematic orchestral", 11)
     meta = make_plan("cinematic orchestral", 11).as_metadata()
     assert {"genre", "bpm", "key", "mode", "instruments", "energy", "seed", "palette"} <= set(meta)
+
+
+def test_genre_tables_agree() -> None:
+    """The style presets, the genre words and the pattern/voice tables name the same things."""
+    assert list(vocabulary.GENRE_WORDS) == list(STYLES)  # same order: ties go to the earlier genre
+    assert set(FALLBACK_GENRES) <= set(STYLES)
+    for style in STYLES.values():
+        assert style.groove.drums is None or style.groove.drums in DRUM_PATTERNS, style.name
+        assert style.groove.bass_pattern in {*BASS_FIGURES, "rolling"}, style.name
+        assert style.groove.comp in {*COMP_FIGURES, "pad", "ostinato", "broken"}, style.name
+        band = style.band
+        assert {*band.bass, *band.chords, *band.melody} <= set(TONAL), style.name
+        assert set(band.texture) <= {"riser", "vinyl", "wind"}, style.name
+
+
+def test_mood_palettes_name_known_colours() -> None:
+    for mood, palettes in vocabulary.MOOD_PALETTES.items():
+        assert palettes, mood
+        for palette in palettes:
+            assert len(palette) == 4 and set(palette) <= set(vocabulary.COLOURS), (mood, palette)
