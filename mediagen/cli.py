@@ -69,7 +69,12 @@ def _prepare(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (MEDIAGEN_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (MEDIAGEN_PORT)")] = None,
-    workers: Annotated[bool, typer.Option(help="Run job workers in this process")] = True,
+    workers: Annotated[
+        bool | None,
+        typer.Option(
+            "--workers/--no-workers", help="Run job workers in this process (default MEDIAGEN_RUN_CONSUMER)"
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the web UI and (by default) the job workers."""
     import uvicorn

@@ -224,7 +224,12 @@ def live_server_any_db(
 # Tests that start a `mediagen serve` child process, or drive a browser, are `slow`: the fast core
 # (`pytest -m "not slow"`) runs everything in-process.
 SLOW_FIXTURES = frozenset({"live_server", "live_server_any_db", "server_factory", "srv"})
-SLOW_MODULES = ("tests/e2e/", "tests/web/test_browser.py", "tests/api/test_blobs_live.py")
+SLOW_MODULES = (
+    "tests/e2e/",
+    "tests/web/test_browser.py",
+    "tests/api/test_blobs_live.py",
+    "tests/api/test_media_memory.py",  # a server process streaming 300 MB
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -76,6 +76,15 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def _client_list(clients: Sequence[str] | None) -> list[str] | None:
+    """None reaches every client; an empty list would read as None too, so it is refused."""
+    if clients is None:
+        return None
+    if not clients:
+        raise AuthError("give at least one client id, or none to reach every client")
+    return list(clients)
+
+
 def _narrow(user_clients: Sequence[str] | None, key_clients: Sequence[str] | None) -> frozenset[str] | None:
     """A key can only narrow its user's reach, never widen it."""
     if user_clients is None and key_clients is None:
@@ -116,7 +125,7 @@ class AuthService:
                 email=email,
                 password_hash=hash_password(password),
                 role=role,
-                clients=list(clients) if clients else None,
+                clients=_client_list(clients),
             )
             s.add(user)
         return user
@@ -198,7 +207,7 @@ class AuthService:
                 name=name,
                 key_hash=hash_token(token),
                 prefix=token[:10],
-                clients=list(clients) if clients else None,
+                clients=_client_list(clients),
             )
             s.add(key)
         return key, token
