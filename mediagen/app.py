@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from mediagen import __version__
 from mediagen.api.errors import install_error_handlers
+from mediagen.api.limits import RequestLimits
 from mediagen.api.routes import include_routers
 from mediagen.config import Settings
 from mediagen.jobs.queue import HueyJobQueue
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         lifespan=lifespan,
     )
     app.state.services = services
+    # Added before the session middleware, so it runs inside it (it checks session callers too).
+    app.add_middleware(RequestLimits, services=services)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key(settings),

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
+import os
 import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 
-from mediagen.auth.service import AuthService
+from mediagen.auth.service import MAX_EXPIRES_DAYS, AuthService, Principal
 from mediagen.config import Settings
+from mediagen.errors import MediagenError, NotFound
+from mediagen.vocabulary import KindInfo
 
 app = typer.Typer(
     help="Mediagen: generate music, images and video for campaigns, and keep every asset.",
@@ -125,7 +130,7 @@ def worker() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations."""
+    """Apply pending migrations (creates the database when there is none yet)."""
     from mediagen.db.migrate import current, upgrade
 
     settings = _settings()
@@ -134,14 +139,62 @@ def db_upgrade() -> None:
     print(f"Database at revision {current(settings.resolved_database_url)}")
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and exit 1: what went wrong and what to do, never a traceback."""
+    print(f"Error: {message}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def _existing_database(settings: Settings) -> str:
+    """The URL of the Mediagen database the local commands (keys, users) work on.
+
+    They never make a new, empty one: run from the wrong folder, that would hide the real one
+    (an empty key list, "no admin user yet"). Only `db upgrade`, `serve` and `worker` create it.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mediagen.db.migrate import current
+
+    url = settings.resolved_database_url
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if settings.database_url:
+        source = f"MEDIAGEN_DATABASE_URL is {shown}"
+    elif settings.data_dir == Settings.model_fields["data_dir"].default:
+        source = f"MEDIAGEN_DATA_DIR is not set: the data dir is ./data of the current folder {Path.cwd()}"
+    else:
+        source = f"MEDIAGEN_DATA_DIR is {settings.data_dir}"
+    hint = (
+        "Set MEDIAGEN_DATA_DIR to the server's data dir (the folder holding mediagen.db) or "
+        "MEDIAGEN_DATABASE_URL to its database; to start a new one, run `mediagen db upgrade`."
+    )
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(str(parsed.database)).resolve()
+        if not path.is_file():
+            _fail(f"no Mediagen database at {path} ({source}). {hint}")
+    try:
+        revision = current(url)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        reason = str(orig if orig is not None else exc).splitlines()[0]
+        _fail(f"cannot open the database {shown} ({source}): {reason}. {hint}")
+    if revision is None:
+        _fail(f"the database {shown} has no Mediagen tables ({source}). {hint}")
+    return url
+
+
 def _auth() -> AuthService:
     from mediagen.db.migrate import upgrade
     from mediagen.db.session import Database
 
-    settings = _settings()
-    settings.ensure_dirs()
-    upgrade(settings.resolved_database_url)
-    return AuthService(Database(settings.resolved_database_url))
+    url = _existing_database(_settings())
+    upgrade(url)
+    return AuthService(Database(url))
+
+
+# The command line reads the database itself, so it acts as an admin without a client limit.
+COMMAND_LINE = Principal(user_id="", email="(command line)", role="admin", clients=None)
 
 
 @users_app.command("create")
@@ -163,12 +216,36 @@ def users_create(
     print(f"Created {user.role} {user.email} (id {user.id})")
 
 
+def _unknown_clients(auth: AuthService, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """(the ids in `wanted` that name no client, every client id there is)."""
+    from sqlalchemy import select
+
+    from mediagen.campaigns.tables import Client
+
+    with auth.db.read() as s:
+        known = list(s.scalars(select(Client.id).order_by(Client.id)))
+    return [c for c in dict.fromkeys(wanted) if c not in known], known
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option()],
     user: Annotated[str | None, typer.Option(help="Owner's email; default the first admin")] = None,
     client: Annotated[
-        list[str] | None, typer.Option("--client", help="Limit to this client (repeat)")
+        list[str] | None, typer.Option("--client", help="Limit to this client (repeat); it must exist")
+    ] = None,
+    expires_days: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-days",
+            min=1,
+            max=MAX_EXPIRES_DAYS,
+            help="The key stops working this many days from now (default: never)",
+        ),
     ] = None,
 ) -> None:
     """Create an API key; the key is printed alone on the last line."""
@@ -183,26 +260,51 @@ def keys_create(
             raise typer.BadParameter(
                 "no admin user yet: run `mediagen serve` once or `mediagen users create`"
             )
-    row, token = auth.create_key(user_id=owner.id, name=name, clients=client or None)
-    print(f"Created key {row.id} for {owner.email}" + (f" limited to {', '.join(client)}" if client else ""))
+    if client:
+        unknown, known = _unknown_clients(auth, client)
+        if unknown:
+            listed = ", ".join(known[:20]) + (" …" if len(known) > 20 else "") if known else "none yet"
+            _fail(
+                f"no client with id {', '.join(unknown)} (clients: {listed}); create it first "
+                "(POST /api/clients or the web UI's Clients page) or fix the id"
+            )
+    try:
+        row, token = auth.create_key(
+            user_id=owner.id, name=name, clients=client or None, expires_days=expires_days
+        )
+    except MediagenError as exc:
+        _fail(str(exc))
+    print(
+        f"Created key {row.id} for {owner.email}"
+        + (f" limited to {', '.join(client)}" if client else "")
+        + (f", expires {_when(row.expires_at)}" if row.expires_at else "")
+    )
     print(token)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by its id."""
-    if not _auth().revoke_key(key_id):
-        print(f"No key with id {key_id}", file=sys.stderr)
-        raise typer.Exit(1)
+    try:
+        _auth().revoke_key_for(COMMAND_LINE, key_id)
+    except NotFound:
+        _fail(f"no key with id {key_id} (`mediagen keys list` shows them)")
     print(f"Revoked {key_id}")
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """All keys (never their secrets)."""
-    for k in _auth().list_keys(user_id=None):
-        state = "revoked" if k.revoked_at else "active"
-        print(f"{k.id}  {k.prefix}…  {state:8}  {k.name}  clients={k.clients or 'all'}")
+    """All keys (never their secrets), newest first."""
+    now = datetime.now(UTC)
+    for k in _auth().keys_visible_to(COMMAND_LINE):
+        if k.revoked_at:
+            state = "revoked"
+        elif k.expires_at is not None and k.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        expires = _when(k.expires_at) if k.expires_at else "never"
+        print(f"{k.id}  {k.prefix}…  {state:8}  {k.name}  clients={k.clients or 'all'}  expires={expires}")
 
 
 def _client(url: str | None, key: str | None) -> httpx.Client:
@@ -224,6 +326,118 @@ def _parse_param(raw: str) -> tuple[str, Any]:
         return k.strip(), v
 
 
+def _kind_or_fail(kind: str, option: str) -> KindInfo:
+    from mediagen.vocabulary import Kind, kind_info
+
+    info = kind_info(kind)
+    if info is None:
+        raise typer.BadParameter(f"{kind!r}: kind must be one of {', '.join(Kind)}", param_hint=option)
+    return info
+
+
+# Each content type, with the file extensions it is saved under (the first when we name the file).
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "audio/mpeg": (".mp3",),
+    "audio/wav": (".wav",),
+    "audio/x-wav": (".wav",),
+    "audio/wave": (".wav",),
+    "audio/flac": (".flac",),
+    "audio/ogg": (".ogg", ".oga"),
+    "audio/mp4": (".m4a", ".mp4"),
+    "audio/aac": (".aac",),
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/webp": (".webp",),
+    "image/gif": (".gif",),
+    "video/mp4": (".mp4", ".m4v"),
+    "video/webm": (".webm",),
+    "video/quicktime": (".mov",),
+}
+
+
+def _extensions(content_type: str) -> tuple[str, ...]:
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in EXTENSIONS:
+        return EXTENSIONS[base]
+    guessed = mimetypes.guess_extension(base) if base else None
+    return (guessed,) if guessed else ()
+
+
+def _is_media_suffix(suffix: str) -> bool:
+    if any(suffix in exts for exts in EXTENSIONS.values()):
+        return True
+    guessed = mimetypes.guess_type(f"x{suffix}")[0] or ""
+    return guessed.startswith(("audio/", "image/", "video/"))
+
+
+def _prepare_output(output: Path | None) -> None:
+    """Make `-o` writable before anything is generated: a missing folder is created."""
+    if output is None:
+        return
+    folder = output if output.is_dir() else output.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            _fail(f"-o {output}: cannot create the folder {folder}: {exc.strerror or exc}")
+        print(f"Created folder {folder}", file=sys.stderr)
+    elif not folder.is_dir():
+        _fail(f"-o {output}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        _fail(f"-o {output}: no permission to write in {folder}")
+
+
+def _destination(output: Path | None, default_name: str, content_type: str) -> tuple[Path, str | None]:
+    """Where the file goes, and a note when that is not the name given.
+
+    A name whose extension does not match the bytes is not saved as is (an MP3 called .wav breaks
+    players): the extension is replaced with the right one (appended when the name has none or an
+    extension that is not a media type), and the note says so.
+    """
+    if output is None:
+        return Path(default_name), None
+    if output.is_dir():
+        return output / default_name, None
+    exts = _extensions(content_type)
+    suffix = output.suffix.lower()
+    if not exts or suffix in exts:
+        return output, None
+    if suffix and _is_media_suffix(suffix):
+        fixed = output.with_suffix(exts[0])
+        return fixed, f"the asset is {content_type}, not {suffix}: saved as {fixed} instead of {output}"
+    fixed = output.with_name(output.name + exts[0])
+    return fixed, f"the asset is {content_type}: saved as {fixed}"
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text.strip()[:200] or r.reason_phrase
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+
+
+def _named_vs_params(
+    named: dict[str, Any], params: dict[str, Any], kind: str, model: str | None, settings: Settings
+) -> None:
+    """Refuse a top-level option that `--param` sets too (the server would take the --param one),
+    also under the model's own name for it (stable-audio's `seconds_total` for `--duration`)."""
+    from mediagen.catalog.registry import Catalog
+
+    entries = [
+        e
+        for e in Catalog.load(overrides=settings.data_dir / "catalog").list(kind)
+        if model is None or e.id == model
+    ]
+    for name, (option, value) in named.items():
+        aliases = {name} | {e.request_map[name] for e in entries if name in e.request_map}
+        for alias in sorted(aliases & params.keys()):
+            raise typer.BadParameter(
+                f"{option} {value} and --param {alias}={params[alias]} both set the {name}; give only one",
+                param_hint=option,
+            )
+
+
 @app.command()
 def generate(
     kind: Annotated[str, typer.Argument(help="audio, image or video")],
@@ -235,35 +449,56 @@ def generate(
     brief: Annotated[str | None, typer.Option(help="Brief id")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Model input key=value")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Save the result here")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Save the result here (a file or a folder; a missing folder is created; a wrong "
+            "extension is replaced with the right one)",
+        ),
+    ] = None,
     url: Annotated[str | None, typer.Option(help="Server URL (MEDIAGEN_API_URL)")] = None,
     key: Annotated[str | None, typer.Option(help="API key (MEDIAGEN_API_KEY)")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the result")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 900.0,
 ) -> None:
     """Generate media on a running server, wait with a progress bar, and save the file."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from mediagen.vocabulary import TERMINAL, Kind, kind_info
-
-    info = kind_info(kind)
-    if info is None:
-        raise typer.BadParameter("kind must be " + ", ".join(Kind))
-    body: dict[str, Any] = {"prompt": prompt, "parameters": dict(_parse_param(p) for p in (param or []))}
-    for name, value in (
-        ("model", model),
-        ("duration", duration),
-        ("campaign_id", campaign),
-        ("client_id", client),
-        ("brief_id", brief),
-        ("seed", seed),
-    ):
-        if value is not None:
-            body[name] = value
-    with _client(url, key) as http:
-        r = http.post(f"/api/v2/generate/{kind}", json=body)
+    info = _kind_or_fail(kind, "KIND")
+    params: dict[str, Any] = {}
+    for raw in param or []:
+        name, value = _parse_param(raw)
+        if name in params:
+            raise typer.BadParameter(f"--param {name} is given twice", param_hint="--param")
+        params[name] = value
+    options = {
+        "model": ("--model", model),
+        "duration": ("--duration", duration),
+        "campaign_id": ("--campaign", campaign),
+        "client_id": ("--client", client),
+        "brief_id": ("--brief", brief),
+        "seed": ("--seed", seed),
+    }
+    named = {name: (option, value) for name, (option, value) in options.items() if value is not None}
+    _named_vs_params(named, params, kind, model, _settings())
+    body: dict[str, Any] = {"prompt": prompt, "parameters": params}
+    body.update({name: value for name, (_, value) in named.items()})
+    if wait:
+        _prepare_output(output)
+    http = _client(url, key)
+    base = str(http.base_url).rstrip("/")
+    with http:
+        try:
+            r = http.post(f"/api/v2/generate/{kind}", json=body)
+        except httpx.TimeoutException:
+            _fail(f"the Mediagen server at {base} did not answer in time; check {base}/health")
+        except httpx.TransportError as exc:
+            _fail(
+                f"cannot reach the Mediagen server at {base} ({exc}). Check that `mediagen serve` is "
+                "running there, or point --url / MEDIAGEN_API_URL at it"
+            )
         if r.status_code >= 400:
-            print(f"Error {r.status_code}: {r.json().get('detail', r.text)}", file=sys.stderr)
+            print(f"Error {r.status_code}: {_detail(r)}", file=sys.stderr)
             raise typer.Exit(1)
         created = r.json()
         gen_id = created[info.id_field]
@@ -271,45 +506,77 @@ def generate(
         if not wait:
             print(gen_id)
             return
-        started = time.monotonic()
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-        ) as bar:
-            task = bar.add_task(f"{kind} {gen_id}: pending", total=None)
-            while True:
-                item = http.get(f"/api/{info.path}/{gen_id}").json()
-                bar.update(task, description=f"{kind} {gen_id}: {item['status']}")
-                if item["status"] in TERMINAL:
-                    break
-                if time.monotonic() - started > timeout:
-                    print(
-                        f"Still {item['status']} after {timeout:.0f} s; check later with GET "
-                        f"/api/{info.path}/{gen_id}",
-                        file=sys.stderr,
-                    )
-                    raise typer.Exit(2)
-                time.sleep(0.5)
+        where = f"{base}/api/{info.path}/{gen_id}"
+        try:
+            item = _wait(http, kind, info.path, gen_id, timeout)
+        except httpx.TransportError as exc:
+            _fail(f"lost the connection to {base} ({exc}); the {kind} goes on there: GET {where}")
         if item["status"] != "completed":
             print(f"{kind} {gen_id} {item['status']}: {item.get('error')}", file=sys.stderr)
             raise typer.Exit(1)
         ctype = item.get("content_type") or ""
-        ext = {
-            "audio/mpeg": "mp3",
-            "audio/wav": "wav",
-            "audio/x-wav": "wav",
-            "image/png": "png",
-            "image/jpeg": "jpg",
-            "image/webp": "webp",
-            "video/mp4": "mp4",
-        }.get(ctype, "bin")
-        dest = output or Path(f"{kind}-{gen_id}.{ext}")
-        with http.stream("GET", f"/api/{info.path}/{gen_id}/data") as resp, dest.open("wb") as fh:
-            resp.raise_for_status()
-            for chunk in resp.iter_bytes(1 << 20):
-                fh.write(chunk)
+        exts = _extensions(ctype)
+        dest, note = _destination(output, f"{kind}-{gen_id}{exts[0] if exts else '.bin'}", ctype)
+        if note:
+            print(f"Note: {note}", file=sys.stderr)
+        if output is not None and dest != output and not output.is_dir() and dest.exists():
+            _fail(f"not saved: {dest} exists already. The {kind} is on the server: {where}/data")
+        try:
+            _save(http, f"/api/{info.path}/{gen_id}/data", dest)
+        except (OSError, httpx.HTTPError, _SaveError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            _fail(f"could not save {dest}: {reason}. The {kind} is on the server: {where}/data")
         extra = f", {item['duration']:.2f} s" if item.get("duration") else ""
         print(f"Saved {dest} ({ctype}{extra})", file=sys.stderr)
         print(dest)
+
+
+def _wait(http: httpx.Client, kind: str, path: str, gen_id: Any, timeout: float) -> dict[str, Any]:
+    """Poll with a progress bar until the asset reaches a terminal status."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mediagen.vocabulary import TERMINAL
+
+    started = time.monotonic()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+    ) as bar:
+        task = bar.add_task(f"{kind} {gen_id}: pending", total=None)
+        while True:
+            r = http.get(f"/api/{path}/{gen_id}")
+            if r.status_code >= 400:
+                _fail(f"{kind} {gen_id}: the server answered {r.status_code}: {_detail(r)}")
+            item: dict[str, Any] = r.json()
+            bar.update(task, description=f"{kind} {gen_id}: {item['status']}")
+            if item["status"] in TERMINAL:
+                return item
+            if time.monotonic() - started > timeout:
+                print(
+                    f"Still {item['status']} after {timeout:.0f} s; "
+                    f"check later with GET /api/{path}/{gen_id}",
+                    file=sys.stderr,
+                )
+                raise typer.Exit(2)
+            time.sleep(0.5)
+
+
+class _SaveError(Exception):
+    pass
+
+
+def _save(http: httpx.Client, path: str, dest: Path) -> None:
+    """Stream the asset's bytes into `dest`; a partial file is removed."""
+    with http.stream("GET", path) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            raise _SaveError(f"the server answered {resp.status_code}: {_detail(resp)}")
+        try:
+            with dest.open("wb") as fh:
+                for chunk in resp.iter_bytes(1 << 20):
+                    fh.write(chunk)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
 
 
 @models_app.command("list")
@@ -319,6 +586,8 @@ def models_list(
     """Models in the catalog."""
     from mediagen.catalog.registry import Catalog
 
+    if kind is not None:
+        _kind_or_fail(kind, "--kind")
     settings = _settings()
     for e in Catalog.load(overrides=settings.data_dir / "catalog").list(kind):
         print(f"{e.id:36} {e.kind:6} {e.engine:10} {e.title}")

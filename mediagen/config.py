@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     max_download_bytes_image: int = 50 * 1024 * 1024
     max_download_bytes_video: int = 1024 * 1024 * 1024
     max_upload_bytes: int = 100 * 1024 * 1024
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="The largest body of any other request (JSON, forms); uploads, PUT /api/blobs "
+        "and webhooks have their own caps",
+    )
 
     @field_validator("download_allowed_hosts", mode="before")
     @classmethod

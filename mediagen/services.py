@@ -7,6 +7,7 @@ constructors; routes, pages, the CLI and workers reach them through a frozen `Se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from mediagen.auth.service import AuthService
 from mediagen.campaigns.service import CampaignService
@@ -23,6 +24,7 @@ from mediagen.generations.ratelimit import RateLimiter
 from mediagen.generations.routing import EngineRouter, build_engines
 from mediagen.generations.service import GenerationService
 from mediagen.generations.webhooks import WebhookIntake
+from mediagen.generations.workers import WorkerRegistry, new_process_id
 from mediagen.jobs.queue import HueyJobQueue, make_huey
 from mediagen.storage import make_store
 from mediagen.storage.base import BlobStore
@@ -41,7 +43,6 @@ class Services:
     pipeline: Pipeline
     queue: JobQueue
     webhooks: WebhookIntake
-    rate_limiter: RateLimiter
 
     def close(self) -> None:
         self.db.dispose()
@@ -58,9 +59,15 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     jobs = queue if queue is not None else HueyJobQueue(make_huey(settings))
     assets = AssetRecords(store)
     campaigns = CampaignService(db, assets)
-    core = CoreContext(settings, db, Rows(settings, db), store, router, catalog, download, jobs)
+    # A worker silent for a few heartbeats is dead; its leases are taken back without waiting.
+    dead_after = timedelta(seconds=max(10.0, 4 * settings.reconcile_interval_seconds))
+    workers = WorkerRegistry(db, new_process_id(), dead_after=dead_after)
+    core = CoreContext(settings, db, Rows(settings, db), store, router, catalog, download, jobs, workers)
     pipeline = Pipeline(core)
-    generations = GenerationService(core, campaigns=campaigns, assets=assets, pipeline=pipeline)
+    rate_limiter = RateLimiter(settings.generate_rate_limit_per_minute)
+    generations = GenerationService(
+        core, campaigns=campaigns, assets=assets, pipeline=pipeline, rate_limiter=rate_limiter
+    )
     return Services(
         settings=settings,
         db=db,
@@ -73,5 +80,4 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
         pipeline=pipeline,
         queue=jobs,
         webhooks=WebhookIntake(database=db, router=router, pipeline=pipeline),
-        rate_limiter=RateLimiter(settings.generate_rate_limit_per_minute),
     )

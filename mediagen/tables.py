@@ -6,7 +6,7 @@ the database layer sits below them all."""
 from mediagen.auth.tables import ApiKey, User
 from mediagen.campaigns.tables import Brief, Campaign, Client
 from mediagen.db.base import Base
-from mediagen.generations.tables import Derivation, Generation, WebhookDelivery
+from mediagen.generations.tables import Derivation, Generation, WebhookDelivery, Worker
 from mediagen.storage.tables import Blob, BlobChunk
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "Generation",
     "User",
     "WebhookDelivery",
+    "Worker",
 ]

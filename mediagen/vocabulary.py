@@ -40,6 +40,9 @@ class ProviderStatus(StrEnum):
     ABORTED = "aborted"
 
 
+# The engine name of assets a user uploaded rather than generated (no engine makes them).
+UPLOAD_ENGINE = "upload"
+
 ACTIVE: tuple[Status, ...] = (Status.PENDING, Status.PROCESSING)
 TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED})
 PROVIDER_TERMINAL: frozenset[ProviderStatus] = frozenset(

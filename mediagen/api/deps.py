@@ -59,11 +59,11 @@ StoreDep = Annotated[BlobStore, Depends(get_store)]
 
 
 def session_principal(request: Request, services: Services) -> Principal | None:
-    """The signed-in web user, if the session cookie carries one."""
+    """The signed-in web user, if the session cookie names a live server-side session."""
     session = request.scope.get("session")
-    if not session or "uid" not in session:
+    if not session or "sid" not in session:
         return None
-    return services.auth.principal_for_session(session["uid"])
+    return services.auth.principal_for_session_token(session["sid"])
 
 
 async def get_principal(
@@ -82,8 +82,11 @@ async def get_principal(
         return principal
     session = request.scope.get("session")
     principal = None
-    if session and "uid" in session:
-        principal = await run_in_threadpool(session_principal, request, services)
+    if session and "sid" in session:
+        # Like keys: a session seen in the last second answers without I/O or a thread hop.
+        principal = services.auth.cached_session_principal(session["sid"])
+        if principal is None:
+            principal = await run_in_threadpool(session_principal, request, services)
     if principal is not None:
         # A browser session may call the JSON API from our own pages; cookies ride along on
         # cross-site requests too, so unsafe methods must prove they come from our page.

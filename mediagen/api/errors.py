@@ -20,7 +20,14 @@ from mediagen.error_map import status_for
 from mediagen.errors import MediagenError, ProviderRefused, RateLimited, Unauthenticated, Unavailable
 from mediagen.vocabulary import KINDS, Kind
 
-__all__ = ["ERROR_RESPONSES", "ErrorOut", "install_error_handlers", "status_for"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorOut",
+    "FieldError",
+    "document_errors",
+    "install_error_handlers",
+    "status_for",
+]
 
 log = logging.getLogger("mediagen.api")
 
@@ -41,6 +48,81 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Not found (or not visible to this key)"},
     422: {"model": ErrorOut, "description": "A field is missing or invalid; `errors` names each one"},
 }
+
+# What `document_errors` adds to an operation that does not say it already.
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+_UNSAFE = frozenset({"post", "put", "patch", "delete"})
+_GENERIC: dict[str, str] = {
+    "400": "Malformed request (e.g. the body is not valid JSON)",
+    "401": "Missing, wrong or revoked X-API-Key",
+    "403": "A cookie-authenticated call without X-CSRF-Token, or a key that may not do this",
+    "413": "The request body is over the limit for this route",
+    "422": "A field is missing or invalid; `errors` names each one",
+}
+
+
+def _error_response(code: str, description: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description or _GENERIC[code],
+        "content": {"application/json": {"schema": dict(_ERROR_REF)}},
+    }
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document say what the handlers above really answer, on every operation.
+
+    FastAPI documents its own `HTTPValidationError` for a 422, but `_validation` answers ErrorOut;
+    and some statuses come from layers a route does not declare: the key check (401, 403 for a
+    cookie caller's unsafe request without its CSRF token), the body limit (413, `api.limits`)
+    and the JSON reader (400). Statuses a route declares itself are kept as they are."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (FieldError, ErrorOut):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        model_schema.pop("$defs", None)
+        components.setdefault(model.__name__, model_schema)
+    for item in schema.get("paths", {}).values():
+        for method, op in item.items():
+            if method not in _UNSAFE | {"get", "head", "options"}:
+                continue
+            responses: dict[str, Any] = op.setdefault("responses", {})
+            body = op.get("requestBody")
+            wanted: list[str] = []
+            if op.get("parameters") or body:
+                wanted.append("422")
+            if op.get("security"):
+                wanted.append("401")
+                if method in _UNSAFE:
+                    wanted.append("403")
+            if body:
+                wanted.append("413")
+                if "application/json" in body.get("content", {}):
+                    wanted.append("400")
+            for code in wanted:
+                responses.setdefault(code, _error_response(code))
+            if "422" in responses:
+                # Ours, never FastAPI's default shape.
+                description = responses["422"].get("description")
+                if description in (None, "Validation Error"):
+                    description = None
+                responses["422"] = _error_response("422", description)
+            op["responses"] = dict(sorted(responses.items()))
+    text = repr(schema["paths"])
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}" not in text:
+            components.pop(name, None)
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """`app.openapi()` with `document_errors` applied (once; FastAPI caches the document)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_response(exc: MediagenError) -> JSONResponse:
@@ -84,6 +166,9 @@ def _message(err: dict[str, Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers below, and an OpenAPI document that describes what they answer."""
+    install_openapi(app)
+
     @app.exception_handler(MediagenError)
     async def _domain_error(_request: Request, exc: MediagenError) -> JSONResponse:
         return error_response(exc)

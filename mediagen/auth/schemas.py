@@ -6,11 +6,19 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediagen.auth.service import MAX_EXPIRES_DAYS
+
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     name: str = Field(min_length=1, max_length=200)
     clients: list[str] | None = Field(default=None, description="Limit the key to these client ids")
+    expires_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EXPIRES_DAYS,
+        description="The key stops working this many days from now; omit it for a key that never expires",
+    )
 
 
 class KeyOut(BaseModel):
@@ -22,6 +30,7 @@ class KeyOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="When the key stops working; null: never")
 
 
 class KeyCreated(BaseModel):
@@ -30,6 +39,7 @@ class KeyCreated(BaseModel):
     key: str = Field(description="The secret token; store it now, it cannot be shown again")
     clients: list[str] | None
     created_at: datetime
+    expires_at: datetime | None = Field(description="When the key stops working; null: never")
 
 
 class KeyList(BaseModel):

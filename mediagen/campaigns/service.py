@@ -227,13 +227,34 @@ class CampaignService:
 
     def list_briefs(
         self, principal: Principal, *, client_id: str | None, campaign_id: str | None, limit: int, offset: int
-    ) -> tuple[list[Brief], int]:
-        filters: list[ColumnElement[bool]] = []
+    ) -> tuple[list[sc.BriefSummary], int]:
+        """Briefs as summaries: the start of the text, never the whole of it or the direction, so a
+        page of them stays small whatever was stored (a picker on every gallery page reads this)."""
+        conds: list[ColumnElement[bool]] = [*_scoped(principal, Brief)]
         if client_id:
-            filters.append(Brief.client_id == client_id)
+            conds.append(Brief.client_id == client_id)
         if campaign_id:
-            filters.append(Brief.campaign_id == campaign_id)
-        return self._list(principal, Brief, filters, limit, offset)
+            conds.append(Brief.campaign_id == campaign_id)
+        excerpt = sc.EXCERPT_CHARS
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(Brief).where(*conds)) or 0
+            rows = s.execute(
+                select(
+                    Brief.id,
+                    Brief.client_id,
+                    Brief.campaign_id,
+                    Brief.title,
+                    func.substr(Brief.text, 1, excerpt).label("text"),
+                    (func.length(Brief.text) > excerpt).label("text_truncated"),
+                    Brief.created_at,
+                    Brief.updated_at,
+                )
+                .where(*conds)
+                .order_by(Brief.created_at.desc(), Brief.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [sc.BriefSummary.model_validate(dict(r._mapping)) for r in rows], total
 
     def get_brief(self, principal: Principal, brief_id: str) -> Brief:
         with self.db.read() as s:

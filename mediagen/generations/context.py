@@ -13,6 +13,7 @@ from mediagen.engines.downloads import Downloader
 from mediagen.generations.leases import Rows
 from mediagen.generations.ports import JobQueue
 from mediagen.generations.routing import EngineRouter
+from mediagen.generations.workers import WorkerRegistry
 from mediagen.storage.base import BlobStore
 
 
@@ -26,6 +27,7 @@ class CoreContext:
     catalog: Catalog
     download: Downloader
     queue: JobQueue
+    workers: WorkerRegistry  # this process as a lease holder, and who else is alive
 
     @property
     def workroot(self) -> Path:

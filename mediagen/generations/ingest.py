@@ -13,9 +13,13 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from mediagen.db.base import utcnow
 from mediagen.engines.base import OutputFile
 from mediagen.engines.downloads import DownloadError
 from mediagen.errors import MediagenError
@@ -24,7 +28,8 @@ from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.media import thumbnails, waveform
 from mediagen.media.errors import MediaError
-from mediagen.media.probe import probe
+from mediagen.media.probe import MediaInfo, probe
+from mediagen.storage.base import BlobInfo, BlobStoreError
 from mediagen.vocabulary import DERIVATION_TYPES, KINDS, Kind, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.pipeline")
@@ -46,6 +51,14 @@ class IngestError(MediagenError):
         self.final = final
 
 
+class StorageFailure(IngestError):
+    """The blob store could not take the bytes (disk full, read-only, unreachable): not the
+    output's fault, and worth another try later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, final=False)
+
+
 Files = Mapping[str, tuple[Path | None, str | None]]  # role -> (local file, content type if known)
 
 
@@ -64,6 +77,13 @@ class Ingestor:
         row = self.rows.get(gen_id)
         if row is None or row.status != Status.PROCESSING or row.provider_status != ProviderStatus.SUCCEEDED:
             return
+        # This worker holds it now (a webhook handler in another process leased it).
+        self.rows.cas(
+            gen_id,
+            (Status.PROCESSING,),
+            lease_until=self.rows.lease(),
+            lease_owner=self.ctx.workers.process_id,
+        )
         outputs = row.meta.get("outputs") or []
         cap = self.settings.max_download_bytes(row.kind)
         workdir = self.workdir(f"ingest{gen_id}-")
@@ -84,13 +104,6 @@ class Ingestor:
                 self.rows.fail(gen_id, f"could not store the output: {exc}", download_error=str(exc))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def ingest_file(self, row: Generation, path: Path) -> None:
-        """Complete `row` from a local file (uploads): same probe, derivations and storage."""
-        self.complete(row, {"main": (path, None)}, metadata={}, cost=0.0)
-        fresh = self.rows.get(row.id)
-        if fresh is None or fresh.status != Status.COMPLETED:
-            raise IngestError("the file could not be stored")
 
     def stash_inline(self, output: OutputFile) -> OutputFile:
         """data: URLs go into the blob store now, so rows never carry megabytes of base64."""
@@ -138,8 +151,16 @@ class Ingestor:
             raise IngestError(str(exc), final=exc.expired or not exc.retryable) from exc
         return Path(res.path)
 
-    def complete(self, row: Generation, files: Files, *, metadata: Mapping[str, Any], cost: float) -> None:
-        """Probe, derive, store, then flip to completed in one transaction with the blob refs."""
+    def _put(self, source: Any) -> BlobInfo:
+        try:
+            return self.store.put(source)
+        except (OSError, BlobStoreError) as exc:
+            # Say what failed without the server's paths; trying later may help (disk freed).
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise StorageFailure(f"storage: could not write the bytes ({reason})") from exc
+
+    def prepare(self, kind: str, files: Files, *, label: object) -> Stored:
+        """Probe, derive and store a finished job's files; the row is not touched yet."""
         main_path = files["main"][0] if "main" in files else None
         if main_path is None:
             raise IngestError("the model returned no main output")
@@ -150,58 +171,100 @@ class Ingestor:
         except MediaError as exc:
             raise IngestError(f"the output is not playable media: {exc}") from exc
         # An audio model may answer with a video container that carries the sound (kept as is).
-        sound_in_video = row.kind == Kind.AUDIO and info.kind == "video" and bool(info.duration)
-        if info.kind != row.kind and not sound_in_video:
-            raise IngestError(f"expected {row.kind} but the output is {info.kind}")
+        sound_in_video = kind == Kind.AUDIO and info.kind == "video" and bool(info.duration)
+        if info.kind != kind and not sound_in_video:
+            raise IngestError(f"expected {kind} but the output is {info.kind}")
         derived: dict[str, tuple[bytes, str]] = {}
-        for name in KINDS[Kind(row.kind)].derivations:
-            fn = DERIVERS.get(f"{name}_{row.kind}") or DERIVERS[name]
+        for name in KINDS[Kind(kind)].derivations:
+            fn = DERIVERS.get(f"{name}_{kind}") or DERIVERS[name]
             try:
                 derived[name] = (fn(main_path), DERIVATION_TYPES[name])
             except Exception as exc:  # a derivation must not lose the asset itself
-                log.warning("generation %s: %s derivation failed: %s", row.id, name, exc)
+                log.warning("generation %s: %s derivation failed: %s", label, name, exc)
         with main_path.open("rb") as fh:
-            main_blob = self.store.put(fh)
+            main_blob = self._put(fh)
         blobs: dict[str, tuple[str, int, str]] = {}
         for name, (data, ctype) in derived.items():
-            b = self.store.put(iter([data]))
+            b = self._put(iter([data]))
             blobs[name] = (b.key, b.size, ctype)
         for role, (path, given_type) in files.items():
             if role == "main" or path is None:
                 continue
             with path.open("rb") as fh:
-                b = self.store.put(fh)
+                b = self._put(fh)
             blobs[role] = (b.key, b.size, given_type or _sniff(path))
-        meta = dict(row.meta)
-        meta.update(metadata)
-        meta["media"] = {k: v for k, v in dataclasses.asdict(info).items() if v is not None}
-        meta["derivations"] = sorted(blobs)  # lets a gallery page name them without another query
+        return Stored(main_blob, info, blobs)
+
+    def _record(self, s: Session, gen_id: int, stored: Stored) -> None:
+        """Reference the stored bytes from the row, in the caller's transaction."""
+        self.store.attach(s, stored.main.key)
+        for name, (key, size, ctype) in stored.derivations.items():
+            self.store.attach(s, key)
+            s.add(
+                Derivation(generation_id=gen_id, name=name, blob_key=key, content_type=ctype, size_bytes=size)
+            )
+
+    def complete(self, row: Generation, files: Files, *, metadata: Mapping[str, Any], cost: float) -> None:
+        """Probe, derive, store, then flip to completed in one transaction with the blob refs."""
+        stored = self.prepare(row.kind, files, label=row.id)
+        meta = {**row.meta, **metadata, **stored.meta()}
         with self.db.write() as s:
-            probed = {name: getattr(info, name) for name in ("content_type", "duration", "width", "height")}
             completed = self.rows.finish(
                 row.id,
                 Status.COMPLETED,
                 Generation.status == Status.PROCESSING,
                 session=s,
-                blob_key=main_blob.key,
-                size_bytes=main_blob.size,
                 meta=meta,
                 cost_usd=cost,
                 error=None,
                 download_error=None,
-                **probed,
+                **stored.columns(),
             )
             if not completed:
                 return  # another run finished first (or it was canceled); our blobs get collected
-            self.store.attach(s, main_blob.key)
-            for name, (key, size, ctype) in blobs.items():
-                self.store.attach(s, key)
-                s.add(
-                    Derivation(
-                        generation_id=row.id, name=name, blob_key=key, content_type=ctype, size_bytes=size
-                    )
-                )
-        log.info("generation %s completed (%s, %s bytes)", row.id, info.content_type, main_blob.size)
+            self._record(s, row.id, stored)
+        log.info("generation %s completed (%s, %s bytes)", row.id, stored.info.content_type, stored.main.size)
+
+    def add_completed(self, row: Generation, path: Path) -> Generation:
+        """Store a file the user brought and insert `row` (not yet saved) already completed, in the
+        transaction that references its bytes: a failure at any point leaves no row behind."""
+        stored = self.prepare(row.kind, {"main": (path, None)}, label="upload")
+        now = utcnow()
+        with self.db.write() as s:
+            for name, value in stored.columns().items():
+                setattr(row, name, value)
+            row.status, row.completed_at, row.updated_at = Status.COMPLETED, now, now
+            row.meta = {**row.meta, **stored.meta()}
+            s.add(row)
+            s.flush()
+            self._record(s, row.id, stored)
+        return row
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A job's files in the blob store, not yet referenced by any row."""
+
+    main: BlobInfo
+    info: MediaInfo
+    derivations: dict[str, tuple[str, int, str]]  # name -> (blob key, size, content type)
+
+    def columns(self) -> dict[str, Any]:
+        """The row's columns that describe the asset's bytes."""
+        info = self.info
+        return {
+            "blob_key": self.main.key,
+            "size_bytes": self.main.size,
+            "content_type": info.content_type,
+            "duration": info.duration,
+            "width": info.width,
+            "height": info.height,
+        }
+
+    def meta(self) -> dict[str, Any]:
+        media = {k: v for k, v in dataclasses.asdict(self.info).items() if v is not None}
+        # `derivations` lets a gallery page name them without another query.
+        return {"media": media, "derivations": sorted(self.derivations)}
 
 
 def _sniff(path: Path) -> str:

@@ -55,14 +55,24 @@ class Pipeline:
     def ingest(self, gen_id: int) -> None:
         self.ingestor.ingest(gen_id)
 
-    def ingest_file(self, row: Generation, path: Path) -> None:
-        self.ingestor.ingest_file(row, path)
+    def add_completed(self, row: Generation, path: Path) -> Generation:
+        return self.ingestor.add_completed(row, path)
 
     def fail(self, gen_id: int, error: str) -> bool:
         return self.rows.fail(gen_id, error)
 
     def reconcile(self, *, limit: int = 500) -> int:
         return self.reconciler.reconcile(limit=limit)
+
+    def worker_started(self) -> None:
+        """This process runs jobs from now on: register it, so its death can be noticed."""
+        self.ctx.workers.register()
+
+    def worker_alive(self) -> None:
+        self.ctx.workers.heartbeat()
+
+    def worker_stopped(self) -> None:
+        self.ctx.workers.unregister()
 
     def collect_garbage(self) -> None:
         self.reconciler.collect_garbage()

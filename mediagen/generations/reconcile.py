@@ -20,6 +20,7 @@ GC_GRACE_SECONDS = 3600
 
 class Reconciler:
     def __init__(self, ctx: CoreContext) -> None:
+        self.workers = ctx.workers
         self.settings, self.db, self.rows, self.store, self.queue = (
             ctx.settings,
             ctx.db,
@@ -38,6 +39,9 @@ class Reconciler:
         now = utcnow()
         count = 0
         max_age = timedelta(seconds=self.settings.max_run_seconds)
+        released = self.workers.release_dead(now)
+        if released:
+            log.info("reconcile: took back %s job(s) from workers that died", released)
         with self.db.read() as s:
             expired = s.scalars(
                 select(Generation)

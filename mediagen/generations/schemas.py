@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from mediagen.campaigns.schemas import MAX_INT64, MIN_INT64, Ref, bounded_json
 from mediagen.vocabulary import Kind, Status
 
 MAX_PROMPT = 2000
+MAX_URL = 64 * 1024  # an http(s) URL, or a small data: URL (larger files: POST /api/{kind}/upload)
+MAX_PARAMETERS_BYTES = 64 * 1024
+MAX_WORD = 64  # formats, modes, ratios, versions
+
+Int64 = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
+AssetId = Annotated[int, Field(ge=1, le=MAX_INT64)]
+Word = Annotated[str, Field(max_length=MAX_WORD)]
+Url = Annotated[str, Field(max_length=MAX_URL)]
+Parameters = Annotated[dict[str, Any], AfterValidator(bounded_json(MAX_PARAMETERS_BYTES))]
 
 # The request fields that are not model inputs: they file the asset or pick the model.
 FILING_FIELDS = ("model", "client_id", "campaign_id", "brief_id", "collection", "parameters")
@@ -22,41 +32,48 @@ class GenerateRequest(BaseModel):
     refused with a 422 naming it, rather than silently dropped.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     model: str | None = Field(default=None, max_length=128, description="Model id; default per kind")
     duration: float | None = Field(default=None, gt=0, description="Seconds")
-    seed: int | None = None
-    client_id: str | None = Field(default=None, max_length=64)
-    campaign_id: str | None = Field(default=None, max_length=64)
-    brief_id: str | None = Field(default=None, max_length=64)
-    collection: str | None = Field(default=None, max_length=128)
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Any model input by name")
+    seed: Int64 | None = None
+    client_id: Ref | None = None
+    campaign_id: Ref | None = None
+    brief_id: Ref | None = None
+    collection: str | None = Field(default=None, min_length=1, max_length=128)
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description=f"Any model input by name: at most {MAX_PARAMETERS_BYTES // 1024} KiB of JSON",
+    )
     # audio (MusicGen & co.)
     temperature: float | None = None
-    top_k: int | None = None
+    top_k: Int64 | None = None
     top_p: float | None = None
     classifier_free_guidance: float | None = None
-    output_format: str | None = None
-    model_version: str | None = None
-    normalization_strategy: str | None = None
-    input_audio: str | None = Field(default=None, description="URL of a melody/continuation source")
-    audio_id: int | None = Field(default=None, description="A completed generated audio to condition on")
+    output_format: Word | None = None
+    model_version: Word | None = None
+    normalization_strategy: Word | None = None
+    input_audio: Url | None = Field(default=None, description="URL of a melody/continuation source")
+    audio_id: AssetId | None = Field(default=None, description="A completed generated audio to condition on")
     continuation: bool | None = None
     # video
-    image: str | None = Field(default=None, description="Start image: http(s) or data: URL")
-    image_id: int | None = Field(default=None, description="Start image: a completed generated image")
-    resolution: str | None = None
-    aspect_ratio: str | None = None
-    fps: int | None = None
+    image: Url | None = Field(
+        default=None,
+        description=f"Start image: http(s) URL, or a data: URL up to {MAX_URL // 1024} KiB "
+        "(upload a larger file and pass image_id)",
+    )
+    image_id: AssetId | None = Field(default=None, description="Start image: a completed generated image")
+    resolution: Word | None = None
+    aspect_ratio: Word | None = None
+    fps: Int64 | None = None
     camera_fixed: bool | None = None
-    mode: str | None = None
-    negative_prompt: str | None = None
+    mode: Word | None = None
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT)
     # image
-    width: int | None = None
-    height: int | None = None
-    num_outputs: int | None = None
+    width: Int64 | None = None
+    height: Int64 | None = None
+    num_outputs: Int64 | None = None
 
     def named_inputs(self) -> dict[str, Any]:
         """The fields that map onto model inputs (everything but filing fields)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -18,16 +20,18 @@ from mediagen.campaigns.service import CampaignService
 from mediagen.catalog.registry import check_model_kind
 from mediagen.db.base import utcnow
 from mediagen.engines.base import EngineError, InputError
-from mediagen.errors import Conflict, MediagenError, ProviderRefused, invalid, not_found
+from mediagen.errors import Conflict, ProviderRefused, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
+from mediagen.generations.ingest import IngestError, StorageFailure
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
 from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
+from mediagen.generations.ratelimit import RateLimiter
 from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Derivation, Generation
-from mediagen.vocabulary import TERMINAL, ProviderStatus, Status
+from mediagen.vocabulary import TERMINAL, UPLOAD_ENGINE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
 
@@ -73,13 +77,30 @@ def gallery_statements(
     return count, page
 
 
+def idempotency_scope(principal: Principal) -> str:
+    """Where an Idempotency-Key is unique: the API key that sent it, or the user's web session."""
+    return f"key:{principal.key_id}" if principal.key_id else f"user:{principal.user_id}"
+
+
+def request_hash(kind: str, req: GenerateRequest) -> str:
+    """A fingerprint of what was asked, to tell a retry from a different request under one key."""
+    body = {"kind": kind, "request": req.model_dump(mode="json", exclude_unset=True)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def routing_reason(routing: Routing) -> str:
     return routing.reason or "no engine"
 
 
 class GenerationService:
     def __init__(
-        self, ctx: CoreContext, *, campaigns: CampaignService, assets: AssetRecords, pipeline: Pipeline
+        self,
+        ctx: CoreContext,
+        *,
+        campaigns: CampaignService,
+        assets: AssetRecords,
+        pipeline: Pipeline,
+        rate_limiter: RateLimiter,
     ) -> None:
         self.settings, self.db, self.catalog, self.router, self.queue = (
             ctx.settings,
@@ -91,6 +112,7 @@ class GenerationService:
         self.campaigns = campaigns
         self.assets = assets
         self.pipeline = pipeline
+        self.rate_limiter = rate_limiter
 
     # create -----------------------------------------------------------------
     def create(
@@ -98,15 +120,16 @@ class GenerationService:
     ) -> tuple[Generation, bool]:
         """Validate everything, insert the row (pending) and hand it to the queue.
 
-        Returns (row, created). An `Idempotency-Key` seen before for this user returns the first
-        row unchanged, so a client retrying a timed-out POST never makes a second asset.
+        Returns (row, created). An `Idempotency-Key` seen before from the same API key (or web
+        session) with the same request returns the first row unchanged, so a client retrying a
+        timed-out POST never makes a second asset; with another request it is a Conflict.
+        A request counts against the rate limit once it is valid, and a replay does not count.
         """
+        fingerprint = request_hash(kind, req)
         if idempotency_key:
             existing = self._by_idempotency(principal, idempotency_key)
             if existing is not None:
-                if existing.kind != kind:
-                    raise Conflict("Idempotency-Key was already used for a different kind")
-                return existing, False
+                return self._replay(existing, fingerprint), False
         model_id = req.model or self.router.default_model(kind)
         entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
         routing = self.router.route(model_id)
@@ -145,6 +168,7 @@ class GenerationService:
             )
             for name, asset_id in built.media.items():
                 self._check_media(s, principal, asset_id, entry.media_inputs[name], built.origin[name])
+            self.rate_limiter.check(principal.key_id or principal.user_id)
             now = utcnow()
             row = Generation(
                 kind=kind,
@@ -160,6 +184,8 @@ class GenerationService:
                 cost_usd=entry.estimate_cost(parameters),
                 meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
                 idempotency_key=idempotency_key,
+                idempotency_scope=idempotency_scope(principal) if idempotency_key else None,
+                idempotency_hash=fingerprint if idempotency_key else None,
                 owner_key=principal.user_id,
                 webhook_token=secrets.token_urlsafe(24),
                 # Unclaimed rows become visible to reconcile after one lease: a lost enqueue heals.
@@ -175,10 +201,10 @@ class GenerationService:
                 existing = self._by_idempotency(principal, idempotency_key or "")
                 if existing is None:
                     raise
-                return existing, False
+                return self._replay(existing, fingerprint), False
         engine = self.router.engine(routing.engine)
         if engine is None or engine.capabilities.inline:
-            self.queue.dispatch(Step.SUBMIT, row.id)
+            self._enqueue(row)
             return row, True
         # Remote engines are submitted in the request itself, so a provider's verdict on the
         # inputs reaches the caller as a 422 naming the field, and no row is kept.
@@ -215,50 +241,65 @@ class GenerationService:
         brief_id: str | None,
         collection: str | None,
     ) -> Generation:
-        """An asset from a file the user brings (a start image, a melody to follow): it is probed and
-        derived by the same ingest as generated media, and then usable wherever an asset id is."""
-        with self.db.write() as s:
+        """An asset from a file the user brings (a start image, a melody to follow): probed,
+        derived and stored by the same ingest as generated media, and inserted completed in the
+        transaction that references its bytes, so a failure leaves nothing behind."""
+        with self.db.read() as s:
             client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
                 s, principal, client_id=client_id, campaign_id=campaign_id, brief_id=brief_id
             )
-            now = utcnow()
-            row = Generation(
-                kind=kind,
-                prompt=title,
-                model_id="upload",
-                engine="upload",
-                parameters={},
-                status=Status.PROCESSING,
-                provider_status=ProviderStatus.SUCCEEDED,
-                collection=collection,
-                client_id=client_id,
-                campaign_id=campaign_id,
-                brief_id=brief_id,
-                owner_key=principal.user_id,
-                meta={"uploaded": True},
-                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
-            s.flush()
+        now = utcnow()
+        row = Generation(
+            kind=kind,
+            prompt=title,
+            model_id=UPLOAD_ENGINE,
+            engine=UPLOAD_ENGINE,
+            parameters={},
+            provider_status=ProviderStatus.SUCCEEDED,
+            collection=collection,
+            client_id=client_id,
+            campaign_id=campaign_id,
+            brief_id=brief_id,
+            owner_key=principal.user_id,
+            meta={"uploaded": True},
+            created_at=now,
+        )
         try:
-            self.pipeline.ingest_file(row, path)
-        except Exception as exc:
-            with self.db.write() as s:
-                s.execute(delete(Generation).where(Generation.id == row.id))
-            if not isinstance(exc, MediagenError):
-                log.exception("upload %s could not be ingested", row.id)
+            return self.pipeline.add_completed(row, path)
+        except StorageFailure as exc:
+            raise Unavailable(str(exc), retry_after=30) from exc
+        except IngestError as exc:
             raise invalid("file", f"not usable {kind}: {exc}") from exc
-        return self.get(principal, kind, row.id)
 
     def _by_idempotency(self, principal: Principal, key: str) -> Generation | None:
         with self.db.read() as s:
             return s.scalar(
                 select(Generation).where(
-                    Generation.owner_key == principal.user_id, Generation.idempotency_key == key
+                    Generation.idempotency_scope == idempotency_scope(principal),
+                    Generation.idempotency_key == key,
                 )
             )
+
+    def _enqueue(self, row: Generation) -> None:
+        """Hand a new row to the queue; if the queue cannot take it, the row goes too (a 503 that
+        leaves nothing pending forever)."""
+        try:
+            self.queue.dispatch(Step.SUBMIT, row.id)
+        except Exception as exc:
+            log.exception("generation %s: the job queue refused it", row.id)
+            with self.db.write() as s:
+                s.execute(delete(Generation).where(Generation.id == row.id))
+            raise Unavailable(
+                "the job queue cannot take new jobs right now; try again", retry_after=5
+            ) from exc
+
+    @staticmethod
+    def _replay(existing: Generation, fingerprint: str) -> Generation:
+        """The first answer to a repeated request; a key reused for another request is refused
+        (it must never answer with something the caller did not ask for)."""
+        if existing.idempotency_hash is not None and existing.idempotency_hash != fingerprint:
+            raise Conflict("Idempotency-Key was already used for a different request; send a new key")
+        return existing
 
     def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
         row = s.get(Generation, asset_id)

@@ -21,7 +21,7 @@ from mediagen.generations.leases import rowcount
 from mediagen.generations.ports import Step
 from mediagen.generations.provider import ProviderSync
 from mediagen.generations.tables import Generation
-from mediagen.vocabulary import PROVIDER_TERMINAL, Kind, ProviderStatus, Status
+from mediagen.vocabulary import PROVIDER_TERMINAL, UPLOAD_ENGINE, Kind, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.pipeline")
 
@@ -65,6 +65,7 @@ class Submitter:
                     status=Status.PROCESSING,
                     attempts=Generation.attempts + 1,
                     lease_until=self.rows.lease(),
+                    lease_owner=self.ctx.workers.process_id,
                     updated_at=now,
                 )
             )
@@ -81,7 +82,12 @@ class Submitter:
             return
         engine = self.ctx.router.engine(row.engine)
         if engine is None:
-            self.rows.fail(gen_id, f"engine {row.engine!r} is not configured on this server")
+            reason = (
+                "the upload was interrupted before its bytes were stored; upload the file again"
+                if row.engine == UPLOAD_ENGINE
+                else f"engine {row.engine!r} is not configured on this server"
+            )
+            self.rows.fail(gen_id, reason)
             return
         workdir = self.ingestor.workdir(f"gen{gen_id}-")
         try:
@@ -106,25 +112,28 @@ class Submitter:
             self.rows.fail(gen_id, f"the model rejected an input: {exc}")
         except EngineError as exc:
             if exc.retryable and row.attempts < self.settings.max_attempts:
-                self.rows.cas(
-                    gen_id,
-                    (Status.PROCESSING,),
-                    status=Status.PENDING,
-                    error=str(exc),
-                    lease_until=self.rows.lease(),
-                )
-                self.queue.dispatch(Step.SUBMIT, gen_id, min(60.0, 2.0**row.attempts))
+                self._retry_later(row, str(exc))
             else:
                 self.rows.fail(gen_id, str(exc))
                 if inline:
                     raise
-        except IngestError as exc:
-            self.rows.fail(gen_id, str(exc), download_error=str(exc))
+        except IngestError as exc:  # a storage failure is worth another try; bad output is not
+            if not exc.final and row.attempts < self.settings.max_attempts:
+                self._retry_later(row, str(exc))
+            else:
+                self.rows.fail(gen_id, str(exc), download_error=str(exc))
         except Exception as exc:  # a bug in an engine must not leave the row stuck
             log.exception("generation %s: engine %s crashed", gen_id, row.engine)
             self.rows.fail(gen_id, f"{row.engine} engine error: {exc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _retry_later(self, row: Generation, reason: str) -> None:
+        """Back to pending with the reason shown, and submitted again after a growing delay."""
+        self.rows.cas(
+            row.id, (Status.PROCESSING,), status=Status.PENDING, error=reason, lease_until=self.rows.lease()
+        )
+        self.queue.dispatch(Step.SUBMIT, row.id, min(60.0, 2.0**row.attempts))
 
     def _started(self, row: Generation, result: Submitted) -> None:
         # A create can answer with a finished prediction (sync mode, or one adopted after an

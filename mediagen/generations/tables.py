@@ -39,7 +39,9 @@ class Generation(Base):
         _gallery_index("collection"),
         Index("ix_generations_status_lease", "status", "lease_until"),
         Index("ix_generations_status_poll", "status", "next_poll_at"),
-        UniqueConstraint("owner_key", "idempotency_key", name="uq_generations_idempotency"),
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_generations_idempotency"),
+        # Ids are never handed out twice: a new asset must not take over a deleted one's URLs.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -71,9 +73,15 @@ class Generation(Base):
     download_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The process holding the lease (`workers.id`), so a dead holder's jobs are taken back at once.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Where the key is unique: the API key that sent it (or the user's web session).
+    idempotency_scope: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # sha256 of the request it was first used with: a reuse with another body is refused.
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Who asked: the user id. Scopes idempotency keys and lets the UI show "mine".
     owner_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Unguessable per-generation token for engines that cannot sign their webhooks (Cog).
@@ -106,3 +114,15 @@ class WebhookDelivery(Base):
 
     webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Worker(Base):
+    """A process that runs jobs, with its heartbeat (see generations/workers.py)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -42,7 +42,9 @@ class WorkerHost:
         self._ticker = threading.Thread(target=self._tick, name="mediagen-reconcile", daemon=True)
 
     def start(self) -> None:
-        # At start-up, before workers take anything: whatever a crash left half-done is re-dispatched.
+        # At start-up, before workers take anything: whatever a crash left half-done is re-dispatched
+        # (a dead predecessor's leases at once: see generations/workers.py).
+        self.pipeline.worker_started()
         self._safe_reconcile()
         self.consumer.start()
         self._ticker.start()
@@ -56,6 +58,10 @@ class WorkerHost:
     def _tick(self) -> None:
         last_gc = time.monotonic()
         while not self._stop.wait(self.interval):
+            try:
+                self.pipeline.worker_alive()
+            except Exception:
+                log.exception("worker heartbeat failed; will try again")
             self._safe_reconcile()
             if time.monotonic() - last_gc > GC_INTERVAL_SECONDS:
                 last_gc = time.monotonic()
@@ -67,3 +73,7 @@ class WorkerHost:
     def stop(self) -> None:
         self._stop.set()
         self.consumer.stop(graceful=True)
+        try:
+            self.pipeline.worker_stopped()
+        except Exception:
+            log.exception("could not unregister this worker")

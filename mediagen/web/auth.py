@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from mediagen.errors import RateLimited, Unauthenticated
 from mediagen.web.forms import Posted, posted_text
 from mediagen.web.pages import page_router, render
-from mediagen.web.session import HOME, check_csrf, safe_next, see_other, session_principal, sign_in, svc
+from mediagen.web.session import (
+    HOME,
+    check_csrf,
+    client_address,
+    safe_next,
+    see_other,
+    session_principal,
+    sign_in,
+    sign_out,
+    svc,
+    user_agent,
+)
 
 router = page_router()
 
@@ -25,23 +39,45 @@ def login_form(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"next": safe_next(next), "email": "", "error": None}, me=None)
 
 
+def locked_out_message(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    wait = "a minute" if minutes <= 1 else f"{minutes} minutes"
+    return f"Too many failed sign-ins. For your account's safety, sign-in is paused: try again in {wait}."
+
+
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, posted: Posted) -> Response:
     # A login form posted from another site could sign a victim into the attacker's account.
     check_csrf(request, posted_text(posted, "csrf_token"))
     email, password = posted_text(posted, "email"), posted_text(posted, "password")
     next_path = safe_next(posted_text(posted, "next"))
-    principal = svc(request).auth.authenticate_password(email, password) if email and password else None
-    if principal is None:
-        error = "Wrong email or password." if email and password else "Enter your email and password."
-        context = {"next": next_path, "email": email, "error": error}
-        return render(request, "login.html", context, me=None, status_code=400)
-    sign_in(request, principal)
+
+    def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
+        context = {"next": next_path, "email": email, "error": error, "locked": status == 429}
+        response = render(request, "login.html", context, me=None, status_code=status)
+        response.headers.update(headers or {})
+        return response
+
+    if not email or not password:
+        return again("Enter your email and password.", 422)
+    try:
+        _, token = svc(request).auth.sign_in(
+            email,
+            password,
+            address=client_address(request),
+            user_agent=user_agent(request),
+            replace=request.session.get("sid"),
+        )
+    except RateLimited as exc:
+        return again(locked_out_message(exc.retry_after), 429, {"Retry-After": str(exc.retry_after)})
+    except Unauthenticated:
+        return again("Wrong email or password.", 401)
+    sign_in(request, token)
     return see_other(next_path)
 
 
 @router.post("/logout", response_class=HTMLResponse)
 def logout(request: Request, posted: Posted) -> Response:
     check_csrf(request, posted_text(posted, "csrf_token"))
-    request.session.clear()
+    sign_out(request)
     return see_other("/login")

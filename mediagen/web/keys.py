@@ -1,6 +1,8 @@
-"""API keys: the user's keys (an admin's: everyone's), making one, and revoking one."""
+"""API keys: the keys the user may manage (`AuthService.keys_visible_to`), making one, and revoking one."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,11 +23,12 @@ def keys_render(
     request: Request, me: Principal, form: FormState | None = None, created: KeyCreated | None = None
 ) -> Response:
     services = svc(request)
-    form = form or FormState({"clients": []}, status_code=201 if created else 200)
+    form = form or FormState({"clients": [], "expires_days": ""}, status_code=201 if created else 200)
     context = {
         "keys": services.auth.keys_visible_to(me),
         "clients": by_name(client_choices(services, me)),
         "created": created,
+        "now": datetime.now(UTC),
     }
     return render_forms(request, "keys.html", context, {"": form}, me=me, section="keys")
 
@@ -36,13 +39,32 @@ def keys_page(request: Request, me: Me) -> Response:
 
 
 def create_key(f: Submission, body: KeyCreate) -> KeyCreated:
-    row, token = f.services.auth.create_key_for(f.me, name=body.name, clients=body.clients)
-    return KeyCreated(id=row.id, name=row.name, key=token, clients=row.clients, created_at=row.created_at)
+    row, token = f.services.auth.create_key_for(
+        f.me, name=body.name, clients=body.clients, expires_days=body.expires_days
+    )
+    return KeyCreated(
+        id=row.id,
+        name=row.name,
+        key=token,
+        clients=row.clients,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def build_key(f: Submission) -> KeyCreate:
+    return KeyCreate.model_validate(
+        {
+            "name": f.values["name"],
+            "clients": f.values["clients"] or None,
+            "expires_days": f.optional("expires_days"),
+        }
+    )
 
 
 CREATE_KEY = PageForm(
-    fields={"name": "", "clients": []},
-    build=lambda f: KeyCreate(name=f.values["name"], clients=f.values["clients"] or None),
+    fields={"name": "", "clients": [], "expires_days": ""},
+    build=build_key,
     act=create_key,
     # Rendered, not redirected: the token is shown this once and never stored in the (signed,
     # readable) session cookie.

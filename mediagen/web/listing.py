@@ -13,8 +13,10 @@ from mediagen.errors import MediagenError
 from mediagen.generations.presenters import asset_json
 from mediagen.services import Services
 from mediagen.vocabulary import KindInfo
+from mediagen.web.errors import PageError
 
 LIST_PAGE_SIZE = 50  # clients / campaigns tables
+MAX_PAGE = 10**9  # past any real list, and page x size stays far inside a 64-bit offset
 PICKER_LIMIT = 100  # options in a client/campaign/brief <select> (the API's page cap)
 
 
@@ -51,8 +53,16 @@ def pager(path: str, params: Mapping[str, Any], *, page: int, size: int, total: 
 
 
 def page_number(page: str | None) -> int:
-    """`?page=` as a page number: anything but a positive whole number is the first page."""
-    return int(page) if page and page.isdigit() and int(page) > 0 else 1
+    """`?page=` as a page number: anything but a positive whole number is the first page, and a
+    number past `MAX_PAGE` names no page (404), rather than an offset no database can hold."""
+    if not page or not (page.isascii() and page.isdigit()):
+        return 1  # also "²" and other digits int() cannot read
+    digits = page.lstrip("0")
+    if not digits:
+        return 1
+    if len(digits) > len(str(MAX_PAGE)) or int(digits) > MAX_PAGE:
+        raise PageError(404, "Not found", f"There is no page {page[:20]}: pages go up to {MAX_PAGE}.")
+    return int(digits)
 
 
 def blank(value: str | None) -> str | None:

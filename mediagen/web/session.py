@@ -1,4 +1,9 @@
-"""The signed-in user, the CSRF token and the redirects that pages share, all kept in the session."""
+"""The signed-in user, the CSRF token and the redirects that pages share.
+
+The session cookie (signed, but readable by whoever holds it) carries a CSRF token, a flash message
+and `sid`: the token of a server-side session (`mediagen.auth.sessions`). Who is signed in is only
+ever read from the database row that token names, so ending the row signs the cookie out everywhere.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,19 @@ def svc(request: Request) -> Services:
 
 
 def session_principal(request: Request, services: Services) -> Principal | None:
-    """The signed-in user, if the session cookie carries one."""
+    """The signed-in user, if the session cookie names a live server-side session."""
     session = request.scope.get("session")
-    return services.auth.principal_for_session(session.get("uid")) if session else None
+    return services.auth.principal_for_session_token(session.get("sid")) if session else None
+
+
+def client_address(request: Request) -> str | None:
+    """The address sign-in attempts are counted against (behind a proxy, run uvicorn with
+    `--proxy-headers` and `--forwarded-allow-ips` so this is the client's, not the proxy's)."""
+    return request.client.host if request.client else None
+
+
+def user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
 
 
 def require_user(request: Request) -> Principal:
@@ -41,11 +56,18 @@ def require_user(request: Request) -> Principal:
 Me = Annotated[Principal, Depends(require_user)]
 
 
-def sign_in(request: Request, principal: Principal) -> None:
-    """A fresh session: nothing from before sign-in (including the old CSRF token) carries over."""
+def sign_in(request: Request, token: str) -> None:
+    """A fresh cookie for a new server-side session (`AuthService.sign_in` made it and ended the one
+    before): nothing from before sign-in, the old CSRF token included, carries over."""
     request.session.clear()
-    request.session["uid"] = principal.user_id
+    request.session["sid"] = token
     request.session["csrf"] = secrets.token_urlsafe(32)
+
+
+def sign_out(request: Request) -> None:
+    """Ends the server-side session (so copies of the cookie stop working too) and clears the cookie."""
+    svc(request).auth.end_session(request.session.get("sid"))
+    request.session.clear()
 
 
 def csrf_token(request: Request) -> str:

@@ -75,7 +75,7 @@ def test_members_cannot_reach_raw_blobs(live_server: LiveServer) -> None:
             "--email",
             "member@example.com",
             "--password",
-            "member-pass-1",
+            "violet-harbor-lantern",
         ],
         env=env,
         check=True,

@@ -104,7 +104,7 @@ def test_duplicate_email_is_refused_whatever_its_case(auth: AuthService, db: Dat
             "role must be one of admin, member",
         ),
         ({"email": "dave.example.com", "password": PASSWORD}, "email must be an email address"),
-        ({"email": "dave@example.com", "password": "1234567"}, "password must be at least 8 characters"),
+        ({"email": "dave@example.com", "password": "1234567"}, "must be at least 10 characters"),
     ],
 )
 def test_create_user_validates_its_inputs(

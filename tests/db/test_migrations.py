@@ -29,6 +29,8 @@ EXPECTED_TABLES = {
     "clients",
     "derivations",
     "generations",
+    "sessions",
+    "sign_in_throttle",
     "users",
     "webhook_deliveries",
 }
@@ -107,3 +109,38 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     upgraded_without_drift(url)
+
+
+def test_upgrading_an_existing_database_keeps_its_rows_and_stops_reusing_ids(tmp_path: Path) -> None:
+    """0003 rebuilds `generations` on SQLite (AUTOINCREMENT): the rows that reference it survive,
+    old idempotency keys keep their user scope, and a deleted id is never handed out again."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    upgrade(url, "0002")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(
+            "INSERT INTO generations (id, kind, prompt, model_id, engine, parameters, status, metadata,"
+            " download_attempted, download_retries, cost_usd, attempts, created_at, updated_at,"
+            " owner_key, idempotency_key) VALUES (7, 'audio', 'p', 'synth/music', 'synth', '{}',"
+            " 'completed', '{}', 0, 0, 0, 0, '2026-01-01', '2026-01-01', 'u1', 'k1')"
+        )
+        db.execute(
+            "INSERT INTO derivations (generation_id, name, blob_key, content_type, size_bytes, created_at)"
+            " VALUES (7, 'waveform', 'x', 'application/json', 1, '2026-01-01')"
+        )
+    upgrade(url)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        assert db.execute("SELECT count(*) FROM derivations").fetchone() == (1,)
+        assert db.execute("SELECT idempotency_scope FROM generations").fetchone() == ("u1",)
+        db.execute("DELETE FROM generations WHERE id = 7")
+        db.execute(
+            "INSERT INTO generations (kind, prompt, model_id, engine, parameters, status, metadata,"
+            " download_attempted, download_retries, cost_usd, attempts, created_at, updated_at)"
+            " VALUES ('audio', 'q', 'synth/music', 'synth', '{}', 'pending', '{}', 0, 0, 0, 0,"
+            " '2026-01-02', '2026-01-02')"
+        )
+        assert db.execute("SELECT id FROM generations").fetchone() == (8,)

@@ -325,6 +325,23 @@ def test_crash_recovery(server_factory) -> None:
     assert len(refs) == 6 and all(r.refcount == 1 for r in refs)
 
 
+def test_a_restart_after_kill_9_takes_its_dead_leases_back_at_once(server_factory) -> None:
+    """With the default 120 s lease: the restarted process sees its predecessor's pid is gone and
+    re-runs the jobs it held at once, instead of waiting the lease out."""
+    srv = server_factory(MEDIAGEN_WORKERS="1")
+    ids = [
+        generate(srv, "audio", {"prompt": f"slow strings {i}", "duration": 20, "seed": i + 1})["audio_id"]
+        for i in range(3)
+    ]
+    time.sleep(0.5)  # the worker has claimed the first job
+    srv.kill()
+    restarted = time.monotonic()
+    srv.start()
+    items = [srv.wait_for("audio", i, timeout=60) for i in ids]
+    assert all(it["status"] == "completed" for it in items), [it["status"] for it in items]
+    assert time.monotonic() - restarted < 60  # far inside the 120 s lease
+
+
 def test_upload_becomes_an_asset_usable_as_input(live_server: LiveServer, campaign: str) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (200, 120), (200, 40, 40)).save(buf, format="PNG")

@@ -80,6 +80,7 @@ def migrate(url: str, *, template: Path | None = None) -> bool:
 def _build(
     data_dir: Path, template: Path | None, **settings: object
 ) -> tuple[Services, MemoryJobQueue, bool]:
+    settings.setdefault("generate_rate_limit_per_minute", 0)  # tests of the limit set their own
     config = Settings(data_dir=data_dir, **settings)  # type: ignore[arg-type]
     config.ensure_dirs()
     copied = migrate(config.resolved_database_url, template=template)

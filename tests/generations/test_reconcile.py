@@ -11,6 +11,8 @@ from mediagen.auth.service import Principal
 from mediagen.db.base import utcnow
 from mediagen.generations.ports import Step
 from mediagen.generations.schemas import GenerateRequest
+from mediagen.generations.tables import Generation, Worker
+from mediagen.generations.workers import HOST
 from mediagen.jobs.memory import Dispatched, MemoryJobQueue
 from mediagen.services import Services
 from mediagen.vocabulary import ProviderStatus, Status
@@ -26,6 +28,11 @@ def gen_id(services: Services, queue: MemoryJobQueue, admin: Principal) -> int:
     queue.waiting.clear()
     queue.history.clear()
     return row.id
+
+
+def make_audio(services: Services, admin: Principal) -> Generation:
+    row, _ = services.generations.create(admin, "audio", GenerateRequest(prompt="x", duration=1))
+    return row
 
 
 def ago(seconds: float) -> datetime:
@@ -204,3 +211,77 @@ def test_a_row_both_expired_and_due_is_polled_once(
     )
     services.pipeline.reconcile()
     assert queue.history == [Dispatched(Step.REFRESH, gen_id, 0.0)]
+
+
+# -- dead lease holders --------------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def held_by(services: Services, gen_id: int, owner: str) -> None:
+    """The row is being worked on by `owner`, with most of its lease still to run."""
+    set_row(
+        services,
+        gen_id,
+        status=Status.PROCESSING,
+        attempts=1,
+        lease_owner=owner,
+        lease_until=utcnow() + timedelta(seconds=100),
+    )
+
+
+def register(services: Services, worker_id: str, *, host: str, pid: int, seen_ago: float) -> None:
+    seen = utcnow() - timedelta(seconds=seen_ago)
+    with services.db.write() as s:
+        s.add(Worker(id=worker_id, host=host, pid=pid, started_at=seen, seen_at=seen))
+
+
+def test_a_job_held_by_a_killed_worker_on_this_host_is_taken_back_at_once(
+    services: Services, queue: MemoryJobQueue, admin: Principal
+) -> None:
+    row = make_audio(services, admin)
+    register(services, "crashed", host=HOST, pid=dead_pid(), seen_ago=1)  # beat a second ago
+    held_by(services, row.id, "crashed")
+    queue.history.clear()
+    services.pipeline.reconcile()
+    fresh = reread(services, row.id)
+    assert fresh.status == Status.PENDING and queue.history == [Dispatched(Step.SUBMIT, row.id, 0.0)]
+
+
+def test_a_job_held_by_a_silent_worker_elsewhere_is_taken_back_after_its_heartbeats_stop(
+    services: Services, queue: MemoryJobQueue, admin: Principal
+) -> None:
+    quiet, busy = make_audio(services, admin), make_audio(services, admin)
+    register(services, "lost-machine", host="elsewhere", pid=1, seen_ago=3600)
+    register(services, "busy-machine", host="elsewhere", pid=1, seen_ago=1)
+    held_by(services, quiet.id, "lost-machine")
+    held_by(services, busy.id, "busy-machine")
+    queue.history.clear()
+    services.pipeline.reconcile()
+    assert reread(services, quiet.id).status == Status.PENDING
+    assert reread(services, busy.id).status == Status.PROCESSING  # alive: its lease stands
+    assert queue.history == [Dispatched(Step.SUBMIT, quiet.id, 0.0)]
+
+
+def test_a_worker_registers_claims_under_its_name_and_leaves(
+    services: Services, queue: MemoryJobQueue, admin: Principal
+) -> None:
+    services.pipeline.worker_started()
+    me = services.pipeline.ctx.workers.process_id
+    with services.db.read() as s:
+        assert s.get(Worker, me) is not None
+    row = make_audio(services, admin)
+    services.pipeline.reconcile()  # this process is alive: nothing of its own is taken back
+    services.pipeline.run(Step.SUBMIT, row.id)
+    assert reread(services, row.id).lease_owner == me
+    services.pipeline.worker_stopped()
+    with services.db.read() as s:
+        assert s.get(Worker, me) is None

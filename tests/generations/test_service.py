@@ -12,14 +12,22 @@ import soundfile as sf
 
 from mediagen.auth.service import Principal
 from mediagen.error_map import status_for
-from mediagen.errors import Conflict, InvalidInput, NotFound, ProviderRefused
+from mediagen.errors import Conflict, InvalidInput, NotFound, ProviderRefused, RateLimited
 from mediagen.generations.ports import Step
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.jobs.memory import Dispatched, MemoryJobQueue
 from mediagen.media.probe import MediaInfo, probe
 from mediagen.services import Services
 from mediagen.vocabulary import ProviderStatus, Status
-from tests.generations.conftest import ADMIN, Hosted, blob_bytes, make_services, reread, set_row
+from tests.generations.conftest import (
+    ADMIN,
+    Hosted,
+    blob_bytes,
+    make_seeded_services,
+    make_services,
+    reread,
+    set_row,
+)
 
 MUSICGEN = "meta/musicgen"
 
@@ -182,14 +190,15 @@ def test_an_idempotency_key_returns_the_first_row_and_dispatches_nothing_new(
     services: Services, queue: MemoryJobQueue, admin: Principal, member: Principal
 ) -> None:
     first, created = services.generations.create(admin, "audio", audio(), idempotency_key="k-1")
-    again, created_again = services.generations.create(
-        admin, "audio", audio("something else entirely"), idempotency_key="k-1"
-    )
+    again, created_again = services.generations.create(admin, "audio", audio(), idempotency_key="k-1")
     assert created and not created_again
     assert again.id == first.id and again.prompt == first.prompt
     assert queue.history == [Dispatched(Step.SUBMIT, first.id, 0.0)]
 
-    with pytest.raises(Conflict, match="different kind"):
+    # The same key with another request is refused, never answered with the first one's asset.
+    with pytest.raises(Conflict, match="different request"):
+        services.generations.create(admin, "audio", audio("something else entirely"), idempotency_key="k-1")
+    with pytest.raises(Conflict, match="different request"):
         services.generations.create(admin, "image", GenerateRequest(prompt="x"), idempotency_key="k-1")
 
     # Keys are per user: another user's identical key is a new asset.
@@ -514,3 +523,61 @@ def test_a_provider_input_error_without_a_field_is_reported_on_parameters(hosted
         hosted.services.generations.create(hosted.admin, "audio", GenerateRequest(prompt="x", model=MUSICGEN))
     assert exc.value.message == "Additional property foo is not allowed"
     assert exc.value.field == "parameters"
+
+
+# -- hardening: ids, idempotency scope, rate limit ------------------------------------------------
+
+
+def test_a_deleted_assets_id_is_never_handed_out_again(services: Services, admin: Principal) -> None:
+    first, _ = services.generations.create(admin, "audio", audio())
+    newest, _ = services.generations.create(admin, "audio", audio("another"))
+    services.generations.delete(admin, "audio", newest.id)
+    after, _ = services.generations.create(admin, "audio", audio("after the delete"))
+    assert after.id > newest.id > first.id
+    with pytest.raises(NotFound):
+        services.generations.get(admin, "audio", newest.id)
+
+
+def key_principal(services: Services, admin: Principal, clients: list[str]) -> Principal:
+    """A principal as an API key limited to `clients` authenticates (same user, its own key id)."""
+    _, token = services.auth.create_key(user_id=admin.user_id, name="k", clients=clients)
+    principal = services.auth.authenticate_key(token)
+    assert principal is not None and principal.key_id
+    return principal
+
+
+def test_idempotency_keys_are_scoped_to_the_api_key_that_sent_them(
+    services: Services, admin: Principal
+) -> None:
+    acme = key_principal(services, admin, ["acme"])
+    globex = key_principal(services, admin, ["globex"])
+    mine, _ = services.generations.create(acme, "audio", audio(client_id="acme"), idempotency_key="shared")
+    # Another key of the same user sends the same Idempotency-Key: its own, new asset, filed where
+    # it asked, and never the other tenant's row.
+    theirs, created = services.generations.create(
+        globex, "audio", audio(client_id="globex"), idempotency_key="shared"
+    )
+    assert created and theirs.id != mine.id and theirs.client_id == "globex"
+    replay, created_again = services.generations.create(
+        globex, "audio", audio(client_id="globex"), idempotency_key="shared"
+    )
+    assert not created_again and replay.id == theirs.id
+
+
+def test_the_rate_limit_counts_valid_requests_including_idempotent_ones(tmp_path: Path) -> None:
+    services, _, admin = make_seeded_services(tmp_path / "data", generate_rate_limit_per_minute=3)
+    try:
+        for _ in range(5):  # invalid requests are refused on their own merits and do not count
+            with pytest.raises(InvalidInput):
+                services.generations.create(admin, "audio", audio(model="synth/nope"))
+        first, _ = services.generations.create(admin, "audio", audio(), idempotency_key="a")
+        services.generations.create(admin, "audio", audio(), idempotency_key="a")  # a replay: free
+        services.generations.create(admin, "audio", audio(), idempotency_key="b")
+        services.generations.create(admin, "audio", audio())
+        with pytest.raises(RateLimited) as limited:  # a fresh key is a new request: it counts
+            services.generations.create(admin, "audio", audio(), idempotency_key="c")
+        assert 1 <= limited.value.retry_after <= 60 and status_for(limited.value) == 429
+        again, created = services.generations.create(admin, "audio", audio(), idempotency_key="a")
+        assert again.id == first.id and not created  # replays still answer while limited
+    finally:
+        services.close()

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
 LIMITED_EMAIL = "limited@example.com"
-LIMITED_PASSWORD = "limited-password-1"
+LIMITED_PASSWORD = "violet-harbor-lantern"
 DONE_TIMEOUT_MS = 60_000
 
 

@@ -114,7 +114,7 @@ def test_login_needs_the_forms_csrf_token_and_the_right_password(client: TestCli
     r = client.post(
         "/login", data={"email": "admin@example.com", "password": "nope-nope", "csrf_token": token}
     )
-    assert r.status_code == 400
+    assert r.status_code == 401
     assert "Wrong email or password" in r.text
     assert 'aria-invalid="true"' in r.text
 

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
-from mediagen.api.errors import ERROR_RESPONSES
+from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
+from mediagen.api.limits import MAX_FILTER_LENGTH, IdFilter, Limit, Offset, RecordId
 from mediagen.campaigns import schemas as sc
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip")]
 Cascade = Annotated[bool, Query(description="Also delete the generated assets filed under it")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ERROR_RESPONSES[404]["model"], "description": "Duplicate id, or assets remain"}
+    409: {"model": ErrorOut, "description": "Duplicate id, or assets remain"}
 }
+Search = Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH, description="Name contains")]
 
 
 @router.post("/clients", status_code=201, response_model=sc.ClientOut, tags=["clients"], responses=CONFLICT)
@@ -32,7 +32,7 @@ def list_clients(
     principal: PrincipalDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
+    q: Search = None,
 ) -> sc.ClientList:
     """List clients visible to this key, newest first."""
     rows, total = services.campaigns.list_clients(principal, q=q, limit=limit, offset=offset)
@@ -40,14 +40,14 @@ def list_clients(
 
 
 @router.get("/clients/{client_id}", response_model=sc.ClientOut, tags=["clients"])
-def get_client(client_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+def get_client(client_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> object:
     """One client."""
     return services.campaigns.get_client(principal, client_id)
 
 
 @router.patch("/clients/{client_id}", response_model=sc.ClientOut, tags=["clients"])
 def update_client(
-    client_id: str, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
+    client_id: RecordId, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
     """Change a client's name or description."""
     return services.campaigns.update_client(principal, client_id, body)
@@ -55,7 +55,7 @@ def update_client(
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"], responses=CONFLICT)
 def delete_client(
-    client_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
+    client_id: RecordId, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
 ) -> Response:
     """Delete a client with its campaigns and briefs (409 while assets remain, unless cascade)."""
     services.campaigns.delete_client(principal, client_id, cascade=cascade)
@@ -63,7 +63,7 @@ def delete_client(
 
 
 @router.get("/clients/{client_id}/stats", response_model=sc.Stats, tags=["clients"])
-def client_stats(client_id: str, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
+def client_stats(client_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
     """Asset counts by kind and status, total duration and cost."""
     return services.campaigns.stats(principal, "client", client_id)
 
@@ -82,9 +82,9 @@ def list_campaigns(
     principal: PrincipalDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    client_id: str | None = None,
+    client_id: IdFilter = None,
     status: sc.CampaignStatus | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Name contains")] = None,
+    q: Search = None,
 ) -> sc.CampaignList:
     """List campaigns, newest first."""
     rows, total = services.campaigns.list_campaigns(
@@ -96,14 +96,14 @@ def list_campaigns(
 
 
 @router.get("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
-def get_campaign(campaign_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+def get_campaign(campaign_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> object:
     """One campaign."""
     return services.campaigns.get_campaign(principal, campaign_id)
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=sc.CampaignOut, tags=["campaigns"])
 def update_campaign(
-    campaign_id: str, body: sc.CampaignUpdate, services: ServicesDep, principal: PrincipalDep
+    campaign_id: RecordId, body: sc.CampaignUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
     """Change a campaign's name, goal or status."""
     return services.campaigns.update_campaign(principal, campaign_id, body)
@@ -111,7 +111,7 @@ def update_campaign(
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, tags=["campaigns"], responses=CONFLICT)
 def delete_campaign(
-    campaign_id: str, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
+    campaign_id: RecordId, services: ServicesDep, principal: PrincipalDep, cascade: Cascade = False
 ) -> Response:
     """Delete a campaign and its briefs (409 while assets remain, unless cascade)."""
     services.campaigns.delete_campaign(principal, campaign_id, cascade=cascade)
@@ -119,7 +119,7 @@ def delete_campaign(
 
 
 @router.get("/campaigns/{campaign_id}/stats", response_model=sc.Stats, tags=["campaigns"])
-def campaign_stats(campaign_id: str, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
+def campaign_stats(campaign_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
     """Asset counts by kind and status, total duration and cost."""
     return services.campaigns.stats(principal, "campaign", campaign_id)
 
@@ -136,32 +136,33 @@ def list_briefs(
     principal: PrincipalDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    client_id: str | None = None,
-    campaign_id: str | None = None,
+    client_id: IdFilter = None,
+    campaign_id: IdFilter = None,
 ) -> sc.BriefList:
-    """List briefs, newest first."""
+    """List briefs, newest first, as summaries (the start of the text; GET one for all of it and
+    the direction)."""
     rows, total = services.campaigns.list_briefs(
         principal, client_id=client_id, campaign_id=campaign_id, limit=limit, offset=offset
     )
-    return sc.BriefList(briefs=[sc.BriefOut.model_validate(r) for r in rows], count=len(rows), total=total)
+    return sc.BriefList(briefs=rows, count=len(rows), total=total)
 
 
 @router.get("/briefs/{brief_id}", response_model=sc.BriefOut, tags=["briefs"])
-def get_brief(brief_id: str, services: ServicesDep, principal: PrincipalDep) -> object:
+def get_brief(brief_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> object:
     """One brief."""
     return services.campaigns.get_brief(principal, brief_id)
 
 
 @router.patch("/briefs/{brief_id}", response_model=sc.BriefOut, tags=["briefs"])
 def update_brief(
-    brief_id: str, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
+    brief_id: RecordId, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
     """Change a brief's title, text, direction or campaign."""
     return services.campaigns.update_brief(principal, brief_id, body)
 
 
 @router.delete("/briefs/{brief_id}", status_code=204, tags=["briefs"])
-def delete_brief(brief_id: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+def delete_brief(brief_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Delete a brief (its assets stay, unfiled from it)."""
     services.campaigns.delete_brief(principal, brief_id)
     return Response(status_code=204)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
+from mediagen.api.limits import FilingRef, GenId, IdFilter, Limit, Offset
 from mediagen.api.media import blob_response
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from mediagen.generations.presenters import accepted_json, asset_json
@@ -29,8 +30,25 @@ from mediagen.vocabulary import KINDS, Kind, KindInfo, Status
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
-Offset = Annotated[int, Query(ge=0)]
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorOut, "description": "Rate limit (per key, per minute); see Retry-After"},
+}
+PROVIDER: dict[int | str, dict[str, Any]] = {
+    502: {"description": "The provider refused the job; the body names the failed generation"},
+    503: {"description": "The provider account has no credit, or a dependency is unavailable"},
+}
+NOT_COMPLETED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "Not completed yet, so there are no bytes"},
+}
+MEDIA: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The bytes", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+    206: {"description": "Partial content (Range)"},
+    304: {"description": "Not modified (If-None-Match)"},
+    416: {"description": "Range not satisfiable"},
+}
+Collection = Annotated[
+    str | None, Query(min_length=1, max_length=128, description="File it in this collection")
+]
 
 
 class FastJSONResponse(JSONResponse):
@@ -43,10 +61,6 @@ class FastJSONResponse(JSONResponse):
 
 def _asset(services: Services, row: Any, info: KindInfo) -> dict[str, Any]:
     return asset_json(row, info, services.generations.derivations(row.id))
-
-
-def _check_rate(services: Services, principal: Any) -> None:
-    services.rate_limiter.check(principal.key_id or principal.user_id)
 
 
 Endpoint = Callable[..., Any]
@@ -84,8 +98,10 @@ def _register(info: KindInfo) -> None:
         status_code=202,
         responses={
             202: {"model": GenerateAccepted, "description": "Accepted: poll `url` (or the Location)"},
-            200: {"description": "Idempotent replay: the generation made by the first request"},
-            429: {"model": ErrorOut, "description": "Rate limit (10/min per key); see Retry-After"},
+            200: {"model": GenerateAccepted, "description": "Idempotent replay: the first request's answer"},
+            409: {"model": ErrorOut, "description": "Idempotency-Key already used for another request"},
+            **RATE_LIMITED,
+            **PROVIDER,
         },
     )
     def generate(
@@ -98,8 +114,6 @@ def _register(info: KindInfo) -> None:
             str | None, Header(max_length=200, description="Same key → same generation")
         ] = None,
     ) -> dict[str, Any]:
-        if not idempotency_key:
-            _check_rate(services, principal)
         row, created = services.generations.create(principal, kind, body, idempotency_key=idempotency_key)
         response.headers["Location"] = f"/api/{path}/{row.id}"
         if not created:
@@ -129,11 +143,11 @@ def _register(info: KindInfo) -> None:
         principal: PrincipalDep,
         limit: Limit = 50,
         offset: Offset = 0,
-        model_id: str | None = None,
-        collection: str | None = None,
-        client_id: str | None = None,
-        campaign_id: str | None = None,
-        brief_id: str | None = None,
+        model_id: Annotated[str | None, Query(max_length=128)] = None,
+        collection: Annotated[str | None, Query(max_length=128)] = None,
+        client_id: IdFilter = None,
+        campaign_id: IdFilter = None,
+        brief_id: IdFilter = None,
         status: Status | None = None,
         q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
     ) -> JSONResponse:
@@ -169,7 +183,7 @@ def _register(info: KindInfo) -> None:
         response_class=JSONResponse,
         responses={200: {"model": GenerationOut}},
     )
-    def get_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+    def get_item(gen_id: GenId, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
         row = services.generations.get(principal, kind, gen_id)
         return FastJSONResponse(_asset(services, row, info))
 
@@ -181,7 +195,7 @@ def _register(info: KindInfo) -> None:
         f"Delete a {kind} item; its bytes go once nothing else references them.",
         status_code=204,
     )
-    def delete_item(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+    def delete_item(gen_id: GenId, services: ServicesDep, principal: PrincipalDep) -> Response:
         services.generations.delete(principal, kind, gen_id)
         return Response(status_code=204)
 
@@ -193,10 +207,14 @@ def _register(info: KindInfo) -> None:
         f"The {kind} bytes (Range, ETag; ?download=true for an attachment).",
         head=True,
         response_class=Response,
-        responses={206: {"description": "Partial content"}, 416: {"description": "Range not satisfiable"}},
+        responses={**MEDIA, **NOT_COMPLETED},
     )
     def data(
-        gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep, download: bool = False
+        gen_id: GenId,
+        request: Request,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        download: bool = False,
     ) -> Response:
         row = services.generations.get(principal, kind, gen_id)
         if row.status != Status.COMPLETED or not row.blob_key:
@@ -235,10 +253,10 @@ def _register(info: KindInfo) -> None:
         services: ServicesDep,
         principal: PrincipalDep,
         title: Annotated[str, Query(min_length=1, max_length=200, description="Name shown in the gallery")],
-        client_id: str | None = None,
-        campaign_id: str | None = None,
-        brief_id: str | None = None,
-        collection: str | None = None,
+        client_id: FilingRef = None,
+        campaign_id: FilingRef = None,
+        brief_id: FilingRef = None,
+        collection: Collection = None,
     ) -> JSONResponse:
         settings = services.settings
         workroot = settings.data_dir / "work"
@@ -281,9 +299,12 @@ def _register(info: KindInfo) -> None:
         f"{one}/cancel",
         f"cancel_{kind}",
         f"Cancel a pending or running {kind} job (also at the provider).",
-        responses={409: {"model": ErrorOut}},
+        responses={
+            200: {"model": GenerationOut, "description": "Canceled"},
+            409: {"model": ErrorOut, "description": "Already finished"},
+        },
     )
-    def cancel(gen_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    def cancel(gen_id: GenId, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
         return asset_json(services.generations.cancel(principal, kind, gen_id).row, info, [])
 
     @_route(
@@ -293,11 +314,15 @@ def _register(info: KindInfo) -> None:
         f"retry_{kind}",
         f"Generate again with the same model, inputs and filing (a new {kind} item).",
         status_code=202,
+        responses={
+            202: {"model": GenerateAccepted, "description": "Accepted: poll `url` (or the Location)"},
+            **RATE_LIMITED,
+            **PROVIDER,
+        },
     )
     def retry(
-        gen_id: int, response: Response, services: ServicesDep, principal: PrincipalDep
+        gen_id: GenId, response: Response, services: ServicesDep, principal: PrincipalDep
     ) -> dict[str, Any]:
-        _check_rate(services, principal)
         row = services.generations.retry(principal, kind, gen_id)
         response.headers["Location"] = f"/api/{path}/{row.id}"
         return accepted_json(row, info)
@@ -320,8 +345,11 @@ def _register_derivation(info: KindInfo, name: str) -> None:
         DERIVATION_DOCS.get(name, name),
         head=True,
         response_class=Response,
+        responses=MEDIA,
     )
-    def derivation(gen_id: int, request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
+    def derivation(
+        gen_id: GenId, request: Request, services: ServicesDep, principal: PrincipalDep
+    ) -> Response:
         row = services.generations.get(principal, info.kind, gen_id)
         d = services.generations.derivations(row.id).get(name)
         if d is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from mediagen import __version__
@@ -14,7 +15,24 @@ from mediagen.api.deps import ServicesDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+class HealthOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description="`ok`, or `degraded` when the database or the queue is down")
+    version: str
+    engines: list[str]
+    database: str
+    queue: str
+    queue_pending: int | None = None
+
+
+@router.get(
+    "/health",
+    response_class=JSONResponse,
+    responses={
+        200: {"model": HealthOut, "description": "Database and queue reachable"},
+        503: {"model": HealthOut, "description": "The database or the queue is down"},
+    },
+)
 def health(services: ServicesDep) -> JSONResponse:
     """Database and queue reachability; 503 when either is down."""
     checks: dict[str, Any] = {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES
@@ -10,6 +12,8 @@ from mediagen.catalog.schemas import ModelList, ModelOut
 from mediagen.vocabulary import Kind
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=ERROR_RESPONSES)
+
+NamePart = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 @router.get("", response_model=ModelList)
@@ -20,6 +24,6 @@ def list_models(services: ServicesDep, _principal: PrincipalDep, kind: Kind | No
 
 
 @router.get("/{owner}/{name}", response_model=ModelOut)
-def get_model(owner: str, name: str, services: ServicesDep, _principal: PrincipalDep) -> ModelOut:
+def get_model(owner: NamePart, name: NamePart, services: ServicesDep, _principal: PrincipalDep) -> ModelOut:
     """One model with its full input schema."""
     return services.router.describe(f"{owner}/{name}")

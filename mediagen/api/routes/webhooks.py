@@ -4,20 +4,31 @@ per-generation token in the URL. The use case is `generations.webhooks.WebhookIn
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import ServicesDep
 from mediagen.api.errors import ErrorOut
+from mediagen.api.limits import MAX_INT64, MAX_WEBHOOK_BYTES, GenId
 from mediagen.errors import PayloadTooLarge
 
-router = APIRouter(
-    prefix="/api/webhooks",
-    tags=["webhooks"],
-    responses={401: {"model": ErrorOut, "description": "Bad or missing signature/token"}},
-)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not a prediction"},
+    401: {"model": ErrorOut, "description": "Bad or missing signature/token"},
+    413: {"model": ErrorOut, "description": f"Body over {MAX_WEBHOOK_BYTES // 2**20} MiB"},
+    422: {"model": ErrorOut, "description": "A path or query value is invalid; `errors` names it"},
+}
+# The prediction event as the provider sends it; only the provider's own schema says more.
+PREDICTION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+    }
+}
 
-MAX_WEBHOOK_BYTES = 16 * 1024 * 1024
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], responses=ERRORS)
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -29,22 +40,33 @@ async def _raw_body(request: Request) -> bytes:
     return bytes(body)
 
 
-@router.post("/replicate")
-async def replicate_webhook(request: Request, services: ServicesDep) -> dict[str, str]:
+@router.post(
+    "/replicate",
+    openapi_extra=PREDICTION_BODY,
+    responses={503: {"model": ErrorOut, "description": "Not ready for it yet; redeliver (Retry-After)"}},
+)
+async def replicate_webhook(
+    request: Request,
+    services: ServicesDep,
+    gen: Annotated[
+        int | None, Query(ge=1, le=MAX_INT64, description="The generation the prediction was made for")
+    ] = None,
+) -> dict[str, str]:
     """Prediction events from Replicate (start, completed); idempotent and order-safe."""
     body = await _raw_body(request)
-    status = await run_in_threadpool(
-        services.webhooks.signed, "replicate", request.headers, body, request.query_params.get("gen")
-    )
+    marker = str(gen) if gen is not None else None
+    status = await run_in_threadpool(services.webhooks.signed, "replicate", request.headers, body, marker)
     return {"status": status}
 
 
-@router.post("/cog/{gen_id}")
+@router.post("/cog/{gen_id}", openapi_extra=PREDICTION_BODY)
 async def cog_webhook(
-    gen_id: int,
+    gen_id: GenId,
     request: Request,
     services: ServicesDep,
-    token: str = Query(description="The per-generation token we put in the URL"),
+    token: Annotated[
+        str, Query(min_length=1, max_length=128, description="The per-generation token we put in the URL")
+    ],
 ) -> dict[str, str]:
     """Prediction events from a self-hosted Cog server."""
     body = await _raw_body(request)

@@ -29,6 +29,9 @@ def run_migrations_online() -> None:
     with connectable.connect() as connection:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            # Batch migrations rebuild tables (copy, drop, rename): with foreign keys on, the drop
+            # would cascade into the rows that reference the table.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()  # else alembic joins this implicit transaction and never commits
         context.configure(
             connection=connection,
