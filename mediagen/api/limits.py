@@ -18,7 +18,7 @@ prove themselves with a signature or a token, which the route checks).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import Path, Query
 from starlette.requests import Request
@@ -104,12 +104,11 @@ class RequestLimits:
         method: str = scope["method"]
         path: str = scope["path"]
         limit = body_limit(self.services.settings, method, path)
-        headers = _headers(scope)
-        declared = headers.get("content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        declared, chunked = _framing(scope)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await too_large(limit)(scope, receive, send)
             return
-        has_body = "transfer-encoding" in headers or (declared is not None and declared.strip("0") != "")
+        has_body = chunked or (declared is not None and declared.strip("0") != "")
         if has_body and path.startswith("/api/") and not path.startswith(WEBHOOK_PREFIX):
             refused = await self._unauthenticated(scope)
             if refused is not None:
@@ -134,6 +133,8 @@ class RequestLimits:
 
         async def limited_receive() -> Message:
             nonlocal received, over
+            if over:
+                raise _BodyTooLarge  # and never read on
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -164,11 +165,19 @@ class RequestLimits:
                 await too_large(limit)(scope, receive, send)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    out: dict[str, Any] = {}
+def _framing(scope: Scope) -> tuple[str | None, bool]:
+    """The request's Content-Length as sent (ASCII digits, or None) and whether it is chunked."""
+    length: str | None = None
+    chunked = False
     for key, value in scope.get("headers", ()):
-        out[key.decode("latin-1").lower()] = value.decode("latin-1")
-    return out
+        name = key.lower()
+        if name == b"content-length":
+            length = value.decode("latin-1").strip()
+            if not (length.isascii() and length.isdigit()):
+                length = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 __all__ = [

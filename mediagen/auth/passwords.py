@@ -1,4 +1,4 @@
-"""The password policy: what a new password must be, wherever one is set.
+"""Passwords: hashing (argon2id) and the policy a new one must pass, wherever one is set.
 
 Checked when a password is set (`mediagen users create`, a change on the account page or
 `POST /api/me/password`, an admin reset), never at sign-in: a user whose older password is shorter
@@ -10,9 +10,13 @@ common passwords, words and names): a score of at least 3 of 4, i.e. about 10^8 
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024  # argon2 takes any length; this only keeps a posted megabyte from being hashed
@@ -25,6 +29,30 @@ MIN_NAME_PART = 3
 
 # zxcvbn keeps the user inputs of the call in progress in a module-level dictionary.
 _zxcvbn_lock = threading.Lock()
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def verify_for_nobody(password: str) -> None:
+    """Spends the time of a real check when an email names no user, so timing does not tell."""
+    verify_password(_dummy_hash(), password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown emails; made on first use, not at import."""
+    return _hasher.hash(secrets.token_hex(8))
 
 
 def _name_parts(email: str) -> list[str]:

@@ -7,7 +7,6 @@ unique index. The stored hash is then compared in constant time to close the tim
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -16,12 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 
-from mediagen.auth.passwords import generate_password, password_problem
-from mediagen.auth.sessions import SessionStore, session_digest
+from mediagen.auth.passwords import (
+    generate_password,
+    hash_password,
+    password_problem,
+    verify_for_nobody,
+    verify_password,
+)
+from mediagen.auth.sessions import SessionStore, SessionUser
 from mediagen.auth.tables import ApiKey, User
 from mediagen.auth.throttle import SignInThrottle
 from mediagen.db.base import utcnow
@@ -35,8 +38,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The longest a key can be given to live (ten years): beyond it, leave the expiry out.
 MAX_EXPIRES_DAYS = 3650
 
-_hasher = PasswordHasher()
-
 
 class AuthError(MediagenError):
     pass
@@ -45,6 +46,13 @@ class AuthError(MediagenError):
 class WeakPassword(InvalidInput, AuthError):
     """A password the policy refuses; `message` says why (`passwords.password_problem`). An
     `InvalidInput` for the API and pages (422 beside the field), an `AuthError` for the CLI."""
+
+
+def _session_principal(found: SessionUser | None) -> Principal | None:
+    if found is None:
+        return None
+    clients = _narrow(found.clients, None)
+    return Principal(user_id=found.user_id, email=found.email, role=found.role, clients=clients)
 
 
 def check_password_strength(password: str, *, email: str, field: str = "password") -> None:
@@ -80,17 +88,6 @@ def hash_token(token: str) -> str:
 
 def new_id() -> str:
     return secrets.token_hex(8)
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _client_list(clients: Sequence[str] | None) -> list[str] | None:
@@ -154,11 +151,9 @@ class AuthService:
         # takes effect within `key_cache_seconds`.
         self.key_cache_seconds = key_cache_seconds
         self._key_cache: dict[str, tuple[float, Principal]] = {}
-        # Web sign-in: server-side sessions (cached like keys: session digest -> (until, principal);
-        # ending a session through this process drops the entry at once) and the failure throttle.
-        self.sessions = SessionStore(database)
+        # Web sign-in: server-side sessions (cached like keys) and the failed-sign-in throttle.
+        self.sessions = SessionStore(database, cache_seconds=key_cache_seconds)
         self.throttle = SignInThrottle(database)
-        self._session_cache: dict[str, tuple[float, Principal]] = {}
 
     # users -----------------------------------------------------------------
     def create_user(
@@ -213,7 +208,7 @@ class AuthService:
         user = self.get_user_by_email(email)
         if user is None:
             # Spend the same time as a real check so response timing does not reveal emails.
-            verify_password(_dummy_hash(), password)
+            verify_for_nobody(password)
             return None
         if not verify_password(user.password_hash, password):
             return None
@@ -244,18 +239,15 @@ class AuthService:
         user_agent: str | None = None,
         replace: object = None,
     ) -> tuple[Principal, str]:
-        """A password sign-in (the web form). Throttled per email and per client address
-        (`RateLimited` while locked out, before any password check); `Unauthenticated` for a wrong
-        email or password, which take the same time. On success: a new server-side session, returned
-        with the principal as the token for the cookie. `replace`, the token the browser had, is
-        ended: signing in always rotates the session."""
+        """A password sign-in (the web form), throttled per email and address (`RateLimited` while
+        locked out, before any check). `Unauthenticated` for a wrong email or password alike. Returns
+        the principal and the token of a new session; `replace`, the browser's old token, ends."""
         self.throttle.check(email=email, address=address)
         principal = self.authenticate_password(email, password)
         if principal is None:
             self.throttle.failed(email=email, address=address)
             raise Unauthenticated("Wrong email or password")
         self.throttle.succeeded(email=email)
-        self._forget_session(replace)
         token = self.sessions.create(
             principal.user_id, replace=replace, address=address, user_agent=user_agent
         )
@@ -263,54 +255,18 @@ class AuthService:
 
     def cached_session_principal(self, token: object) -> Principal | None:
         """The principal of a session seen in the last `key_cache_seconds`, without any I/O."""
-        if not isinstance(token, str):
-            return None
-        hit = self._session_cache.get(session_digest(token))
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+        return _session_principal(self.sessions.cached(token))
 
     def principal_for_session_token(self, token: object) -> Principal | None:
-        """The signed-in user of a live session (None: unknown, ended, expired or idle). Cached for
-        `key_cache_seconds`, as keys are: an ending made by another process takes effect within it."""
-        cached = self.cached_session_principal(token)
-        if cached is not None:
-            return cached
-        found = self.sessions.lookup(token)
-        if found is None:
-            return None
-        principal = Principal(
-            user_id=found.user_id, email=found.email, role=found.role, clients=_narrow(found.clients, None)
-        )
-        ttl = min(self.key_cache_seconds, (found.expires_at - datetime.now(UTC)).total_seconds())
-        if ttl > 0:
-            if len(self._session_cache) > 10_000:
-                self._session_cache.clear()
-            self._session_cache[found.digest] = (time.monotonic() + ttl, principal)
-        return principal
+        """The user of a live session (None: unknown, ended, expired or idle)."""
+        return _session_principal(self.sessions.lookup(token))
 
     def end_session(self, token: object) -> bool:
         """Sign-out: the session ends at once, so a copy of its cookie stops working too."""
-        self._forget_session(token)
         return self.sessions.end(token)
 
     def end_other_sessions(self, principal: Principal, *, keep_session: object) -> int:
-        """Signs the user out everywhere but the session `keep_session`; returns how many ended."""
-        with self.db.write() as s:
-            ended = SessionStore.end_all_for(s, principal.user_id, keep=keep_session)
-        self._forget_user_sessions(principal.user_id)
-        return ended
-
-    def count_sessions(self, principal: Principal) -> int:
-        """How many browsers the user is signed in on."""
-        return self.sessions.count_for(principal.user_id)
-
-    def _forget_session(self, token: object) -> None:
-        if isinstance(token, str):
-            self._session_cache.pop(session_digest(token), None)
-
-    def _forget_user_sessions(self, user_id: str) -> None:
-        for digest, (_, cached) in list(self._session_cache.items()):
-            if cached.user_id == user_id:
-                self._session_cache.pop(digest, None)
+        return self.sessions.end_others(principal.user_id, keep=keep_session)
 
     def change_password(
         self,
@@ -321,10 +277,9 @@ class AuthService:
         address: str | None = None,
         keep_session: object = None,
     ) -> int:
-        """The caller changes their own password. The current one is required: a wrong one counts
-        against the sign-in throttle like a failed sign-in, and is refused while it is locked. The new
-        one must pass the policy. Every session of the user except `keep_session` (the caller's own
-        token, if they use one) ends. Returns how many ended. API keys are left as they are."""
+        """The caller's own change. A wrong current password counts as a failed sign-in (and is
+        refused while locked out); the new one must pass the policy. Every session of the user but
+        `keep_session` ends; returns how many. API keys are left as they are."""
         user = self.get_user(principal.user_id)
         if user is None:
             raise Unauthenticated("This account no longer exists")
@@ -335,14 +290,12 @@ class AuthService:
         check_password_strength(new, email=user.email, field="new_password")
         if new == current:
             raise WeakPassword("new_password", "must differ from your current password")
-        ended = self._set_password(user.id, new, keep_session=keep_session)
         self.throttle.succeeded(email=user.email)
-        return ended
+        return self._set_password(user.id, new, keep_session=keep_session)
 
     def reset_password(self, *, email: str, password: str | None = None) -> tuple[str, int]:
-        """An administrator's reset (`mediagen users reset-password`): sets `password` (held to the
-        policy) or, without one, a new random password; ends every session of the user and lifts a
-        sign-in lock-out on the email. Returns the password and how many sessions ended."""
+        """An administrator's reset: `password` (held to the policy) or a random one; ends every
+        session of the user and lifts a sign-in lock-out. Returns the password and sessions ended."""
         user = self.get_user_by_email(email)
         if user is None:
             raise AuthError(f"no user with email {email.strip().lower()}")
@@ -350,16 +303,15 @@ class AuthService:
             password = generate_password()
         else:
             check_password_strength(password, email=user.email)
-        ended = self._set_password(user.id, password)
         self.throttle.succeeded(email=user.email)
-        return password, ended
+        return password, self._set_password(user.id, password)
 
     def _set_password(self, user_id: str, password: str, *, keep_session: object = None) -> int:
         password_hash = hash_password(password)
         with self.db.write() as s:
             s.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
             ended = SessionStore.end_all_for(s, user_id, keep=keep_session)
-        self._forget_user_sessions(user_id)
+        self.sessions.forget_user(user_id)
         return ended
 
     # keys ------------------------------------------------------------------
@@ -546,9 +498,3 @@ class AuthService:
         user = self.create_user(email=email, password=password, role="admin", check_strength=False)
         _, token = self.create_key(user_id=user.id, name="bootstrap admin key")
         return email, password, token
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to verify against for unknown emails; made on first use, not at import."""
-    return _hasher.hash(secrets.token_hex(8))

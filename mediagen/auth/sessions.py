@@ -6,6 +6,10 @@ API key's, so a lookup is one primary-key read and a stolen database gives no us
 the row ends the session at once, wherever the cookie was copied to: on sign-out, on sign-in (the
 session before it is dropped), when the password changes (every other session of the user), and by
 time (`LIFETIME` after sign-in, or `IDLE_TIMEOUT` after the last request).
+
+Lookups are cached for `cache_seconds` (a second, like API keys): the API and the pages look the
+session up on every request. Ending a session through this process drops its entry at once; an
+ending made by another process (the CLI, another replica) takes effect within the second.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,11 +66,18 @@ class SessionUser:
 
 class SessionStore:
     def __init__(
-        self, database: Database, *, lifetime: timedelta = LIFETIME, idle_timeout: timedelta = IDLE_TIMEOUT
+        self,
+        database: Database,
+        *,
+        cache_seconds: float = 1.0,
+        lifetime: timedelta = LIFETIME,
+        idle_timeout: timedelta = IDLE_TIMEOUT,
     ) -> None:
         self.db = database
+        self.cache_seconds = cache_seconds
         self.lifetime = lifetime
         self.idle_timeout = idle_timeout
+        self._cache: dict[str, tuple[float, SessionUser]] = {}  # digest -> (valid until, user)
 
     def create(
         self,
@@ -79,8 +91,8 @@ class SessionStore:
         browser had before) is ended in the same transaction, so signing in always rotates."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = utcnow()
+        old = _token(replace)
         with self.db.write() as s:
-            old = _token(replace)
             if old is not None:
                 s.execute(delete(WebSession).where(WebSession.id == session_digest(old)))
             # Sweep sessions that can no longer be used (sign-in is rare; the table stays small).
@@ -100,13 +112,24 @@ class SessionStore:
                     address=(address or None) and address[:64],
                 )
             )
+        if old is not None:
+            self._cache.pop(session_digest(old), None)
         return token
+
+    def cached(self, token: object) -> SessionUser | None:
+        """The user of a session looked up in the last `cache_seconds`, without any I/O."""
+        value = _token(token)
+        hit = self._cache.get(session_digest(value)) if value is not None else None
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def lookup(self, token: object) -> SessionUser | None:
         """The user of a live session; None for an unknown, ended, expired or idle one."""
         value = _token(token)
         if value is None:
             return None
+        hit = self.cached(value)
+        if hit is not None:
+            return hit
         digest = session_digest(value)
         with self.db.read() as s:
             row = s.execute(
@@ -130,7 +153,7 @@ class SessionStore:
         if now - row.last_seen_at > SEEN_RESOLUTION:
             with self.db.write() as s:
                 s.execute(update(WebSession).where(WebSession.id == digest).values(last_seen_at=now))
-        return SessionUser(
+        found = SessionUser(
             digest=digest,
             user_id=row.user_id,
             email=row.email,
@@ -138,12 +161,19 @@ class SessionStore:
             clients=row.clients,
             expires_at=row.expires_at,
         )
+        ttl = min(self.cache_seconds, (row.expires_at - now).total_seconds())
+        if ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + ttl, found)
+        return found
 
     def end(self, token: object) -> bool:
         """Ends one session (sign-out); False when there was none."""
         value = _token(token)
         if value is None:
             return False
+        self._cache.pop(session_digest(value), None)
         with self.db.write() as s:
             return bool(
                 _rowcount(s.execute(delete(WebSession).where(WebSession.id == session_digest(value))))
@@ -151,12 +181,26 @@ class SessionStore:
 
     @staticmethod
     def end_all_for(s: Session, user_id: str, *, keep: object = None) -> int:
-        """Ends every session of a user but `keep` (a token), inside the caller's transaction."""
+        """Ends every session of a user but `keep` (a token), inside the caller's transaction; call
+        `forget_user` once it commits."""
         q = delete(WebSession).where(WebSession.user_id == user_id)
         kept = _token(keep)
         if kept is not None:
             q = q.where(WebSession.id != session_digest(kept))
         return _rowcount(s.execute(q))
+
+    def end_others(self, user_id: str, *, keep: object) -> int:
+        """Signs the user out everywhere but the session `keep`; returns how many ended."""
+        with self.db.write() as s:
+            ended = self.end_all_for(s, user_id, keep=keep)
+        self.forget_user(user_id)
+        return ended
+
+    def forget_user(self, user_id: str) -> None:
+        """Drops the user's sessions from this process's cache (after they were ended)."""
+        for digest, (_, cached) in list(self._cache.items()):
+            if cached.user_id == user_id:
+                self._cache.pop(digest, None)
 
     def count_for(self, user_id: str) -> int:
         """The user's sessions that can still be used."""

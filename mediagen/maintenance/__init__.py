@@ -7,8 +7,9 @@ The CLI calls one function each and prints the report's `render()`; `ok` decides
 from __future__ import annotations
 
 from mediagen.maintenance.backup import BackupReport, BackupUnsupported, backup, read_manifest
-from mediagen.maintenance.doctor import DoctorReport, DoctorServices, Finding, doctor
+from mediagen.maintenance.doctor import DoctorServices, doctor
 from mediagen.maintenance.files import MaintenanceError
+from mediagen.maintenance.findings import DoctorReport, Finding
 from mediagen.maintenance.restore import RestoreRefused, RestoreReport, restore
 
 __all__ = [

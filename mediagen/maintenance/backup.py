@@ -239,9 +239,9 @@ def _catch_up(con: sqlite3.Connection, root: Path, out: Path, before: set[str], 
         except FileNotFoundError:
             if _referenced(con, key):
                 report.problems.append(
-                    f"blob {key}: referenced in the snapshot but deleted from the live store before it "
-                    "could be copied (its asset was deleted during the backup); `mediagen doctor` "
-                    "after a restore marks that asset failed"
+                    f"blob {key}: referenced in the snapshot but its file is not in the live store "
+                    "(its asset was deleted during the backup, or the file was lost before); after a "
+                    "restore, `mediagen doctor` marks that asset failed"
                 )
             else:  # collected by gc meanwhile: drop the index row, as gc did
                 con.execute("DELETE FROM blobs WHERE key = ?", (key,))

@@ -29,7 +29,6 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
@@ -45,30 +44,25 @@ from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.reconcile import GC_GRACE_SECONDS
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.maintenance.files import blob_files
-from mediagen.storage.base import BlobInUseError, BlobStore, GcReport
+from mediagen.maintenance.findings import (
+    BROKEN_BLOB,
+    MISSING_DERIVATION,
+    MISSING_MAIN,
+    ORPHAN_BLOB,
+    ORPHAN_FILE,
+    REFCOUNT,
+    STUCK_JOB,
+    DoctorReport,
+    Finding,
+    age,
+)
+from mediagen.storage.base import BlobInUseError, BlobStore
 from mediagen.storage.db import DbBlobStore
 from mediagen.storage.fs import FsBlobStore
 from mediagen.storage.index import MIN_STAGING_GRACE_SECONDS, STAGING_PREFIX
 from mediagen.storage.tables import Blob, BlobChunk
 from mediagen.vocabulary import ACTIVE, DERIVATION_TYPES, TERMINAL, Status
 
-MISSING_MAIN = "missing-main"
-MISSING_DERIVATION = "missing-derivation"
-BROKEN_BLOB = "broken-blob"
-REFCOUNT = "refcount"
-ORPHAN_BLOB = "orphan-blob"
-ORPHAN_FILE = "orphan-file"
-STUCK_JOB = "stuck-job"
-
-TITLES = {
-    STUCK_JOB: "stuck jobs (lease long expired)",
-    MISSING_MAIN: "generations whose main file is missing",
-    MISSING_DERIVATION: "derivations whose file is missing",
-    BROKEN_BLOB: "blobs whose bytes are missing or short",
-    REFCOUNT: "reference counts that are wrong",
-    ORPHAN_BLOB: "blobs nothing references",
-    ORPHAN_FILE: "blob files without an index row",
-}
 _BATCH = 500
 _NOT_STAGING = Blob.key.not_like(f"{STAGING_PREFIX}%")
 
@@ -84,56 +78,6 @@ class DoctorServices(Protocol):
     def store(self) -> BlobStore: ...
     @property
     def pipeline(self) -> Pipeline: ...
-
-
-@dataclass
-class Finding:
-    check: str
-    subject: str
-    detail: str
-    action: str = ""
-
-
-@dataclass
-class DoctorReport:
-    repair: bool
-    findings: list[Finding] = field(default_factory=list)
-    scanned: dict[str, int] = field(default_factory=dict)
-    gc: GcReport | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Nothing found (orphans within their gc grace are normal and not counted)."""
-        return not [f for f in self.findings if not f.action.startswith("kept")]
-
-    def of(self, check: str) -> list[Finding]:
-        return [f for f in self.findings if f.check == check]
-
-    def add(self, check: str, subject: str, detail: str, action: str = "") -> Finding:
-        finding = Finding(check, subject, detail, action)
-        self.findings.append(finding)
-        return finding
-
-    def render(self) -> str:
-        mode = "repair" if self.repair else "dry run: nothing changed"
-        scanned = ", ".join(f"{n:,} {what}" for what, n in self.scanned.items())
-        lines = [f"doctor ({mode}): checked {scanned} in {self.seconds:.1f} s"]
-        for check, title in TITLES.items():
-            found = self.of(check)
-            if found:
-                lines.append(f"  {title}: {len(found)}")
-                lines += [f"    {f.subject}: {f.detail} -> {f.action}" for f in found[:50]]
-                if len(found) > 50:
-                    lines.append(f"    … and {len(found) - 50} more")
-        if self.gc is not None:
-            lines.append(
-                f"  gc: {self.gc.blobs_deleted} blobs ({self.gc.bytes_freed:,} bytes), "
-                f"{self.gc.staged_dropped} staged uploads, {self.gc.orphans_removed} orphan files removed"
-            )
-        if not self.findings:
-            lines.append("  all clear")
-        return "\n".join(lines)
 
 
 def doctor(
@@ -195,7 +139,7 @@ class _Doctor:
         if stuck and self.repair:
             self.pipeline.reconcile(limit=len(stuck) + 500)
         for gen_id, status, lease in stuck:
-            since = "no lease" if lease is None else f"lease ran out {_age(now - lease)} ago"
+            since = "no lease" if lease is None else f"lease ran out {age(now - lease)} ago"
             finding = self.report.add(STUCK_JOB, f"generation {gen_id}", f"{status}, {since}")
             finding.action = self._unstick(gen_id, status) if self.repair else "would hand to reconcile"
 
@@ -507,7 +451,7 @@ class _Doctor:
         for key, size, touched in orphans:
             due = touched + timedelta(seconds=self.grace)
             finding = self.report.add(
-                ORPHAN_BLOB, f"blob {key}", f"{size:,} bytes, idle {_age(now - touched)}"
+                ORPHAN_BLOB, f"blob {key}", f"{size:,} bytes, idle {age(now - touched)}"
             )
             if due > utcnow():
                 finding.action = f"kept until {due:%Y-%m-%d %H:%M} UTC (gc grace)"
@@ -556,14 +500,3 @@ def _batches(keys: Iterable[str]) -> Iterable[list[str]]:
     items = list(keys)
     for offset in range(0, len(items), _BATCH):
         yield items[offset : offset + _BATCH]
-
-
-def _age(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"

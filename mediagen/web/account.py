@@ -26,7 +26,7 @@ def account_render(
     status_code: int = 200,
 ) -> HTMLResponse:
     context = {
-        "sessions": svc(request).auth.count_sessions(me),
+        "sessions": svc(request).auth.sessions.count_for(me.user_id),
         "errors": errors or {},
         "form_error": form_error,
     }

@@ -35,8 +35,9 @@ def session_principal(request: Request, services: Services) -> Principal | None:
 
 
 def client_address(request: Request) -> str | None:
-    """The address sign-in attempts are counted against (behind a proxy, run uvicorn with
-    `--proxy-headers` and `--forwarded-allow-ips` so this is the client's, not the proxy's)."""
+    """The address sign-in attempts are counted against. uvicorn takes it from `X-Forwarded-For`
+    when the proxy is trusted (`FORWARDED_ALLOW_IPS`, by default only this host), so behind a proxy
+    elsewhere that setting decides whether this is the client's address or the proxy's."""
     return request.client.host if request.client else None
 
 

@@ -128,6 +128,8 @@ def test_key_last_used_is_recorded(live_server: LiveServer) -> None:
 
 def test_cli_keys_create_and_revoke(live_server: LiveServer) -> None:
     env = live_server.env()
+    with live_server.client() as admin:  # the CLI refuses a key for a client that does not exist
+        admin.post("/api/clients", json={"id": "acme-cli", "name": "Acme CLI"})
     out = subprocess.run(
         [sys.executable, "-m", "mediagen.cli", "keys", "create", "--name", "cli", "--client", "acme-cli"],
         env=env,
@@ -139,7 +141,7 @@ def test_cli_keys_create_and_revoke(live_server: LiveServer) -> None:
     assert token.startswith("mg_")
     key_id = re.search(r"Created key (\w+)", out.stdout).group(1)  # type: ignore[union-attr]
     with live_server.client(token) as c:
-        assert c.get("/api/clients").json()["total"] == 0
+        assert [row["id"] for row in c.get("/api/clients").json()["clients"]] == ["acme-cli"]
     subprocess.run(
         [sys.executable, "-m", "mediagen.cli", "keys", "revoke", key_id],
         env=env,

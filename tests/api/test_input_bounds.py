@@ -30,7 +30,7 @@ from mediagen.web.listing import MAX_PAGE
 from tests.conftest import free_port
 
 PASSWORD = "correct horse battery"
-BODY_CAP = 64 * 1024  # small, so the probes stay cheap; the default is 1 MiB
+BODY_CAP = 256 * 1024  # smaller than the default 1 MiB, so the probes stay cheap
 HUGE = [2**63, 2**64, 10**30, 10**100]
 KINDS = (("audio", "audio"), ("image", "images"), ("video", "videos"))
 
@@ -93,16 +93,20 @@ def id_operations(app: FastAPI) -> list[tuple[str, str]]:
 # -- numbers past 64 bits -----------------------------------------------------------------------------
 
 
-def test_every_integer_path_id_is_bounded(api: TestClient, app_and_services: tuple[FastAPI, Services]) -> None:
+def test_every_integer_path_id_is_bounded(
+    api: TestClient, app_and_services: tuple[FastAPI, Services]
+) -> None:
     ops = id_operations(app_and_services[0])
-    assert len(ops) >= 30  # every kind's item, bytes, derivations, cancel, retry, and the Cog webhook
+    assert len(ops) >= 20  # every kind's item, bytes, derivations, cancel, retry, and the Cog webhook
+    ops += [("HEAD", "/api/audio/{gen_id}/data"), ("HEAD", "/api/images/{gen_id}/thumbnail")]
     for method, path in ops:
         name = re.search(r"\{(\w+)\}", path).group(1)  # type: ignore[union-attr]
         query = "?token=x" if "webhooks" in path else ""
         for value in [*HUGE, 0, -1, "1e3", "x"]:
             r = api.request(method, path.replace(f"{{{name}}}", str(value)) + query)
             assert r.status_code == 422, (method, path, value, r.status_code, r.text[:200])
-            assert fields(r) == [name], (method, path, value)
+            if method != "HEAD":
+                assert fields(r) == [name], (method, path, value)
         # The largest id a database holds is well-formed: it just names nothing.
         r = api.request(method, path.replace(f"{{{name}}}", str(MAX_INT64)) + query)
         assert r.status_code in (401, 404), (method, path, r.status_code, r.text[:200])
@@ -123,7 +127,9 @@ def test_the_cog_webhook_refuses_a_huge_id_without_a_traceback(
     assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL")]
 
 
-@pytest.mark.parametrize("path", ["/api/audio", "/api/images", "/api/videos", "/api/clients", "/api/campaigns", "/api/briefs"])
+@pytest.mark.parametrize(
+    "path", ["/api/audio", "/api/images", "/api/videos", "/api/clients", "/api/campaigns", "/api/briefs"]
+)
 def test_offsets_and_limits_are_bounded(api: TestClient, path: str) -> None:
     for value in [*HUGE, -1]:
         r = api.get(path, params={"offset": str(value)})
@@ -216,12 +222,16 @@ def deep(levels: int) -> dict[str, Any]:
         ("/api/briefs", {"client_id": "acme", "title": "x", "text": "x" * 20001}, "text"),
         ("/api/briefs", {"client_id": "acme", "title": "x", "direction": {"mood": "x" * 17000}}, "direction"),
         ("/api/briefs", {"client_id": "acme", "title": "x", "direction": deep(7)}, "direction"),
-        ("/api/briefs", {"client_id": "acme", "title": "x", "direction": {str(i): i for i in range(101)}}, "direction"),
+        (
+            "/api/briefs",
+            {"client_id": "acme", "title": "x", "direction": {str(i): i for i in range(101)}},
+            "direction",
+        ),
         ("/api/briefs", {"client_id": "acme", "title": "x", "direction": {"n": 2**64}}, "direction"),
         ("/api/v2/generate/audio", {"prompt": "x" * 2001}, "prompt"),
         ("/api/v2/generate/audio", {"prompt": "x", "collection": "x" * 129}, "collection"),
         ("/api/v2/generate/audio", {"prompt": "x", "collection": ""}, "collection"),
-        ("/api/v2/generate/audio", {"prompt": "x", "parameters": {"p": "x" * 60000}}, "parameters"),
+        ("/api/v2/generate/audio", {"prompt": "x", "parameters": {"p": "x" * 70000}}, "parameters"),
         ("/api/v2/generate/audio", {"prompt": "x", "parameters": deep(8)}, "parameters"),
         ("/api/v2/generate/audio", {"prompt": "x", "parameters": {"input_audio": 2**63}}, "parameters"),
         ("/api/v2/generate/audio", {"prompt": "x", "audio_id": 2**63}, "audio_id"),
@@ -268,13 +278,28 @@ def test_brief_lists_carry_summaries_not_the_direction(
     _, services = app_and_services
     direction = {"palette": "teal " * 3000}
     r = api.post(
-        "/api/briefs", json={"id": "long", "campaign_id": "spring", "title": "Long", "text": "t" * 20000, "direction": direction}
+        "/api/briefs",
+        json={
+            "id": "long",
+            "campaign_id": "spring",
+            "title": "Long",
+            "text": "t" * 20000,
+            "direction": direction,
+        },
     )
     assert r.status_code == 201, r.text[:300]
     # A row stored before the bounds existed: 4 MB of direction and 2 MB of text.
     with services.db.write() as s:
-        s.add(Brief(id="legacy", client_id="acme", campaign_id="spring", title="Legacy", text="L" * 2_000_000,
-                    direction={"blob": "d" * 4_000_000}))
+        s.add(
+            Brief(
+                id="legacy",
+                client_id="acme",
+                campaign_id="spring",
+                title="Legacy",
+                text="L" * 2_000_000,
+                direction={"blob": "d" * 4_000_000},
+            )
+        )
     r = api.get("/api/briefs", params={"limit": 100})
     assert r.status_code == 200
     assert len(r.content) < 10_000, len(r.content)
@@ -370,7 +395,9 @@ def test_a_streamed_oversized_body_is_cut_at_the_cap(app_and_services: tuple[Fas
     app = app_and_services[0]
     headers = {"content-type": "application/json", "transfer-encoding": "chunked"}
     chunk = b" " * 4096
-    status, read, body = drive(app, "POST", "/api/briefs", {**headers, "x-api-key": app.state.admin_key}, chunk)
+    status, read, body = drive(
+        app, "POST", "/api/briefs", {**headers, "x-api-key": app.state.admin_key}, chunk
+    )
     assert status == 413 and read == BODY_CAP // len(chunk) + 1
     assert json.loads(body)["detail"].startswith("Request body too large")
     # Without a key nothing is read at all: the key is checked before the body.
@@ -378,8 +405,13 @@ def test_a_streamed_oversized_body_is_cut_at_the_cap(app_and_services: tuple[Fas
         status, read, body = drive(app, "POST", "/api/briefs", {**headers, **key}, chunk)
         assert status == 401 and read == 0 and "X-API-Key" in json.loads(body)["detail"]
     # The same for a form posted to a page, cut at the cap.
-    status, read, _ = drive(app, "POST", "/login", {"content-type": "application/x-www-form-urlencoded",
-                                                    "transfer-encoding": "chunked"}, chunk)
+    status, read, _ = drive(
+        app,
+        "POST",
+        "/login",
+        {"content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked"},
+        chunk,
+    )
     assert status == 413 and read == BODY_CAP // len(chunk) + 1
 
 
@@ -402,10 +434,16 @@ def test_uploads_blobs_and_webhooks_keep_their_own_caps(
     r = anon.post("/api/webhooks/cog/1?token=wrong", content=over_json_cap)
     assert r.status_code == 401
     # Their own caps still hold, also before reading.
-    status, read, _ = drive(app, "POST", "/api/audio/upload?title=t",
-                            {"x-api-key": app.state.admin_key, "content-length": str(settings.max_upload_bytes + 1)})
+    status, read, _ = drive(
+        app,
+        "POST",
+        "/api/audio/upload?title=t",
+        {"x-api-key": app.state.admin_key, "content-length": str(settings.max_upload_bytes + 1)},
+    )
     assert status == 413 and read == 0
-    status, read, _ = drive(app, "POST", "/api/webhooks/cog/1?token=x", {"content-length": str(MAX_WEBHOOK_BYTES + 1)})
+    status, read, _ = drive(
+        app, "POST", "/api/webhooks/cog/1?token=x", {"content-length": str(MAX_WEBHOOK_BYTES + 1)}
+    )
     assert status == 413 and read == 0
     # An unauthenticated upload is refused before its bytes are read.
     status, read, _ = drive(app, "POST", "/api/audio/upload?title=t", {"content-length": "1000"})
@@ -419,12 +457,16 @@ def test_unauthenticated_bodies_are_401_before_they_are_parsed(anon: TestClient)
     assert r.status_code == 401
 
 
-def test_a_real_server_answers_413_without_reading_the_body(app_and_services: tuple[FastAPI, Services]) -> None:
+def test_a_real_server_answers_413_without_reading_the_body(
+    app_and_services: tuple[FastAPI, Services],
+) -> None:
     """Through uvicorn and a socket: a client that announces 150 MB gets its answer after sending
     only a little, and the connection is closed rather than drained."""
     app = app_and_services[0]
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

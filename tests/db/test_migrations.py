@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "sign_in_throttle",
     "users",
     "webhook_deliveries",
+    "workers",
 }
 
 

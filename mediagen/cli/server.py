@@ -1,0 +1,135 @@
+"""Run the service: `serve`, `worker`, `db upgrade`, and backup, restore and doctor."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mediagen.cli.common import _configure_logging, _prepare, _settings, app, db_app
+from mediagen.config import Settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (MEDIAGEN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MEDIAGEN_PORT)")] = None,
+    workers: Annotated[
+        bool | None,
+        typer.Option(
+            "--workers/--no-workers", help="Run job workers in this process (default MEDIAGEN_RUN_CONSUMER)"
+        ),
+    ] = None,
+) -> None:
+    """Run the API, the web UI and (by default) the job workers."""
+    import uvicorn
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    settings = Settings(**overrides)
+    _configure_logging(settings)
+    _prepare(settings)
+    from mediagen.app import create_app
+
+    application = create_app(settings, run_workers=workers)
+    print(
+        f"Mediagen listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
+        flush=True,
+    )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run job workers only (scale out next to one or more `serve --no-workers`)."""
+    from mediagen.app import worker_host
+    from mediagen.services import build_services
+
+    settings = _settings()
+    _configure_logging(settings)
+    _prepare(settings)
+    host = worker_host(build_services(settings))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    host.start()
+    print(f"Mediagen worker running with {settings.workers} threads", flush=True)
+    stop.wait()
+    host.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (creates the database when there is none yet)."""
+    from mediagen.db.migrate import current, upgrade
+
+    settings = _settings()
+    settings.ensure_dirs()
+    upgrade(settings.resolved_database_url)
+    print(f"Database at revision {current(settings.resolved_database_url)}")
+
+
+@app.command()
+def backup(dest: Annotated[Path, typer.Argument(help="A new or empty directory")]) -> None:
+    """Copy the SQLite database (and fs blobs) into DEST; safe while the server runs."""
+    from mediagen.maintenance import MaintenanceError
+    from mediagen.maintenance import backup as run_backup
+
+    try:
+        report = run_backup(_settings(), dest, progress=lambda _step, message: print(message, flush=True))
+    except MaintenanceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    print(report.render())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A directory made by `mediagen backup`")],
+    force: Annotated[
+        bool, typer.Option(help="Replace a non-empty data dir (moved aside, not deleted)")
+    ] = False,
+) -> None:
+    """Restore a backup into the data dir, then verify every blob. Stop the server first."""
+    from mediagen.maintenance import MaintenanceError
+    from mediagen.maintenance import restore as run_restore
+
+    try:
+        report = run_restore(_settings(), src, force=force)
+    except MaintenanceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    print(report.render())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def doctor(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; change nothing")] = False,
+    deep: Annotated[bool, typer.Option(help="Also hash every blob (reads all bytes)")] = False,
+) -> None:
+    """Check records against stored bytes (missing files, refcounts, orphans, stuck jobs); repair them."""
+    from mediagen.maintenance import doctor as run_doctor
+    from mediagen.services import build_services
+
+    services = build_services(_settings())
+    try:
+        report = run_doctor(services, repair=not dry_run, deep=deep)
+    finally:
+        services.close()
+    print(report.render())
+    raise typer.Exit(0 if report.ok or not dry_run else 1)
