@@ -40,6 +40,9 @@ class ProviderStatus(StrEnum):
     ABORTED = "aborted"
 
 
+# The largest id a row can have (SQL BIGINT): a larger number in a URL names nothing.
+MAX_ID = 2**63 - 1
+
 # The engine name of assets a user uploaded rather than generated (no engine makes them).
 UPLOAD_ENGINE = "upload"
 

@@ -30,11 +30,11 @@ from mediagen.api.errors import error_response
 from mediagen.config import Settings
 from mediagen.errors import MediagenError
 from mediagen.services import Services
-from mediagen.vocabulary import KINDS, Kind
+from mediagen.vocabulary import KINDS, MAX_ID, Kind
 
 # The largest integer a database id, offset or count can hold (a signed 64-bit BIGINT). A larger
 # number cannot name anything, and handing it to the driver raises OverflowError deep down.
-MAX_INT64: Final = 2**63 - 1
+MAX_INT64: Final = MAX_ID
 MAX_ID_LENGTH: Final = 64  # client, campaign and brief ids (`campaigns.schemas.ID_PATTERN`)
 MAX_FILTER_LENGTH: Final = 200
 
@@ -44,7 +44,6 @@ Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="Rows to skip")]
 RecordId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The record's id")]
 # List filters: an empty value means "any", as it always has.
 IdFilter = Annotated[str | None, Query(max_length=MAX_ID_LENGTH, description="Only items filed here")]
-TextFilter = Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)]
 # Where a new asset is filed: an id, never empty (an empty id names no record).
 FilingRef = Annotated[
     str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="File the asset here")
@@ -105,7 +104,7 @@ class RequestLimits:
         path: str = scope["path"]
         limit = body_limit(self.services.settings, method, path)
         declared, chunked = _framing(scope)
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and (len(declared) > 18 or int(declared) > limit):
             await too_large(limit)(scope, receive, send)
             return
         has_body = chunked or (declared is not None and declared.strip("0") != "")
@@ -181,6 +180,8 @@ def _framing(scope: Scope) -> tuple[str | None, bool]:
 
 
 __all__ = [
+    "MAX_FILTER_LENGTH",
+    "MAX_ID_LENGTH",
     "MAX_INT64",
     "MAX_WEBHOOK_BYTES",
     "FilingRef",
@@ -190,7 +191,7 @@ __all__ = [
     "Offset",
     "RecordId",
     "RequestLimits",
-    "TextFilter",
+    "WEBHOOK_PREFIX",
     "blob_upload_limit",
     "body_limit",
 ]

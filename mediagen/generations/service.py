@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -386,14 +387,19 @@ class GenerationService:
         row = self.get(principal, kind, gen_id)
         params = dict(row.parameters)
         params.pop("prompt", None)
-        req = GenerateRequest(
-            prompt=row.prompt,
-            model=row.model_id,
-            client_id=row.client_id,
-            campaign_id=row.campaign_id,
-            brief_id=row.brief_id,
-            collection=row.collection,
-            parameters=params,
-        )
+        try:
+            req = GenerateRequest(
+                prompt=row.prompt,
+                model=row.model_id,
+                client_id=row.client_id,
+                campaign_id=row.campaign_id,
+                brief_id=row.brief_id,
+                collection=row.collection,
+                parameters=params,
+            )
+        except ValidationError as exc:  # stored before today's input limits
+            raise Conflict(
+                f"{kind} {gen_id} was made with inputs no longer accepted: {exc.errors()[0]['msg']}"
+            ) from exc
         new, _ = self.create(principal, kind, req)
         return new

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mediagen.auth.service import Principal
 from mediagen.generations.presenters import asset_json
-from mediagen.vocabulary import KindInfo, kind_info
+from mediagen.vocabulary import MAX_ID, KindInfo, kind_info
 from mediagen.web.errors import not_found_page
 from mediagen.web.filters import iso
 from mediagen.web.listing import name_of
@@ -18,6 +18,10 @@ from mediagen.web.pages import page_router, render, templates
 from mediagen.web.session import Me, svc
 
 router = page_router()
+
+
+# An id past what a row can hold names nothing: the not-found page, not an overflow.
+AssetId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def load_asset(request: Request, me: Principal, kind: str, gen_id: int) -> tuple[KindInfo, dict[str, Any]]:
@@ -30,7 +34,7 @@ def load_asset(request: Request, me: Principal, kind: str, gen_id: int) -> tuple
 
 
 @router.get("/assets/{kind}/{gen_id}", response_class=HTMLResponse)
-def asset_page(request: Request, kind: str, gen_id: int, me: Me) -> Response:
+def asset_page(request: Request, kind: str, gen_id: AssetId, me: Me) -> Response:
     info, asset = load_asset(request, me, kind, gen_id)
     services = svc(request)
     entry = services.catalog.get(asset["model_id"])
@@ -53,7 +57,7 @@ def asset_page(request: Request, kind: str, gen_id: int, me: Me) -> Response:
 
 
 @router.get("/assets/{kind}/{gen_id}/card", response_class=HTMLResponse)
-def asset_card(request: Request, kind: str, gen_id: int, me: Me) -> Response:
+def asset_card(request: Request, kind: str, gen_id: AssetId, me: Me) -> Response:
     """One gallery card, for cards of running jobs that refresh themselves in place."""
     info, asset = load_asset(request, me, kind, gen_id)
     return templates.TemplateResponse(request, "card.html", {"a": asset, "kind": kind, "info": info})

@@ -182,7 +182,15 @@ def test_limited_user_sees_only_their_clients(
 
 def test_unknown_kinds_and_ids_are_404_pages(client: TestClient) -> None:
     sign_in(client, "admin@example.com")
-    for url in ("/assets/sound/1", "/assets/audio/abc", "/assets/audio/999999", "/generate/podcasts"):
+    huge = "/assets/audio/99999999999999999999999"  # past any row id: a 404, not an overflow
+    for url in (
+        "/assets/sound/1",
+        "/assets/audio/abc",
+        "/assets/audio/999999",
+        huge,
+        f"{huge}/card",
+        "/generate/podcasts",
+    ):
         r = client.get(url)
         assert r.status_code == 404, url
         assert r.headers["content-type"].startswith("text/html")
