@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from mediagen import __version__
+from mediagen.api.docs import mount_docs
 from mediagen.api.errors import install_error_handlers
 from mediagen.api.limits import RequestLimits
 from mediagen.api.routes import include_routers
+from mediagen.api.security import SecurityHeaders
 from mediagen.config import Settings
 from mediagen.jobs.queue import HueyJobQueue
 from mediagen.jobs.worker import WorkerHost
@@ -73,10 +75,13 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         description="Generate music, images and video for campaigns, and keep every asset. "
         "Authenticate with the `X-API-Key` header.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by api/docs.py, so it works offline
+        redoc_url=None,
     )
     app.state.services = services
     # Added before the session middleware, so it runs inside it (it checks session callers too).
     app.add_middleware(RequestLimits, services=services)
+    app.add_middleware(SecurityHeaders, https=(settings.public_url or "").startswith("https"))
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key(settings),
@@ -87,5 +92,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     )
     install_error_handlers(app)
     include_routers(app)
+    mount_docs(app)
     mount_web(app)
     return app
