@@ -87,6 +87,7 @@ def asset_json(row: AssetRow, info: KindInfo, derivations: Iterable[str] | None 
         "waveform_url": f"{base}/waveform" if "waveform" in names else None,
         "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in names else None,
         "poster_url": f"{base}/poster" if "poster" in names else None,
+        "files": {name: f"{base}/files/{name}" for name in names},
     }
 
 

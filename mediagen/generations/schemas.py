@@ -132,4 +132,5 @@ class GenerationOut(BaseModel):
     waveform_url: str | None = None
     thumbnail_url: str | None = None
     poster_url: str | None = None
+    files: dict[str, str] = Field(default_factory=dict, description="Every file kept with it, by name")
     derivations: list[str] = Field(default_factory=list)

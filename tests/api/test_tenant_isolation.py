@@ -688,18 +688,49 @@ def _key_probes(w: World) -> list[Probe]:
 
 
 def _new_key_probes(w: World) -> list[Probe]:
+    g, a = w.globex.client, w.acme.client
     return [
         Probe(
             "POST",
             "/api/keys",
             422,
-            "globex",
+            g,
             MISSING_CLIENT,
-            json={"name": "probe", "clients": clients},
+            json={"name": "x", "clients": clients},
             field="clients",
         )
-        for clients in (["globex"], ["acme", "globex"])
+        for clients in ([g], [a, g])
     ]
+
+
+def _new_record_probes(collection: str) -> Builder:
+    """Creating a record under another tenant's client or campaign (422 naming the field); a limited
+    caller cannot create clients at all (403, documented), whichever id it asks for."""
+
+    def build(w: World) -> list[Probe]:
+        g, url = w.globex, f"/api/{collection}"
+        if collection == "clients":
+            return [Probe("POST", url, 403, g.client, MISSING_CLIENT, json={"id": g.client, "name": "x"})]
+        name = {"campaigns": "name", "briefs": "title"}[collection]
+        probes = [
+            Probe(
+                "POST",
+                url,
+                422,
+                g.client,
+                MISSING_CLIENT,
+                json={"client_id": g.client, name: "x"},
+                field="client_id",
+            )
+        ]
+        if collection == "briefs":
+            body = {"campaign_id": g.campaign, name: "x"}
+            probes.append(
+                Probe("POST", url, 422, g.campaign, MISSING_CAMPAIGN, json=body, field="campaign_id")
+            )
+        return probes
+
+    return build
 
 
 def _blob_probes(method: str) -> Builder:
@@ -722,41 +753,7 @@ TARGETED: dict[tuple[str, str], Builder] = {
     **_record_probes("clients", "client", MISSING_CLIENT, {"name": "pwned", "description": "pwned"}),
     **_record_probes("campaigns", "campaign", MISSING_CAMPAIGN, {"name": "pwned", "status": "archived"}),
     **_record_probes("briefs", "brief", MISSING_BRIEF, {"title": "pwned", "text": "pwned"}),
-    # A limited caller cannot create clients at all (403, documented), whichever id it asks for.
-    ("POST", "/api/clients"): lambda w: [
-        Probe("POST", "/api/clients", 403, "globex", MISSING_CLIENT, json={"id": "globex", "name": "pwned"})
-    ],
-    ("POST", "/api/campaigns"): lambda w: [
-        Probe(
-            "POST",
-            "/api/campaigns",
-            422,
-            "globex",
-            MISSING_CLIENT,
-            json={"client_id": "globex", "name": "x"},
-            field="client_id",
-        )
-    ],
-    ("POST", "/api/briefs"): lambda w: [
-        Probe(
-            "POST",
-            "/api/briefs",
-            422,
-            "globex",
-            MISSING_CLIENT,
-            json={"client_id": "globex", "title": "x"},
-            field="client_id",
-        ),
-        Probe(
-            "POST",
-            "/api/briefs",
-            422,
-            w.globex.campaign,
-            MISSING_CAMPAIGN,
-            json={"campaign_id": w.globex.campaign, "title": "x"},
-            field="campaign_id",
-        ),
-    ],
+    **{("POST", f"/api/{c}"): _new_record_probes(c) for c in ("clients", "campaigns", "briefs")},
     ("DELETE", "/api/keys/{key_id}"): _key_probes,
     ("POST", "/api/keys"): _new_key_probes,
     ("PUT", "/api/blobs"): _blob_probes("PUT"),

@@ -309,3 +309,38 @@ def test_an_uploaded_melody_reaches_the_provider_as_its_input_audio(
     else:  # large ones go up to the provider's file store first
         (stored,) = fake.files.values()
         assert sent == stored["urls"]["get"] and stored["_data"] == melody.read_bytes()
+
+
+@pytest.mark.timeout(60)
+def test_every_image_of_a_several_image_request_is_kept_and_reachable(hosted: Hosted) -> None:
+    """FLUX with num_outputs=3: the first image is the asset, the others are kept beside it as
+    files `output_1`, `output_2`, listed on the item and served by the API."""
+    from fastapi.testclient import TestClient
+
+    from mediagen.app import create_app
+    from mediagen.generations.presenters import asset_json
+    from mediagen.vocabulary import KINDS, Kind
+
+    services, queue, fake = hosted.services, hosted.queue, hosted.fake
+    flux = "black-forest-labs/flux-schnell"
+    fake.scripts[flux] = Script(start_after=0.0, run_for=RUN_FOR, count=3)
+    row, _ = services.generations.create(
+        hosted.admin, "image", GenerateRequest(prompt="three lamps", model=flux, num_outputs=3)
+    )
+    fake.advance(RUN_FOR + 1)
+    services.pipeline.refresh(row.id)
+    queue.drain(services.pipeline)
+    done = reread(services, row.id)
+    assert done.status == Status.COMPLETED, done.error
+    kept = services.generations.derivations(row.id)
+    assert {"output_1", "output_2", "thumbnail"} <= set(kept)
+    files = asset_json(done, KINDS[Kind.IMAGE], kept)["files"]
+    assert files["output_2"] == f"/api/images/{row.id}/files/output_2"
+
+    _, token = services.auth.create_key(user_id=hosted.admin.user_id, name="t")
+    with TestClient(create_app(services.settings, run_workers=False)) as api:
+        served = api.get(files["output_2"], headers={"X-API-Key": token})
+        assert served.status_code == 200 and served.content == blob_bytes(services, kept["output_2"].blob_key)
+        assert Image.open(io.BytesIO(served.content)).size[0] > 0
+        missing = api.get(f"/api/images/{row.id}/files/output_9", headers={"X-API-Key": token})
+        assert missing.status_code == 404

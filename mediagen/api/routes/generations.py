@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Path as FastAPIPath
 from fastapi.responses import JSONResponse
 from pydantic import create_model
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.api.limits import FilingRef, GenId, IdFilter, Limit, Offset
 from mediagen.api.media import blob_response
+from mediagen.auth.service import Principal
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from mediagen.generations.presenters import accepted_json, asset_json
 from mediagen.generations.schemas import GenerateAccepted, GenerateRequest, GenerationOut
@@ -350,17 +352,46 @@ def _register_derivation(info: KindInfo, name: str) -> None:
     def derivation(
         gen_id: GenId, request: Request, services: ServicesDep, principal: PrincipalDep
     ) -> Response:
-        row = services.generations.get(principal, info.kind, gen_id)
-        d = services.generations.derivations(row.id).get(name)
-        if d is None:
-            raise NotFound(
-                f"{info.kind} {gen_id} has no {name}"
-                + ("" if row.status == Status.COMPLETED else f" yet (status {row.status})"),
-            )
-        return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
+        return _derivation_response(request, services, principal, info, gen_id, name)
 
+
+def _derivation_response(
+    request: Request, services: Services, principal: Principal, info: KindInfo, gen_id: int, name: str
+) -> Response:
+    row = services.generations.get(principal, info.kind, gen_id)
+    d = services.generations.derivations(row.id).get(name)
+    if d is None:
+        raise NotFound(
+            f"{info.kind} {gen_id} has no {name}"
+            + ("" if row.status == Status.COMPLETED else f" yet (status {row.status})"),
+        )
+    return blob_response(request, services.store, d.blob_key, content_type=d.content_type)
+
+
+def _register_files(info: KindInfo) -> None:
+    @_route(
+        info,
+        "GET",
+        f"/api/{info.path}/{{gen_id}}/files/{{name}}",
+        f"file_{info.kind}",
+        "Any file kept with the asset, by name: the ones above, and a model's further outputs "
+        "(e.g. `output_1`, `output_2` of a model asked for several images). The item's `files` "
+        "lists them.",
+        head=True,
+        response_class=Response,
+        responses=MEDIA,
+    )
+    def file(
+        gen_id: GenId, name: FileName, request: Request, services: ServicesDep, principal: PrincipalDep
+    ) -> Response:
+        return _derivation_response(request, services, principal, info, gen_id, name)
+
+
+# A derivation's name as stored (a model output's role): letters, digits, `_` and `-`.
+FileName = Annotated[str, FastAPIPath(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 for _info in KINDS.values():
     _register(_info)
+    _register_files(_info)
 
 __all__ = ["router"]
