@@ -677,6 +677,13 @@ def _kind_table(kind: Kind) -> dict[tuple[str, str], Builder]:
                 return probes
 
             table[(method, f"{one}/{name}")] = build
+    for method in ("GET", "HEAD"):
+        # Any file kept with an asset, by name: the derivations globex's assets have, and an output.
+        def files(w: World, method: str = method) -> list[Probe]:
+            names = (*info.derivations, "output_1")
+            return [p for name in names for p in _asset_probes(w, kind, method, f"/files/{name}")]
+
+        table[(method, f"{one}/files/{{name}}")] = files
     return table
 
 
