@@ -82,6 +82,27 @@ def db_upgrade() -> None:
     print(f"Database at revision {current(settings.resolved_database_url)}")
 
 
+@db_app.command("vacuum")
+def db_vacuum() -> None:
+    """Shrink the SQLite file now, and switch an older one to giving space back as it goes."""
+    from mediagen.cli.common import _existing_database
+    from mediagen.db.session import Database
+
+    settings = _settings()
+    url = _existing_database(settings)
+    path = Path(url.split("///", 1)[-1]) if url.startswith("sqlite") else None
+    before = path.stat().st_size if path else 0
+    db = Database(url)
+    try:
+        db.compact()
+    finally:
+        db.dispose()
+    if path is None:
+        print("PostgreSQL reclaims space with its own autovacuum; nothing to do")
+    else:
+        print(f"{path}: {before / 2**20:.1f} MB -> {path.stat().st_size / 2**20:.1f} MB")
+
+
 @app.command()
 def backup(dest: Annotated[Path, typer.Argument(help="A new or empty directory")]) -> None:
     """Copy the SQLite database (and fs blobs) into DEST; safe while the server runs."""

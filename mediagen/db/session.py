@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -77,6 +77,41 @@ class Database:
         else:
             with self._write() as session, session.begin():
                 yield session
+
+    def reclaim_space(self, max_pages: int = 2000) -> int:
+        """Give freed SQLite pages back to the filesystem, a bounded batch at a time (so a big
+        delete does not stall writers); returns the pages released. PostgreSQL's autovacuum
+        already does this."""
+        if not self.is_sqlite:
+            return 0
+        with self.write() as s:
+            if s.execute(text("PRAGMA auto_vacuum")).scalar() != 2:  # 2 = INCREMENTAL
+                return 0
+            before = int(s.execute(text("PRAGMA freelist_count")).scalar() or 0)
+            # Stepped to the end through the driver: each row it yields is one page released.
+            cursor = s.connection().connection.cursor()
+            cursor.execute(f"PRAGMA incremental_vacuum({int(max_pages)})")
+            cursor.fetchall()
+            cursor.close()
+            after = int(s.execute(text("PRAGMA freelist_count")).scalar() or 0)
+        return before - after
+
+    def compact(self) -> None:
+        """Rewrite the whole SQLite file without free pages, and switch an older file to
+        incremental vacuuming (`mediagen db vacuum`; needs room for a copy, best while idle)."""
+        if not self.is_sqlite:
+            return
+        lock = self._write_lock or threading.RLock()
+        with lock:
+            raw = self.write_engine.raw_connection()  # VACUUM cannot run inside a transaction
+            try:
+                cur = raw.cursor()
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                cur.execute("VACUUM")
+                cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file itself shrinks now
+                cur.close()
+            finally:
+                raw.close()
 
     def dispose(self) -> None:
         self.read_engine.dispose()

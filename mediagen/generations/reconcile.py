@@ -34,6 +34,9 @@ class Reconciler:
         period; done here, on the heartbeat, never inline with a delete."""
         report = self.store.gc(grace_seconds=GC_GRACE_SECONDS)
         log.debug("blob gc: %s", report)
+        pages = self.db.reclaim_space()
+        if pages:
+            log.info("gave %s free database pages back to the disk", pages)
 
     def reconcile(self, *, limit: int = 500) -> int:
         now = utcnow()

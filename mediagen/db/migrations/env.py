@@ -28,6 +28,9 @@ def run_migrations_online() -> None:
     connectable = create_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
         if connection.dialect.name == "sqlite":
+            # A new file gives deleted pages back to the disk a little at a time (the heartbeat's
+            # `Database.reclaim_space`); set before the first table, it is a no-op afterwards.
+            connection.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")
             # Batch migrations rebuild tables (copy, drop, rename): with foreign keys on, the drop
             # would cascade into the rows that reference the table.
