@@ -40,9 +40,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("idempotency_scope", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("idempotency_hash", sa.String(length=64), nullable=True))
         batch.drop_constraint("uq_generations_idempotency", type_="unique")
-        batch.create_unique_constraint(
-            "uq_generations_idempotency", ["idempotency_scope", "idempotency_key"]
-        )
+        batch.create_unique_constraint("uq_generations_idempotency", ["idempotency_scope", "idempotency_key"])
     # Keys used before keep answering within the scope they had: the user.
     op.execute("UPDATE generations SET idempotency_scope = owner_key WHERE idempotency_key IS NOT NULL")
 
