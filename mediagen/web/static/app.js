@@ -236,9 +236,11 @@
     if (schema["x-media"]) {
       const kind = schema["x-media"];
       wrap.classList.add("field-media");
-      label.append(" ", el("span", { class: "optional", text: "(optional)" }));
-      control = el("select", { id, "aria-describedby": describedBy, dataset: { input: name, media: kind } },
-        el("option", { value: "", text: `None` }));
+      // A required media input (Kling's start image) is marked so, and has no "None" to choose.
+      if (optional) label.append(" ", el("span", { class: "optional", text: "(optional)" }));
+      control = el("select", { id, "aria-describedby": describedBy, dataset: { input: name, media: kind },
+        "aria-required": optional ? null : "true" },
+        el("option", { value: "", text: optional ? "None" : `Choose a stored ${kind}, or give a URL` }));
       const urlId = `${id}-url`;
       const url = el("input", {
         id: urlId, type: "url", inputmode: "url", placeholder: "https://…", "aria-describedby": describedBy,
