@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediagen.auth.service import MAX_EXPIRES_DAYS
+from mediagen.auth.tables import ApiKey
 
 
 class KeyCreate(BaseModel):
@@ -40,6 +41,18 @@ class KeyCreated(BaseModel):
     clients: list[str] | None
     created_at: datetime
     expires_at: datetime | None = Field(description="When the key stops working; null: never")
+
+    @classmethod
+    def of(cls, row: ApiKey, token: str) -> KeyCreated:
+        """The answer to a create: the stored key and, this once, its token."""
+        return cls(
+            id=row.id,
+            name=row.name,
+            key=token,
+            clients=row.clients,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
 
 
 class KeyList(BaseModel):

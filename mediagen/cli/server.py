@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -103,19 +104,25 @@ def db_vacuum() -> None:
         print(f"{path}: {before / 2**20:.1f} MB -> {path.stat().st_size / 2**20:.1f} MB")
 
 
-@app.command()
-def backup(dest: Annotated[Path, typer.Argument(help="A new or empty directory")]) -> None:
-    """Copy the SQLite database (and fs blobs) into DEST; safe while the server runs."""
+def _report(run: Callable[[], Any]) -> NoReturn:
+    """Run a maintenance step and print its report; exit 2 when it refused, 1 on problems."""
     from mediagen.maintenance import MaintenanceError
-    from mediagen.maintenance import backup as run_backup
 
     try:
-        report = run_backup(_settings(), dest, progress=lambda _step, message: print(message, flush=True))
+        report = run()
     except MaintenanceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     print(report.render())
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def backup(dest: Annotated[Path, typer.Argument(help="A new or empty directory")]) -> None:
+    """Copy the SQLite database (and fs blobs) into DEST; safe while the server runs."""
+    from mediagen.maintenance import backup as run_backup
+
+    _report(lambda: run_backup(_settings(), dest, progress=lambda _step, message: print(message, flush=True)))
 
 
 @app.command()
@@ -126,16 +133,9 @@ def restore(
     ] = False,
 ) -> None:
     """Restore a backup into the data dir, then verify every blob. Stop the server first."""
-    from mediagen.maintenance import MaintenanceError
     from mediagen.maintenance import restore as run_restore
 
-    try:
-        report = run_restore(_settings(), src, force=force)
-    except MaintenanceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    print(report.render())
-    raise typer.Exit(0 if report.ok else 1)
+    _report(lambda: run_restore(_settings(), src, force=force))
 
 
 @app.command()

@@ -42,14 +42,7 @@ def create_key(f: Submission, body: KeyCreate) -> KeyCreated:
     row, token = f.services.auth.create_key_for(
         f.me, name=body.name, clients=body.clients, expires_days=body.expires_days
     )
-    return KeyCreated(
-        id=row.id,
-        name=row.name,
-        key=token,
-        clients=row.clients,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
+    return KeyCreated.of(row, token)
 
 
 def build_key(f: Submission) -> KeyCreate:

@@ -18,14 +18,7 @@ def create_key(body: KeyCreate, services: ServicesDep, principal: PrincipalDep) 
     row, token = services.auth.create_key_for(
         principal, name=body.name, clients=body.clients, expires_days=body.expires_days
     )
-    return KeyCreated(
-        id=row.id,
-        name=row.name,
-        key=token,
-        clients=row.clients,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
+    return KeyCreated.of(row, token)
 
 
 @router.get("", response_model=KeyList)
