@@ -221,14 +221,19 @@ def live_server_any_db(
         pg.drop()
 
 
-# Tests that start a `mediagen serve` child process, or drive a browser, are `slow`: the fast core
-# (`pytest -m "not slow"`) runs everything in-process.
+# Tests that start a `mediagen serve` child process, drive a browser, run the CLI as a subprocess, or
+# sweep the whole API are `slow`: the fast core (`pytest -m "not slow"`) is the rest, in-process.
 SLOW_FIXTURES = frozenset({"live_server", "live_server_any_db", "server_factory", "srv"})
 SLOW_MODULES = (
     "tests/e2e/",
     "tests/web/test_browser.py",
     "tests/api/test_blobs_live.py",
     "tests/api/test_media_memory.py",  # a server process streaming 300 MB
+    "tests/test_cli.py",  # the console script as subprocesses
+    # Sweeps of the whole API surface (every operation, every tenant pairing): in-process, but
+    # a minute together; they guard the hardening rather than the core.
+    "tests/api/test_openapi_conformance.py",
+    "tests/api/test_tenant_isolation.py",
 )
 
 
