@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns.service import CampaignService
-from mediagen.catalog.registry import check_model_kind
+from mediagen.catalog.registry import ModelEntry, check_model_kind
 from mediagen.db.base import utcnow
 from mediagen.engines.base import EngineError, InputError
 from mediagen.errors import Conflict, ProviderRefused, Unavailable, invalid, not_found
@@ -143,7 +143,7 @@ class GenerationService:
                 raise invalid("model", routing_reason(routing))
             # No way to reach the hosted model here: make an offline draft instead, and say so in
             # the response and on the asset rather than pass it off as the model that was asked for.
-            requested, model_id = model_id, fallback
+            requested, model_id, requested_entry = model_id, fallback, entry
             entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
             routing = self.router.route(model_id)
             takes = entry.properties
@@ -151,6 +151,9 @@ class GenerationService:
                 {k for k in named if entry.request_map.get(k, k) not in takes}
                 | {k for k in parameters_in if entry.request_map.get(k, k) not in takes}
             )
+            # A stored asset named as an input is checked even though the draft will not use it:
+            # another client's asset (or none at all) is a 422 here too, never a silent drop.
+            self._check_dropped_media(principal, requested_entry, dropped, named, parameters_in)
             named = {k: v for k, v in named.items() if entry.request_map.get(k, k) in takes}
             parameters_in = {k: v for k, v in parameters_in.items() if entry.request_map.get(k, k) in takes}
             notice = {
@@ -301,6 +304,26 @@ class GenerationService:
         if existing.idempotency_hash is not None and existing.idempotency_hash != fingerprint:
             raise Conflict("Idempotency-Key was already used for a different request; send a new key")
         return existing
+
+    def _check_dropped_media(
+        self,
+        principal: Principal,
+        entry: ModelEntry,
+        dropped: list[str],
+        named: dict[str, Any],
+        parameters: dict[str, Any],
+    ) -> None:
+        for name in dropped:
+            value = named[name] if name in named else parameters.get(name)
+            media_kind = entry.media_inputs.get(entry.request_map.get(name, name))
+            is_id = isinstance(value, int) and not isinstance(value, bool)
+            if media_kind is None or not (
+                is_id or (isinstance(value, str) and value.isascii() and value.isdigit())
+            ):
+                continue
+            field = name if name in named else f"parameters.{name}"
+            with self.db.read() as s:
+                self._check_media(s, principal, int(value), media_kind, field)  # type: ignore[arg-type]
 
     def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
         row = s.get(Generation, asset_id)

@@ -156,6 +156,39 @@ def test_a_hosted_model_without_a_token_becomes_an_offline_draft_that_says_so(
     assert row.parameters["duration"] == 4 and "temperature" not in row.parameters
 
 
+def test_a_stored_asset_the_draft_cannot_use_is_still_checked(
+    services: Services, admin: Principal, member: Principal, tmp_path: Path
+) -> None:
+    """musicgen's `audio_id` is dropped from a synth draft, but naming another client's asset (or
+    none) is refused all the same: the draft must not become a way to probe ids."""
+    theirs = services.generations.create_upload(
+        admin,
+        "audio",
+        write_wav(tmp_path / "m.wav"),
+        title="Globex melody",
+        client_id="globex",
+        campaign_id=None,
+        brief_id=None,
+        collection=None,
+    )
+    mine = services.generations.create_upload(
+        admin,
+        "audio",
+        write_wav(tmp_path / "n.wav"),
+        title="Acme melody",
+        client_id="acme",
+        campaign_id=None,
+        brief_id=None,
+        collection=None,
+    )
+    for asset_id in (theirs.id, 999_999):
+        with pytest.raises(InvalidInput) as refused:
+            services.generations.create(member, "audio", audio(model=MUSICGEN, audio_id=asset_id))
+        assert refused.value.field == "audio_id" and "not found" in refused.value.message
+    row, _ = services.generations.create(member, "audio", audio(model=MUSICGEN, audio_id=mine.id))
+    assert row.meta["ignored_inputs"] == ["audio_id"] and row.client_id == "acme"
+
+
 def test_without_offline_fallback_a_hosted_model_is_refused_on_field_model(tmp_path: Path) -> None:
     services, queue = make_services(
         tmp_path / "data", offline_fallback=False, generate_rate_limit_per_minute=0
