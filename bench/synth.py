@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mediagen.engines.synth.audio_io import write_audio  # noqa: E402
+from mediagen.engines.audio_io import write_audio  # noqa: E402
 from mediagen.engines.synth.music import synthesize  # noqa: E402
 from mediagen.engines.synth.prompt import make_plan  # noqa: E402
 from mediagen.engines.synth.video import render_video  # noqa: E402

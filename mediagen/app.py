@@ -19,6 +19,7 @@ from mediagen.api.limits import RequestLimits
 from mediagen.api.routes import include_routers
 from mediagen.api.security import SecurityHeaders
 from mediagen.config import Settings
+from mediagen.generations.ports import Lane
 from mediagen.jobs.queue import HueyJobQueue
 from mediagen.jobs.worker import WorkerHost
 from mediagen.services import Services, build_services
@@ -39,8 +40,9 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def worker_host(services: Services) -> WorkerHost:
-    """The huey consumer plus the reconcile heartbeat, bound to this process's pipeline."""
+def worker_host(services: Services, lanes: frozenset[Lane] = frozenset(Lane)) -> WorkerHost:
+    """The huey consumers of `lanes` plus the reconcile heartbeat, bound to this process's
+    pipeline."""
     if not isinstance(services.queue, HueyJobQueue):
         raise TypeError("workers consume the huey queue; these services were built with another")
     return WorkerHost(
@@ -48,6 +50,8 @@ def worker_host(services: Services) -> WorkerHost:
         services.pipeline,
         workers=services.settings.workers,
         interval=services.settings.reconcile_interval_seconds,
+        lanes=lanes,
+        device_workers=services.settings.local_max_batch,
     )
 
 

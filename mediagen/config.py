@@ -68,6 +68,29 @@ class Settings(BaseSettings):
     )
     cog_routes: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
+    # Local open-weight models (engines/local; the `local` extra)
+    models_dir: Path | None = Field(
+        default=None,
+        description="Where local models' weights are looked up, as <dir>/<repo id> "
+        "(save_pretrained layout); default <data dir>/models. The Hugging Face cache is searched next",
+    )
+    local_device: Literal["cuda", "mps", "cpu"] | None = Field(
+        default=None, description="Device for local models; default CUDA, then Apple MPS, then CPU"
+    )
+    local_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory budget for resident local models (least recently used are unloaded "
+        "past it); default: most of the device's memory",
+    )
+    local_batch_window_ms: int = Field(
+        default=150,
+        ge=0,
+        le=10_000,
+        description="How long the first local request waits for compatible ones to batch with",
+    )
+    local_max_batch: int = Field(default=8, ge=1, le=64, description="Most requests in one local batch")
+
     # Limits
     max_download_bytes_audio: int = 200 * 1024 * 1024
     max_download_bytes_image: int = 50 * 1024 * 1024
@@ -99,6 +122,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mediagen.db').resolve()}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     def max_download_bytes(self, kind: str) -> int:
         """The size cap for one downloaded or fetched file of `kind`."""

@@ -19,7 +19,7 @@ from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
 from mediagen.generations.leases import Rows
 from mediagen.generations.pipeline import Pipeline
-from mediagen.generations.ports import JobQueue
+from mediagen.generations.ports import JobQueue, Lane
 from mediagen.generations.ratelimit import RateLimiter
 from mediagen.generations.routing import EngineRouter, build_engines
 from mediagen.generations.service import GenerationService
@@ -56,7 +56,7 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     store = make_store(settings, db)
     catalog = Catalog.load(overrides=settings.data_dir / "catalog")  # `mediagen models sync` output
     router = EngineRouter(settings, catalog, build_engines(settings, catalog))
-    jobs = queue if queue is not None else HueyJobQueue(make_huey(settings))
+    jobs = queue if queue is not None else HueyJobQueue(make_huey(settings), make_huey(settings, Lane.DEVICE))
     assets = AssetRecords(store)
     campaigns = CampaignService(db, assets)
     # A worker silent for a few heartbeats is dead; its leases are taken back without waiting.

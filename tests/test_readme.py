@@ -18,7 +18,7 @@ def quick_start_commands() -> list[str]:
 def test_exactly_two_setup_commands() -> None:
     run, test = quick_start_commands()
     assert run.endswith("mediagen serve") and "pip install -e ." in run
-    assert "pytest" in test and "'.[test]'" in test
+    assert "pytest" in test and "'.[test,local]'" in test  # CI runs the local models' tests too
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
@@ -41,7 +41,10 @@ def test_serve_defaults_match_the_readme(live_server: LiveServer) -> None:
     assert (live_server.data_dir / "mediagen.db").exists()
     with live_server.client() as c:
         health = c.get("/health").json()
-        assert health["engines"] == ["synth"]
+        # The local engine is always there; its models say whether their weights are (none here).
+        assert health["engines"] == ["local", "synth"]
+        local = [m for m in c.get("/api/models").json()["models"] if m["engine"] == "local"]
+        assert local and not any(m["available"] for m in local)
         defaults_by_kind = {m["kind"]: m["id"] for m in c.get("/api/models").json()["models"] if m["default"]}
         assert defaults_by_kind == {"audio": "synth/music", "image": "synth/image", "video": "synth/video"}
         assert c.get("/").status_code in (200, 303, 307)

@@ -41,6 +41,8 @@ class ModelEntry:
     label: str | None = None
     official: bool = False
     version: str | None = None
+    # Local models: {"repo_id", "family", "download_gb", "memory_gb"} (engines/local reads it).
+    local: dict[str, Any] = field(default_factory=dict)
 
     @property
     def properties(self) -> dict[str, Any]:

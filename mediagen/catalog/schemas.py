@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ModelOut(BaseModel):
@@ -24,6 +24,11 @@ class ModelOut(BaseModel):
     media_inputs: dict[str, str]
     request_map: dict[str, str]
     input_schema: dict[str, Any]
+    local: dict[str, Any] | None = Field(
+        default=None,
+        description="Local models only: the Hugging Face repo, whether its weights are on this machine "
+        "(path, source: models_dir or hf_cache, size_bytes), and the command that pulls them",
+    )
 
 
 class ModelList(BaseModel):

@@ -3,7 +3,7 @@
 One Typer app (`common.app`); each module adds its commands to it when imported here.
 """
 
-from mediagen.cli import accounts, remote, server
+from mediagen.cli import accounts, models, remote, server
 from mediagen.cli.common import app
 
-__all__ = ["accounts", "app", "remote", "server"]
+__all__ = ["accounts", "app", "models", "remote", "server"]

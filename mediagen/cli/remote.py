@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from mediagen.cli.common import _fail, _settings, app, models_app
+from mediagen.cli.common import _fail, _settings, app
 from mediagen.config import Settings
 from mediagen.vocabulary import KindInfo
 
@@ -288,36 +288,6 @@ def _save(http: httpx.Client, path: str, dest: Path) -> None:
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
-
-
-@models_app.command("list")
-def models_list(
-    kind: Annotated[str | None, typer.Option(help="audio, image or video")] = None,
-) -> None:
-    """Models in the catalog."""
-    from mediagen.catalog.registry import Catalog
-
-    if kind is not None:
-        _kind_or_fail(kind, "--kind")
-    settings = _settings()
-    for e in Catalog.load(overrides=settings.data_dir / "catalog").list(kind):
-        print(f"{e.id:36} {e.kind:6} {e.engine:10} {e.title}")
-
-
-@models_app.command("sync")
-def models_sync(
-    model_id: Annotated[
-        list[str] | None, typer.Argument(help="Model ids; default every hosted model")
-    ] = None,
-) -> None:
-    """Refresh hosted models' input schemas from Replicate (needs REPLICATE_API_TOKEN)."""
-    from mediagen.catalog.sync import sync_models
-
-    settings = _settings()
-    if not settings.replicate_api_token:
-        raise typer.BadParameter("REPLICATE_API_TOKEN is not set")
-    for line in sync_models(settings, model_id or None):
-        print(line)
 
 
 if __name__ == "__main__":

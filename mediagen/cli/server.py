@@ -54,20 +54,34 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            help="Lanes to consume: io (submits, polls, downloads, ingest) and/or local (jobs on this "
+            "machine's GPU); repeat for both. Default: both",
+        ),
+    ] = None,
+) -> None:
     """Run job workers only (scale out next to one or more `serve --no-workers`)."""
     from mediagen.app import worker_host
+    from mediagen.generations.ports import Lane
     from mediagen.services import build_services
 
+    names = queue or [lane.value for lane in Lane]
+    unknown = [n for n in names if n not in {lane.value for lane in Lane}]
+    if unknown:
+        raise typer.BadParameter(f"unknown queue {unknown[0]!r}; use io or local", param_hint="--queue")
     settings = _settings()
     _configure_logging(settings)
     _prepare(settings)
-    host = worker_host(build_services(settings))
+    host = worker_host(build_services(settings), frozenset(Lane(n) for n in names))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     host.start()
-    print(f"Mediagen worker running with {settings.workers} threads", flush=True)
+    print(f"Mediagen worker running ({', '.join(sorted(names))}) with {settings.workers} threads", flush=True)
     stop.wait()
     host.stop()
 

@@ -21,6 +21,29 @@ from mediagen.errors import MediagenError
 from mediagen.vocabulary import Kind, ProviderStatus
 
 
+class JobControl(Protocol):
+    """The pipeline's side of a running inline job: where progress goes, and whether the user
+    canceled it (an engine checks between steps and stops)."""
+
+    def progress(self, fraction: float | None, note: str | None = None) -> None:
+        """Record how far the job is (0–1, or None while it cannot tell) and what it is doing."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Whether the generation was canceled (or otherwise ended) since it started."""
+        ...
+
+
+class NoControl:
+    """For jobs run outside the pipeline (the CLI, benchmarks): nothing recorded, never canceled."""
+
+    def progress(self, fraction: float | None, note: str | None = None) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class Job:
     """What an engine needs to run one generation."""
@@ -32,6 +55,7 @@ class Job:
     workdir: Path  # a private scratch directory the engine may write into
     webhook_url: str | None = None
     attempt: int = 1  # lets engines with idempotent creates (Cog's PUT) derive a stable id
+    control: JobControl = field(default_factory=NoControl)
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,7 @@ class Capabilities:
     uploads_files: bool = False  # upload_file(): large media inputs go up as provider files
     cancels: bool = False  # cancel() stops the work (and the bill) at the provider
     webhooks: WebhookAuth = WebhookAuth.NONE
+    device: bool = False  # runs on this machine's accelerator: its jobs go to the device queue
 
 
 @runtime_checkable
@@ -139,6 +164,14 @@ class Engine(Protocol):
     def read_webhook(self, headers: Mapping[str, str], body: bytes) -> State:
         """A provider callback as a State, its signature verified where `capabilities.webhooks` is
         SIGNED (WebhookVerificationError); MalformedRequest for a body that is not a prediction."""
+        ...
+
+    def unavailable_reason(self, model_id: str) -> str | None:
+        """Why this engine cannot run `model_id` here right now (and the fix), or None."""
+        ...
+
+    def model_details(self, model_id: str) -> dict[str, Any]:
+        """What the model list shows beyond the catalog entry (a local model's weights)."""
         ...
 
 
@@ -172,3 +205,9 @@ class BaseEngine:
 
     def read_webhook(self, headers: Mapping[str, str], body: bytes) -> State:
         raise EngineError(f"{self.name} sends no webhooks")
+
+    def unavailable_reason(self, model_id: str) -> str | None:
+        return None
+
+    def model_details(self, model_id: str) -> dict[str, Any]:
+        return {}

@@ -71,7 +71,12 @@ class Rows:
         **values: Any,
     ) -> bool:
         """Move an active row to a terminal `status`: nothing outstanding (lease, poll) stays."""
-        done: dict[str, Any] = {"completed_at": utcnow(), "lease_until": None, "next_poll_at": None}
+        done: dict[str, Any] = {
+            "completed_at": utcnow(),
+            "lease_until": None,
+            "next_poll_at": None,
+            "progress_note": None,
+        }
         return self.cas(gen_id, ACTIVE, *conditions, session=session, status=status, **done, **values)
 
     def fail(self, gen_id: int, error: str, **values: Any) -> bool:

@@ -14,9 +14,17 @@ class Step(StrEnum):
     INGEST = "ingest"
 
 
+class Lane(StrEnum):
+    """Which queue a task waits in. Jobs that hold this machine's accelerator (local models) wait
+    on their own, so a long generation never holds up downloads and ingest behind it."""
+
+    IO = "io"
+    DEVICE = "local"
+
+
 class JobQueue(Protocol):
-    def dispatch(self, step: Step, gen_id: int, delay: float = 0.0) -> None:
-        """Run `step` for `gen_id` on a worker, after `delay` seconds."""
+    def dispatch(self, step: Step, gen_id: int, delay: float = 0.0, *, lane: Lane = Lane.IO) -> None:
+        """Run `step` for `gen_id` on a worker of `lane`, after `delay` seconds."""
         ...
 
     def pending(self) -> int:

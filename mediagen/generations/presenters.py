@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from mediagen.vocabulary import KindInfo, Status
+from mediagen.vocabulary import ACTIVE, KindInfo, Status
 
 
 class AssetRow(Protocol):
@@ -39,6 +39,8 @@ class AssetRow(Protocol):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    progress: float | None
+    progress_note: str | None
 
 
 # The columns an AssetRow has, in the order a gallery page selects them.
@@ -64,6 +66,8 @@ def asset_json(row: AssetRow, info: KindInfo, derivations: Iterable[str] | None 
         "parameters": row.parameters,
         "status": row.status,
         "error": row.error,
+        "progress": 1.0 if row.status == Status.COMPLETED else row.progress,
+        "progress_note": row.progress_note if row.status in ACTIVE else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "completed_at": iso(row.completed_at),

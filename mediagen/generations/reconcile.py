@@ -20,6 +20,7 @@ GC_GRACE_SECONDS = 3600
 
 class Reconciler:
     def __init__(self, ctx: CoreContext) -> None:
+        self.ctx = ctx
         self.workers = ctx.workers
         self.settings, self.db, self.rows, self.store, self.queue = (
             ctx.settings,
@@ -61,7 +62,7 @@ class Reconciler:
             if now - r.created_at > max_age:
                 self.rows.fail(r.id, f"no result within {self.settings.max_run_seconds} s; giving up")
             elif r.provider_ref is None:
-                self._requeue(r.id, r.status, r.attempts, now)
+                self._requeue(r, now)
             elif r.provider_status == ProviderStatus.SUCCEEDED:
                 self.rows.cas(r.id, (Status.PROCESSING,), lease_until=self.rows.lease())
                 self.queue.dispatch(Step.INGEST, r.id)
@@ -77,7 +78,8 @@ class Reconciler:
                 self.queue.dispatch(Step.REFRESH, gid)
         return count
 
-    def _requeue(self, gen_id: int, status: str, attempts: int, now: datetime) -> None:
+    def _requeue(self, row: Generation, now: datetime) -> None:
+        gen_id, status, attempts = row.id, row.status, row.attempts
         if attempts >= self.settings.max_attempts and status == Status.PROCESSING:
             self.rows.fail(gen_id, f"gave up after {attempts} attempts: the worker stopped (lease expired)")
             return
@@ -91,4 +93,4 @@ class Reconciler:
             lease_until=self.rows.lease(),
         )
         if requeued:
-            self.queue.dispatch(Step.SUBMIT, gen_id)
+            self.queue.dispatch(Step.SUBMIT, gen_id, lane=self.ctx.lane_for(row.engine))

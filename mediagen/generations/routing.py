@@ -36,6 +36,9 @@ class Routing:
 
     engine: str | None
     reason: str | None = None
+    # An unreachable hosted model may be stood in for by an offline draft; a local model that
+    # lacks weights or libraries may not: the user asked to run it here, so they get the fix.
+    draftable: bool = True
 
 
 def cog_engine_name(model_id: str) -> str:
@@ -47,6 +50,18 @@ def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
     from mediagen.engines.synth.engine import SynthEngine
 
     engines: dict[str, Engine] = {"synth": SynthEngine()}
+    local = {e.id: e.local for e in catalog.list() if e.engine == "local" and e.local}
+    if local:
+        from mediagen.engines.local.engine import LocalEngine, LocalSpec
+
+        engines["local"] = LocalEngine(
+            {mid: LocalSpec.from_catalog(mid, block) for mid, block in local.items()},
+            models_dir=settings.resolved_models_dir,
+            device=settings.local_device,
+            memory_gb=settings.local_memory_gb,
+            batch_window_s=settings.local_batch_window_ms / 1000,
+            max_batch=settings.local_max_batch,
+        )
     if settings.replicate_api_token:
         from mediagen.engines.replicate import ReplicateEngine
 
@@ -88,6 +103,9 @@ class EngineRouter:
         if model_id in self.settings.cog_routes:
             return Routing(cog_engine_name(model_id))
         if entry.engine in self.engines:
+            reason = self.engines[entry.engine].unavailable_reason(model_id)
+            if reason is not None:
+                return Routing(None, reason, draftable=False)
             return Routing(entry.engine)
         if entry.engine == "replicate":
             return Routing(
@@ -107,11 +125,13 @@ class EngineRouter:
         if entry is None:
             raise not_found("model", model_id)
         routing = self.route(model_id)
+        owner = self.engines.get(entry.engine)
         return ModelOut(
             **entry.public(engine=routing.engine),
             available=routing.engine is not None,
             unavailable_reason=routing.reason,
             default=self.default_model(entry.kind) == model_id,
+            local=(owner.model_details(model_id) or None) if owner is not None and entry.local else None,
         )
 
     def models(self, kind: str | None = None) -> list[ModelOut]:

@@ -111,6 +111,12 @@ class GenerationOut(BaseModel):
     parameters: dict[str, Any]
     status: Status
     error: str | None
+    progress: float | None = Field(
+        default=None, description="0–1 while a local model runs (1 once completed); null when unknown"
+    )
+    progress_note: str | None = Field(
+        default=None, description="What a running job is doing, e.g. 'loading model'"
+    )
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None

@@ -139,7 +139,12 @@ class GenerationService:
         notice: dict[str, Any] = {}
         if routing.engine is None:
             fallback = self.router.default_model(kind) if self.settings.offline_fallback else None
-            if fallback is None or fallback == model_id or self.router.route(fallback).engine is None:
+            if (
+                not routing.draftable
+                or fallback is None
+                or fallback == model_id
+                or self.router.route(fallback).engine is None
+            ):
                 raise invalid("model", routing_reason(routing))
             # No way to reach the hosted model here: make an offline draft instead, and say so in
             # the response and on the asset rather than pass it off as the model that was asked for.
@@ -288,7 +293,7 @@ class GenerationService:
         """Hand a new row to the queue; if the queue cannot take it, the row goes too (a 503 that
         leaves nothing pending forever)."""
         try:
-            self.queue.dispatch(Step.SUBMIT, row.id)
+            self.queue.dispatch(Step.SUBMIT, row.id, lane=self.pipeline.ctx.lane_for(row.engine))
         except Exception as exc:
             log.exception("generation %s: the job queue refused it", row.id)
             with self.db.write() as s:

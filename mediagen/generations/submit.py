@@ -20,6 +20,7 @@ from mediagen.generations.inputs import InputMaterializer
 from mediagen.generations.leases import rowcount
 from mediagen.generations.ports import Step
 from mediagen.generations.provider import ProviderSync
+from mediagen.generations.running import LeaseKeeper, RowControl
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import PROVIDER_TERMINAL, UPLOAD_ENGINE, Kind, ProviderStatus, Status
 
@@ -99,8 +100,13 @@ class Submitter:
                 workdir=workdir,
                 webhook_url=self.webhook_url(row, engine),
                 attempt=row.attempts,
+                control=RowControl(self.rows, row.id),
             )
-            result = self._recover(engine, job, row) or engine.submit(job)
+            if engine.capabilities.inline:
+                with LeaseKeeper(self.rows, row.id, self.settings.lease_seconds):
+                    result = engine.submit(job)
+            else:
+                result = self._recover(engine, job, row) or engine.submit(job)
             if isinstance(result, Finished):
                 files = {o.role: (o.path, o.content_type) for o in result.outputs if o.path is not None}
                 self.ingestor.complete(row, files, metadata=result.metadata, cost=result.cost_usd)
@@ -133,7 +139,9 @@ class Submitter:
         self.rows.cas(
             row.id, (Status.PROCESSING,), status=Status.PENDING, error=reason, lease_until=self.rows.lease()
         )
-        self.queue.dispatch(Step.SUBMIT, row.id, min(60.0, 2.0**row.attempts))
+        self.queue.dispatch(
+            Step.SUBMIT, row.id, min(60.0, 2.0**row.attempts), lane=self.ctx.lane_for(row.engine)
+        )
 
     def _started(self, row: Generation, result: Submitted) -> None:
         # A create can answer with a finished prediction (sync mode, or one adopted after an

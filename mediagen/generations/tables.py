@@ -75,6 +75,9 @@ class Generation(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The process holding the lease (`workers.id`), so a dead holder's jobs are taken back at once.
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A running inline job's progress (0–1) and what it is doing ("loading model", "generating").
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from mediagen.generations.ports import Step, StepRunner
+from mediagen.generations.ports import Lane, Step, StepRunner
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,7 @@ class Dispatched:
     step: Step
     gen_id: int
     delay: float
+    lane: Lane = Lane.IO
 
 
 class MemoryJobQueue:
@@ -21,8 +22,8 @@ class MemoryJobQueue:
         self.waiting: deque[Dispatched] = deque()
         self.history: list[Dispatched] = []
 
-    def dispatch(self, step: Step, gen_id: int, delay: float = 0.0) -> None:
-        item = Dispatched(step, gen_id, delay)
+    def dispatch(self, step: Step, gen_id: int, delay: float = 0.0, *, lane: Lane = Lane.IO) -> None:
+        item = Dispatched(step, gen_id, delay, lane)
         self.waiting.append(item)
         self.history.append(item)
 

@@ -9,6 +9,7 @@ import time
 from huey.consumer import Consumer
 
 from mediagen.generations.pipeline import Pipeline
+from mediagen.generations.ports import Lane
 from mediagen.jobs.queue import HueyJobQueue
 
 log = logging.getLogger("mediagen.jobs")
@@ -23,19 +24,43 @@ class _EmbeddedConsumer(Consumer):
 
 
 class WorkerHost:
-    def __init__(self, queue: HueyJobQueue, pipeline: Pipeline, *, workers: int, interval: float) -> None:
+    """Consumes the lanes it is given: `io` with `workers` threads; `local` (the device lane)
+    with `device_workers` threads, which wait together in the local engine's batcher so that
+    concurrent requests for one model run as one batch, one batch at a time on the device."""
+
+    def __init__(
+        self,
+        queue: HueyJobQueue,
+        pipeline: Pipeline,
+        *,
+        workers: int,
+        interval: float,
+        lanes: frozenset[Lane] = frozenset(Lane),
+        device_workers: int = 8,
+    ) -> None:
         queue.consume_with(pipeline)
-        self.consumer = _EmbeddedConsumer(
-            queue.huey,
-            workers=workers,
-            worker_type="thread",
-            periodic=False,
-            initial_delay=0.05,
-            max_delay=0.5,
-            backoff=1.5,
-            scheduler_interval=1,
-            check_worker_health=True,
-        )
+        threads = {Lane.IO: workers, Lane.DEVICE: device_workers}
+        seen: set[int] = set()
+        self.consumers: list[Consumer] = []
+        for lane in sorted(lanes):
+            huey = queue.hueys[lane]
+            if id(huey) in seen:
+                continue
+            seen.add(id(huey))
+            self.consumers.append(
+                _EmbeddedConsumer(
+                    huey,
+                    workers=threads[lane],
+                    worker_type="thread",
+                    periodic=False,
+                    initial_delay=0.05,
+                    max_delay=0.5,
+                    backoff=1.5,
+                    scheduler_interval=1,
+                    check_worker_health=True,
+                )
+            )
+        self.lanes = lanes
         self.pipeline = pipeline
         self.interval = interval
         self._stop = threading.Event()
@@ -46,7 +71,8 @@ class WorkerHost:
         # (a dead predecessor's leases at once: see generations/workers.py).
         self.pipeline.worker_started()
         self._safe_reconcile()
-        self.consumer.start()
+        for consumer in self.consumers:
+            consumer.start()
         self._ticker.start()
 
     def _safe_reconcile(self) -> None:
@@ -72,7 +98,8 @@ class WorkerHost:
 
     def stop(self) -> None:
         self._stop.set()
-        self.consumer.stop(graceful=True)
+        for consumer in self.consumers:
+            consumer.stop(graceful=True)
         try:
             self.pipeline.worker_stopped()
         except Exception:

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mediagen.engines.audio_io import MP3_BITRATE, write_audio
 from mediagen.engines.synth.arrange import arrange
-from mediagen.engines.synth.audio_io import MP3_BITRATE, write_audio
 from mediagen.engines.synth.dsp import fades, master
 from mediagen.engines.synth.mix import render_mix
 from mediagen.engines.synth.prompt import Plan, make_plan

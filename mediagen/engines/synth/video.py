@@ -20,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from mediagen.engines.synth.audio_io import AAC_BITRATE, audio_frames
+from mediagen.engines.audio_io import AAC_BITRATE, audio_frames
 from mediagen.engines.synth.image import compose, palette
 from mediagen.engines.synth.music import synthesize
 from mediagen.engines.synth.prompt import Plan, make_plan, rng_for

@@ -98,6 +98,13 @@
     return v < 1 ? `$${Number(v.toFixed(4))}` : `$${v.toFixed(2)}`;
   }
 
+  /** "Loading model…", "Generating… 42%": what a running job says of itself (local models report it). */
+  function runningText(item) {
+    const note = item.progress_note ? item.progress_note[0].toUpperCase() + item.progress_note.slice(1) : "Generating";
+    const pct = typeof item.progress === "number" && item.progress > 0 ? ` ${Math.round(item.progress * 100)}%` : "";
+    return `${note}…${pct}`;
+  }
+
   function fmtElapsed(ms) {
     const s = Math.max(0, ms / 1000);
     return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
@@ -664,7 +671,16 @@
       $('[data-action="regenerate"]').hidden = running || failed;
       $("#download-link").hidden = s !== "completed";
       const waiting = $("#waiting-text");
-      if (waiting) waiting.textContent = s === "pending" ? "Waiting in the queue…" : "Generating…";
+      if (waiting) waiting.textContent = s === "pending" ? "Waiting in the queue…" : runningText(item);
+      const bar = $("#asset-progress");
+      if (bar) {
+        const known = RUNNING.has(s) && typeof item.progress === "number";
+        bar.hidden = !known;
+        if (known) {
+          bar.value = item.progress;
+          bar.textContent = `${Math.round(item.progress * 100)}%`;
+        }
+      }
       if (failed) {
         $("#player").replaceChildren();
         $("#player").classList.remove("is-waiting");
