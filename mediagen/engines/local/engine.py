@@ -21,7 +21,7 @@ from mediagen.engines.base import BaseEngine, Capabilities, EngineError, Finishe
 from mediagen.engines.local.batching import Batcher
 from mediagen.engines.local.families import FAMILIES, INSTALL_HINT, family, missing_modules
 from mediagen.engines.local.family import Cancelled, Device, LocalOutput, LocalRequest
-from mediagen.engines.local.runtime import GIB, Residency, choose_device, device_memory_bytes
+from mediagen.engines.local.runtime import GIB, Residency, choose_device, device_memory_bytes, quiet_libraries
 from mediagen.engines.local.weights import Weights, find_weights
 
 log = logging.getLogger("mediagen.local")
@@ -131,6 +131,7 @@ class LocalEngine(BaseEngine):
         with self._setup_lock:
             if self._device is None:
                 self._device = choose_device(self._preferred_device)
+                quiet_libraries()
                 budget = (
                     self._memory_gb * GIB
                     if self._memory_gb is not None

@@ -43,6 +43,23 @@ def choose_device(preferred: str | None) -> Device:
     return Device(chosen, "float32" if chosen == "cpu" else "float16")
 
 
+def quiet_libraries() -> None:
+    """The libraries draw tqdm bars while loading and sampling; in a server those are log noise
+    (progress goes onto the row instead)."""
+    import importlib
+
+    for name in ("transformers.utils.logging", "diffusers.utils.logging", "huggingface_hub.utils"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        disable = getattr(module, "disable_progress_bar", None) or getattr(
+            module, "disable_progress_bars", None
+        )
+        if disable is not None:
+            disable()
+
+
 def device_memory_bytes(device: Device) -> int:
     """Total memory of the device (the machine's RAM for the CPU and Apple's unified memory)."""
     if device.type == "cuda":
