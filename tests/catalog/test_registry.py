@@ -114,7 +114,20 @@ def test_every_packaged_file_loads_with_its_id_and_a_valid_kind(catalog: Catalog
         "riffusion/riffusion",
         "stackadoc/stable-audio-open-1.0",
         "synth/music",
+        "local/musicgen-small",
+        "local/musicgen-medium",
+        "local/musicgen-large",
+        "local/musicgen-melody",
+        "local/stable-audio-open",
+        "local/riffusion",
     }
+    # Local entries name their weights and a family the local engine knows.
+    from mediagen.engines.local.families import FAMILIES
+
+    for entry in catalog.list():
+        assert (entry.engine == "local") == bool(entry.local), entry.id
+        if entry.local:
+            assert entry.local["family"] in FAMILIES and "/" in entry.local["repo_id"], entry.id
     assert {e.kind for e in catalog.list()} == {"audio", "image", "video"}
     assert catalog.get("nobody/nothing") is None
 

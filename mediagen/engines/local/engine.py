@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mediagen.engines.base import BaseEngine, Capabilities, EngineError, Finished, Job, JobControl, OutputFile
+from mediagen.engines.base import (
+    BaseEngine,
+    Capabilities,
+    EngineError,
+    Finished,
+    InputError,
+    Job,
+    JobControl,
+    OutputFile,
+)
 from mediagen.engines.local.batching import Batcher
 from mediagen.engines.local.families import FAMILIES, INSTALL_HINT, family, missing_modules
 from mediagen.engines.local.family import Cancelled, Device, LocalOutput, LocalRequest
@@ -86,7 +95,9 @@ class LocalEngine(BaseEngine):
         self._device: Device | None = None
         self._residency: Residency | None = None
         self._setup_lock = threading.Lock()
-        self.batcher: Batcher[_Work, _Done] = Batcher(window_s=batch_window_s, max_batch=max_batch)
+        self.batcher: Batcher[_Work, _Done | InputError] = Batcher(
+            window_s=batch_window_s, max_batch=max_batch
+        )
         self.batches_run = 0  # observable by tests and the benchmark
 
     # what the model list shows ----------------------------------------------------------
@@ -169,11 +180,29 @@ class LocalEngine(BaseEngine):
         )
         key = (spec.model_id, fam.batch_key(request.inputs))
         done = self.batcher.run(key, _Work(request, job.control), lambda batch: self._run_batch(spec, batch))
+        if isinstance(done, InputError):
+            raise done
         files = [OutputFile("main", done.output.path, done.output.content_type)]
         files += [OutputFile(role, path, ct) for role, (path, ct) in done.output.extra.items()]
         return Finished(outputs=files, metadata=done.metadata)
 
-    def _run_batch(self, spec: LocalSpec, batch: Sequence[_Work]) -> list[_Done]:
+    def _run_batch(self, spec: LocalSpec, batch: Sequence[_Work]) -> list[_Done | InputError]:
+        """One call for the batch; if one member's input spoils it (an unreadable clip), each
+        member runs alone so only that one fails."""
+        try:
+            return list(self._run_once(spec, batch))
+        except InputError:
+            if len(batch) == 1:
+                raise
+        results: list[_Done | InputError] = []
+        for work in batch:
+            try:
+                results.extend(self._run_once(spec, [work]))
+            except InputError as exc:
+                results.append(exc)
+        return results
+
+    def _run_once(self, spec: LocalSpec, batch: Sequence[_Work]) -> list[_Done]:
         device = self.device()
         fam = family(spec.family)
         residency = self.residency

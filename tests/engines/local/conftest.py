@@ -15,9 +15,13 @@ from mediagen.jobs.memory import MemoryJobQueue
 from mediagen.services import Services
 from tests.generations.conftest import make_seeded_services
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("diffusers")
+
+# Tiny models are overhead-bound: a second thread per op only fights the other test process for
+# the two cores (measured: ten times slower under `-n 2`).
+torch.set_num_threads(1)
 
 
 @dataclass
