@@ -14,8 +14,21 @@ from pathlib import Path
 
 from mediagen.engines.base import EngineError
 
-# Files a pipeline never needs when safetensors are there: other frameworks' and pickled copies.
-IGNORED = ["*.ckpt", "*.pt", "*.pth", "*.bin", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ot", "*.gguf"]
+# Files no pipeline of ours reads: other frameworks' copies and single-file checkpoints. Pickled
+# `*.bin` weights are skipped per model (catalog `local.ignore`) where the repo has safetensors;
+# an older repo may have only those.
+IGNORED = [
+    "*.ckpt",
+    "*.pt",
+    "*.pth",
+    "*.onnx",
+    "*.onnx_data",
+    "*.msgpack",
+    "*.h5",
+    "*.ot",
+    "*.gguf",
+    "*.tflite",
+]
 MARKERS = ("model_index.json", "config.json")  # diffusers pipeline / transformers model
 
 
