@@ -138,8 +138,33 @@ def test_models_list_refuses_an_unknown_kind(tmp_path: Path) -> None:
     assert out.returncode == 2 and "song" in out.stderr and "audio, image, video" in out.stderr
     out = mediagen("models", "list", "--kind", "audio", cwd=tmp_path)
     assert out.returncode == 0
-    lines = out.stdout.strip().splitlines()
-    assert lines and all(line.split()[1] == "audio" for line in lines)
+    models = [line for line in out.stdout.strip().splitlines() if not line.startswith(" ")]
+    assert models and all(line.split()[1] == "audio" for line in models)
+
+
+def test_models_list_and_pull_for_local_models(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from tests.engines.local.tiny_musicgen import save_tiny_musicgen
+
+    models = tmp_path / "models"
+    save_tiny_musicgen(models)
+    env = {"MEDIAGEN_MODELS_DIR": str(models), "HF_HOME": str(tmp_path / "hf")}
+    listed = mediagen("models", "list", "--kind", "audio", cwd=tmp_path, env=env).stdout
+    block = listed.split("local/musicgen-small", 1)[1].split("\nlocal/", 1)[0]
+    assert "ready" in block and f"in {models / 'facebook/musicgen-small'} (models_dir)" in block
+    medium = listed.split("local/musicgen-medium", 1)[1].split("\n", 2)
+    assert "unavailable" in medium[0] and "mediagen models pull local/musicgen-medium" in medium[1]
+
+    present = mediagen("models", "pull", "local/musicgen-small", cwd=tmp_path, env=env)
+    assert present.returncode == 0 and "already present" in present.stdout
+    hosted = mediagen("models", "pull", "meta/musicgen", cwd=tmp_path, env=env)
+    assert hosted.returncode == 2 and "not a local model" in hosted.stderr
+    offline = mediagen(
+        "models", "pull", "local/musicgen-medium", cwd=tmp_path,
+        env={**env, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HUB_ETAG_TIMEOUT": "2"},
+    )  # fmt: skip
+    line = one_line_error(offline)
+    assert "could not download facebook/musicgen-medium" in line and "again to resume" in line
 
 
 # -- generate: checked before anything is sent ---------------------------------------------------------

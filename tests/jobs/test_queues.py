@@ -10,7 +10,7 @@ import pytest
 from huey import Huey, signals
 
 from mediagen.config import Settings
-from mediagen.generations.ports import Step
+from mediagen.generations.ports import Lane, Step
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.jobs.memory import Dispatched, MemoryJobQueue
 from mediagen.jobs.queue import HueyJobQueue, make_huey
@@ -187,3 +187,30 @@ def test_memory_queue_stops_a_dispatch_loop() -> None:
     with pytest.raises(RuntimeError, match="more than 5 steps: a dispatch loop"):
         queue.drain(looping, max_steps=5)
     assert looping.ran == [(Step.REFRESH, 1)] * 5 and queue.pending() == 1
+
+
+def test_device_jobs_wait_on_their_own_lane_in_the_same_backend(tmp_path: Path) -> None:
+    """A local model's submit goes to `mediagen-local`, so a long generation never sits in front
+    of downloads and ingest (and an `io`-only worker never picks it up)."""
+    settings = Settings(data_dir=tmp_path / "data")
+    io, device = make_huey(settings), make_huey(settings, Lane.DEVICE)
+    try:
+        assert (io.name, device.name) == ("mediagen", "mediagen-local")
+        assert device.storage.filename == io.storage.filename
+        queue = HueyJobQueue(io, device)
+        queue.dispatch(Step.SUBMIT, 1, lane=Lane.DEVICE)
+        queue.dispatch(Step.INGEST, 2)
+        assert (io.pending_count(), device.pending_count(), queue.pending()) == (1, 1, 2)
+        runner = Recorder()
+        queue.consume_with(runner)
+        device.execute(device.dequeue())
+        assert runner.ran == [(Step.SUBMIT, 1)]
+        io.execute(io.dequeue())
+        assert runner.ran == [(Step.SUBMIT, 1), (Step.INGEST, 2)]
+        # Without a device queue (tests, tools) every lane is the one queue.
+        single = HueyJobQueue(make_huey(Settings(data_dir=tmp_path / "other")))
+        single.dispatch(Step.SUBMIT, 3, lane=Lane.DEVICE)
+        assert single.huey.pending_count() == 1
+    finally:
+        io.storage.close()
+        device.storage.close()
