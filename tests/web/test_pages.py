@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from mediagen.app import create_app
 from mediagen.auth.service import Principal
@@ -20,6 +21,7 @@ from mediagen.campaigns import schemas as sc
 from mediagen.config import Settings
 from mediagen.db.migrate import upgrade
 from mediagen.generations.schemas import GenerateRequest
+from mediagen.generations.tables import Generation
 from mediagen.services import Services
 from mediagen.web.galleries import PAGE_SIZE
 from mediagen.web.session import safe_next
@@ -265,3 +267,24 @@ def test_generate_page_embeds_the_catalog_with_availability(client: TestClient) 
     assert "Unavailable: meta/musicgen runs on Replicate" in page
     assert '<option value="spring" data-client="acme" selected>' in page
     assert '<option value="acme" selected>' in page
+
+
+def test_local_models_say_how_to_get_them_and_a_running_job_shows_its_progress(
+    client: TestClient, app_and_services: tuple[Any, Services], admin: Principal
+) -> None:
+    _, services = app_and_services
+    sign_in(client, "admin@example.com")
+    page = client.get("/generate/music").text
+    assert re.search(r'value="local/musicgen-small"[^>]* disabled', page)
+    assert "mediagen models pull local/musicgen-small" in page
+
+    row, _ = services.generations.create(admin, "audio", GenerateRequest(prompt="lofi beat"))
+    with services.db.write() as s:
+        s.execute(
+            update(Generation)
+            .where(Generation.id == row.id)
+            .values(status="processing", progress=0.42, progress_note="generating")
+        )
+    asset = client.get(f"/assets/audio/{row.id}").text
+    assert 'id="asset-progress"' in asset and 'value="0.42"' in asset and ">42%<" in asset
+    assert "Generating…" in asset

@@ -13,6 +13,8 @@ import av
 import pytest
 from sqlalchemy import func, select
 
+from mediagen.engines.base import Finished, Job
+from mediagen.engines.local.engine import LocalEngine, LocalSpec
 from mediagen.errors import InvalidInput
 from mediagen.generations.ports import Lane, Step
 from mediagen.generations.presenters import asset_json
@@ -20,10 +22,11 @@ from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import KINDS, Kind, Status
 from tests.engines.local.conftest import Local
-from tests.engines.local.tiny_musicgen import save_tiny_musicgen
+from tests.engines.local.tiny_musicgen import save_tiny_musicgen, save_tiny_musicgen_melody
 from tests.generations.conftest import blob_bytes, reread
 
 SMALL = "local/musicgen-small"
+MELODY = "local/musicgen-melody"
 
 
 def decoded_seconds(data: bytes, tmp: Path) -> float:
@@ -247,3 +250,55 @@ def test_the_api_lists_local_models_with_their_weights_and_refuses_one_without(l
         item = api.get(f"/api/audio/{audio_id}", headers=headers).json()
         assert item["status"] == "completed" and item["progress"] == 1.0
         assert item["metadata"]["seed"] == 3 and item["metadata"]["device"] == "cpu"
+
+
+class Notes:
+    """A JobControl that records what the engine reports."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float | None, str | None]] = []
+
+    def progress(self, fraction: float | None, note: str | None = None) -> None:
+        self.seen.append((fraction, note))
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def direct_job(engine: LocalEngine, tmp_path: Path, model: str, gen_id: int, control: Notes) -> Finished:
+    workdir = tmp_path / f"job{gen_id}"
+    workdir.mkdir()
+    inputs = {
+        "prompt": "calm piano",
+        "duration": 0.5,
+        "seed": 1,
+        "guidance_scale": 3.0,
+        "output_format": "wav",
+    }
+    return engine.submit(Job(gen_id, Kind.AUDIO, model, inputs, workdir, control=control))
+
+
+def test_the_first_job_of_a_model_says_it_is_loading_and_the_budget_unloads_the_least_recent(
+    tmp_path: Path,
+) -> None:
+    models = tmp_path / "models"
+    save_tiny_musicgen(models)
+    save_tiny_musicgen_melody(models)
+    specs = {
+        SMALL: LocalSpec(SMALL, "facebook/musicgen-small", "musicgen"),
+        MELODY: LocalSpec(MELODY, "facebook/musicgen-melody", "musicgen-melody"),
+    }
+    # A budget that holds one tiny model (a few MB) but not two.
+    engine = LocalEngine(specs, models_dir=models, device="cpu", memory_gb=0.006, batch_window_s=0.0,
+                         hf_cache=tmp_path / "no-cache")  # fmt: skip
+    first, again, other = Notes(), Notes(), Notes()
+    direct_job(engine, tmp_path, SMALL, 1, first)
+    assert first.seen[0] == (0.0, "loading model") and first.seen[-1][1] == "generating"
+    direct_job(engine, tmp_path, SMALL, 2, again)
+    assert all(note != "loading model" for _, note in again.seen)  # resident: no second load
+    assert [r.model_id for r in engine.residency.resident()] == [SMALL]
+    done = direct_job(engine, tmp_path, MELODY, 3, other)
+    assert other.seen[0][1] == "loading model"
+    assert [r.model_id for r in engine.residency.resident()] == [MELODY]  # the small one was unloaded
+    assert done.metadata["resident_bytes"] < 0.006 * 1024**3
+    engine.unload_all()
