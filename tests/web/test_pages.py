@@ -288,3 +288,12 @@ def test_local_models_say_how_to_get_them_and_a_running_job_shows_its_progress(
     asset = client.get(f"/assets/audio/{row.id}").text
     assert 'id="asset-progress"' in asset and 'value="0.42"' in asset and ">42%<" in asset
     assert "Generating…" in asset
+
+    # Once made: where it ran and the seed that reproduces it (chosen at random when none was asked).
+    meta = {"device": "cuda", "dtype": "float16", "batch_size": 3, "run_seconds": 4.25, "seed": 912}
+    with services.db.write() as s:
+        s.execute(update(Generation).where(Generation.id == row.id).values(status="failed", meta=meta))
+    details = client.get(f"/assets/audio/{row.id}").text
+    ran_on = r'data-field="device">cuda <span class="muted">float16</span>, in a batch of 3, 4.2 s'
+    assert re.search(ran_on, details)
+    assert '<dd data-field="seed"><code>912</code></dd>' in details
