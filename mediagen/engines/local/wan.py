@@ -17,7 +17,7 @@ from typing import Any
 
 from mediagen.engines.base import InputError
 from mediagen.engines.local.family import Device, LocalOutput, LocalRequest, StepCallback, WeightsError
-from mediagen.engines.local.video_io import write_mp4
+from mediagen.engines.video_io import write_mp4
 
 MAX_FRAMES = 81  # what the 1.3B model was trained on; longer clips fall apart
 DEFAULTS: dict[str, Any] = {

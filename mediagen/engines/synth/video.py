@@ -12,7 +12,6 @@ is written into the MP4.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,10 @@ from mediagen.engines.synth.image import compose, palette
 from mediagen.engines.synth.music import synthesize
 from mediagen.engines.synth.prompt import Plan, make_plan, rng_for
 from mediagen.engines.synth.voices import SR
+from mediagen.engines.video_io import TICKS, add_h264_stream
 
 OVERSCAN = 1.1
 MAX_ZOOM = 1.08
-TICKS = 1000  # codec time base is 1/(fps·TICKS) so the last frame can end exactly on time
 CONTENT_TYPE = "video/mp4"
 
 
@@ -142,23 +141,8 @@ def render_video(
     music = synthesize(plan, duration) if soundtrack else None
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         container.metadata.clear()
-        vstream = container.add_stream(
-            "libx264",
-            rate=fps,
-            options={
-                "preset": "veryfast",
-                "crf": "23",
-                "x264-params": "bframes=0:threads=1",
-                "g": str(fps * 2),
-            },
-        )
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream = add_h264_stream(container, width=width, height=height, fps=fps, crf=23)
         vcc = vstream.codec_context
-        vcc.time_base = Fraction(1, fps * TICKS)
-        vcc.thread_count = 1
-        vcc.colorspace = av.video.reformatter.Colorspace.ITU709
-        vcc.color_primaries = 1  # BT.709
-        vcc.color_trc = 1
         astream = None
         audio_iter = None
         if music is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +65,6 @@ class ShortWindows(MusicgenFamily):
 class ShortMelodyWindows(MusicgenMelodyFamily):
     window_seconds = 0.6
     context_seconds = 0.2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine torch's
-    spinning workers made these tests ten times slower (4 s against 50 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,6 @@ from tests.engines.local.tiny_sd import save_tiny_riffusion  # noqa: E402
 CPU = Device("cpu", "float32")
 SR = 44_100
 CATALOG = Path(__file__).parents[3] / "mediagen" / "catalog" / "models" / "local__riffusion.json"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Two cores shared with other jobs: OpenMP threads spinning against each other made the
-    toy UNet's steps 20× slower than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

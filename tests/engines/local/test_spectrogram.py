@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,16 +13,6 @@ from mediagen.engines.local import spectrogram as sp  # noqa: E402
 
 PARAMS = sp.SpectrogramParams()
 SR = PARAMS.sample_rate
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Two cores shared with other jobs: OpenMP threads spinning against each other made these
-    FFTs 2× slower (and tiny convolutions 20×) than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tones_and_chirp(seconds: float) -> np.ndarray:

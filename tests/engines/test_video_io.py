@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from mediagen.engines.local.video_io import write_mp4
+from mediagen.engines.video_io import write_mp4
 
 
 def clip(frames: int = 9, width: int = 64, height: int = 48) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Frames a local model made → an H.264 MP4 that browsers play and our ingest probes.
+"""H.264 in MP4 the way every engine of ours writes it (the synth's clips, local models' frames).
 
-The choices follow the synth video engine's: yuv420p (what every browser decodes), BT.709 matrix
+The choices: yuv420p (what every browser decodes), BT.709 matrix
 and tags (HD content; untagged files get guessed as BT.601 by some players and shift hue),
 `+faststart` so playback starts before the download ends, x264 single-threaded with B-frames off
 so the same frames give the same bytes, and nothing time-dependent in the container. The stream
@@ -17,10 +17,34 @@ import av
 import numpy as np
 
 CONTENT_TYPE = "video/mp4"
-TICKS = 1000  # codec time base is 1/(fps·TICKS), like the synth engine's, so the end is exact
+TICKS = 1000  # codec time base is 1/(fps·TICKS), so the last frame can end exactly on time
 # Lower than the synth engine's 23: a neural clip costs GPU minutes, a few more bytes keep its
 # fine texture (hair, foliage, film grain) from turning into x264's smudge.
 CRF = 18
+BT709 = av.video.reformatter.Colorspace.ITU709
+
+
+def add_h264_stream(container: Any, *, width: int, height: int, fps: int, crf: int) -> Any:
+    """An x264 stream on `container`: yuv420p, BT.709 tags, single-threaded without B-frames (the
+    same frames give the same bytes), a key frame every two seconds."""
+    stream = container.add_stream(
+        "libx264",
+        rate=fps,
+        options={
+            "preset": "veryfast",
+            "crf": str(crf),
+            "x264-params": "bframes=0:threads=1",
+            "g": str(fps * 2),
+        },
+    )
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    cc = stream.codec_context
+    cc.time_base = Fraction(1, fps * TICKS)
+    cc.thread_count = 1
+    cc.colorspace = BT709
+    cc.color_primaries = 1  # BT.709
+    cc.color_trc = 1
+    return stream
 
 
 def write_mp4(frames: np.ndarray, path: Path, *, fps: int) -> str:
@@ -38,32 +62,16 @@ def write_mp4(frames: np.ndarray, path: Path, *, fps: int) -> str:
     if not 1 <= fps <= 240:
         raise ValueError(f"fps must be between 1 and 240, got {fps}")
 
-    bt709 = av.video.reformatter.Colorspace.ITU709
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         container.metadata.clear()
-        stream = container.add_stream(
-            "libx264",
-            rate=fps,
-            options={
-                "preset": "veryfast",
-                "crf": str(CRF),
-                "x264-params": "bframes=0:threads=1",
-                "g": str(fps * 2),
-            },
-        )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = add_h264_stream(container, width=width, height=height, fps=fps, crf=CRF)
         cc = stream.codec_context
-        cc.time_base = Fraction(1, fps * TICKS)
-        cc.thread_count = 1
-        cc.colorspace = bt709
-        cc.color_primaries = 1  # BT.709
-        cc.color_trc = 1
         # Held back one packet so the last one's duration can be set before it is muxed: without
         # it the muxer guesses, and the file's length drifts from frames / fps.
         last: av.Packet[Any] | None = None
         for i in range(count):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
-            vf = vf.reformat(format="yuv420p", dst_colorspace=bt709)
+            vf = vf.reformat(format="yuv420p", dst_colorspace=BT709)
             vf.pts = i * TICKS
             vf.time_base = cc.time_base
             for packet in stream.encode(vf):
@@ -80,4 +88,4 @@ def write_mp4(frames: np.ndarray, path: Path, *, fps: int) -> str:
     return CONTENT_TYPE
 
 
-__all__ = ["CONTENT_TYPE", "write_mp4"]
+__all__ = ["CONTENT_TYPE", "add_h264_stream", "write_mp4"]
