@@ -17,6 +17,7 @@ from mediagen.db.session import Database
 from mediagen.engines.downloads import download
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
+from mediagen.generations.exports import ExportService
 from mediagen.generations.leases import Rows
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import JobQueue, Lane
@@ -40,6 +41,7 @@ class Services:
     router: EngineRouter
     campaigns: CampaignService
     generations: GenerationService
+    exports: ExportService
     pipeline: Pipeline
     queue: JobQueue
     webhooks: WebhookIntake
@@ -77,6 +79,7 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
         router=router,
         campaigns=campaigns,
         generations=generations,
+        exports=ExportService(core, generations),
         pipeline=pipeline,
         queue=jobs,
         webhooks=WebhookIntake(database=db, router=router, pipeline=pipeline),

@@ -6,7 +6,15 @@ the database layer sits below them all."""
 from mediagen.auth.tables import ApiKey, User
 from mediagen.campaigns.tables import Brief, Campaign, Client
 from mediagen.db.base import Base
-from mediagen.generations.tables import Derivation, Generation, WebhookDelivery, Worker
+from mediagen.generations.tables import (
+    Derivation,
+    Export,
+    ExportItem,
+    Generation,
+    Source,
+    WebhookDelivery,
+    Worker,
+)
 from mediagen.storage.tables import Blob, BlobChunk
 
 __all__ = [
@@ -18,7 +26,10 @@ __all__ = [
     "Campaign",
     "Client",
     "Derivation",
+    "Export",
+    "ExportItem",
     "Generation",
+    "Source",
     "User",
     "WebhookDelivery",
     "Worker",

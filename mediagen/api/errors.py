@@ -149,10 +149,14 @@ def error_response(exc: MediagenError) -> JSONResponse:
 
 
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
+    """("body", "clips", 2, "in") -> "clips[2].in": the way the catalog's checks name places too."""
+    parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
 
 
 def _message(err: dict[str, Any]) -> str:

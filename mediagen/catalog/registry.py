@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,14 @@ class ModelEntry:
     version: str | None = None
     # Local models: {"repo_id", "family", "download_gb", "memory_gb"} (engines/local reads it).
     local: dict[str, Any] = field(default_factory=dict)
+
+    def media_kind(self, path: str) -> str:
+        """The kind of asset a media input takes, for a name or a concrete nested path
+        (clips[2].video_id matches the pattern clips[].video_id)."""
+        if path in self.media_inputs:
+            return self.media_inputs[path]
+        pattern = re.sub(r"\[\d+\]", "[]", path)
+        return self.media_inputs[pattern]
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -79,13 +88,71 @@ class ModelEntry:
         return usd
 
 
+def _steps(path: str) -> list[str | int]:
+    """ "clips[2].video_id" -> ["clips", 2, "video_id"]."""
+    steps: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            steps.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            steps.append(int(index))
+            rest = rest.removeprefix("[")
+    return steps
+
+
+def media_refs(inputs: Mapping[str, Any], pattern: str) -> list[tuple[str, Any]]:
+    """The concrete places a media-input pattern names in `inputs`, with their values:
+    "image" -> [("image", v)]; "clips[].video_id" -> [("clips[0].video_id", v), …] for every item
+    that has the key; "music.audio_id" -> [("music.audio_id", v)] when music is an object with it."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(value: Any, parts: list[str], prefix: str) -> None:
+        if not parts:
+            found.append((prefix, value))
+            return
+        head, rest = parts[0], parts[1:]
+        name, each = (head[:-2], True) if head.endswith("[]") else (head, False)
+        if not isinstance(value, Mapping) or name not in value:
+            return
+        here = f"{prefix}.{name}" if prefix else name
+        child = value[name]
+        if each:
+            if isinstance(child, list):
+                for i, item in enumerate(child):
+                    walk(item, rest, f"{here}[{i}]")
+        else:
+            walk(child, rest, here)
+
+    walk(inputs, pattern.split("."), "")
+    return found
+
+
+def set_path(inputs: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at a concrete path from `media_refs` (the container must exist)."""
+    steps = _steps(path)
+    target: Any = inputs
+    for step in steps[:-1]:
+        target = target[step]
+    target[steps[-1]] = value
+
+
+def error_path(path: Iterable[str | int]) -> str:
+    """A JSON Schema error's path as a person writes it: clips[2].out."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
 @dataclass(frozen=True)
 class BuiltInputs:
     """Model inputs ready for an engine; media inputs still hold asset ids or URLs."""
 
     inputs: dict[str, Any]
     origin: dict[str, str]  # model input name -> the request field it came from (for error messages)
-    media: dict[str, int]  # model input name -> generated asset id to hand over
+    media: dict[str, int]  # model input name (or nested path, clips[0].video_id) -> asset id to hand over
 
 
 def _describe(error: ValidationError) -> str:
@@ -121,6 +188,9 @@ def _describe(error: ValidationError) -> str:
         return "field required"
     if v == "multipleOf":
         return f"must be a multiple of {arg}"
+    if v in ("oneOf", "anyOf") and isinstance(arg, list) and all("required" in alt for alt in arg):
+        keys = ", ".join(k for alt in arg for k in alt["required"])
+        return f"give exactly one of {keys}" if v == "oneOf" else f"give one of {keys}"
     return error.message
 
 
@@ -195,7 +265,17 @@ class Catalog:
             inputs.setdefault(name, value)
             origin.setdefault(name, f"parameters.{name}")
         # Media inputs given as an asset id (image_id, audio_id or an integer) are resolved later.
+        for pattern in entry.media_inputs:
+            if "." not in pattern and "[" not in pattern:
+                continue
+            # Nested references (a composition's clips) are asset ids, checked as such by the schema.
+            for path, value in media_refs(inputs, pattern):
+                if isinstance(value, int) and not isinstance(value, bool):
+                    media[path] = value
+                    origin[path] = f"parameters.{path}"
         for name, _kind in entry.media_inputs.items():
+            if "." in name or "[" in name:
+                continue
             value = inputs.get(name)
             if isinstance(value, bool):
                 raise invalid(origin[name], "must be an asset id or a URL")
@@ -221,7 +301,11 @@ class Catalog:
             if err.validator == "additionalProperties":
                 raise invalid("parameters", err.message)
             key = str(err.path[0]) if err.path else "parameters"
-            raise invalid(origin.get(key, f"parameters.{key}"), _describe(err))
+            where = origin.get(key, f"parameters.{key}")
+            if len(err.path) > 1:  # inside a structured input: name the exact place
+                inner = error_path(list(err.path)[1:])
+                where += inner if inner.startswith("[") else f".{inner}"
+            raise invalid(where, _describe(err))
         inputs = {k: v for k, v in inputs.items() if v is not None or k in media}
         return BuiltInputs(inputs=inputs, origin=origin, media=media)
 
@@ -234,4 +318,4 @@ def check_model_kind(entry: ModelEntry | None, model_id: str, kind: str) -> Mode
     return entry
 
 
-__all__ = ["BuiltInputs", "Catalog", "ModelEntry", "check_model_kind"]
+__all__ = ["BuiltInputs", "Catalog", "ModelEntry", "check_model_kind", "error_path", "media_refs", "set_path"]

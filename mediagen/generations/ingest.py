@@ -26,6 +26,7 @@ from mediagen.errors import MediagenError
 from mediagen.generations.context import CoreContext
 from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
+from mediagen.loudness import Measurement, measure_file
 from mediagen.media import thumbnails, waveform
 from mediagen.media.errors import MediaError
 from mediagen.media.probe import MediaInfo, probe
@@ -181,6 +182,12 @@ class Ingestor:
                 derived[name] = (fn(main_path), DERIVATION_TYPES[name])
             except Exception as exc:  # a derivation must not lose the asset itself
                 log.warning("generation %s: %s derivation failed: %s", label, name, exc)
+        loudness = None
+        if kind in (Kind.AUDIO, Kind.VIDEO):
+            try:
+                loudness = measure_file(main_path)
+            except Exception as exc:  # a meter failure must not lose the asset itself
+                log.warning("generation %s: loudness could not be measured: %s", label, exc)
         with main_path.open("rb") as fh:
             main_blob = self._put(fh)
         blobs: dict[str, tuple[str, int, str]] = {}
@@ -193,7 +200,7 @@ class Ingestor:
             with path.open("rb") as fh:
                 b = self._put(fh)
             blobs[role] = (b.key, b.size, given_type or _sniff(path))
-        return Stored(main_blob, info, blobs)
+        return Stored(main_blob, info, blobs, loudness)
 
     def _record(self, s: Session, gen_id: int, stored: Stored) -> None:
         """Reference the stored bytes from the row, in the caller's transaction."""
@@ -248,10 +255,11 @@ class Stored:
     main: BlobInfo
     info: MediaInfo
     derivations: dict[str, tuple[str, int, str]]  # name -> (blob key, size, content type)
+    loudness: Measurement | None = None  # audio and video with sound
 
     def columns(self) -> dict[str, Any]:
         """The row's columns that describe the asset's bytes."""
-        info = self.info
+        info, loud = self.info, self.loudness
         return {
             "blob_key": self.main.key,
             "size_bytes": self.main.size,
@@ -259,6 +267,9 @@ class Stored:
             "duration": info.duration,
             "width": info.width,
             "height": info.height,
+            "loudness_lufs": loud.integrated_lufs if loud else None,
+            "true_peak_dbtp": loud.true_peak_dbtp if loud else None,
+            "loudness_range": loud.lra if loud else None,
         }
 
     def meta(self) -> dict[str, Any]:

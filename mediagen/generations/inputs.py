@@ -8,9 +8,11 @@ for a small file, or a provider upload for a large one where the engine can take
 from __future__ import annotations
 
 import base64
+import copy
 from pathlib import Path
 from typing import Any
 
+from mediagen.catalog.registry import media_refs, set_path
 from mediagen.engines.base import Engine, EngineError
 from mediagen.engines.downloads import DownloadError
 from mediagen.generations.context import CoreContext
@@ -24,11 +26,16 @@ class InputMaterializer:
         self.ctx = ctx
 
     def materialize(self, row: Generation, engine: Engine, workdir: Path) -> dict[str, Any]:
-        inputs = dict(row.parameters)
+        inputs = copy.deepcopy(row.parameters)
         entry = self.ctx.catalog.get(row.model_id)
         media_names = entry.media_inputs if entry else {}
         inline = engine.capabilities.inline
         for name, media_kind in media_names.items():
+            if "[" in name or "." in name:  # references inside a structured input (a recipe's clips)
+                for path, ref in media_refs(inputs, name):
+                    if isinstance(ref, int) and not isinstance(ref, bool):
+                        set_path(inputs, path, self._asset_input(path, ref, engine, workdir))
+                continue
             value = inputs.get(name)
             if isinstance(value, str) and inline:
                 inputs[name] = str(self._fetch_url(name, value, media_kind, workdir))

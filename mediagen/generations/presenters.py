@@ -4,7 +4,7 @@ these, and going through a pydantic model per row cost more than the queries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,6 +41,9 @@ class AssetRow(Protocol):
     completed_at: datetime | None
     progress: float | None
     progress_note: str | None
+    loudness_lufs: float | None
+    true_peak_dbtp: float | None
+    loudness_range: float | None
 
 
 # The columns an AssetRow has, in the order a gallery page selects them.
@@ -51,8 +54,24 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def asset_json(row: AssetRow, info: KindInfo, derivations: Iterable[str] | None = None) -> dict[str, Any]:
-    """The public shape of one asset (`GenerationOut`)."""
+def loudness_json(row: AssetRow) -> dict[str, float | None] | None:
+    if row.loudness_lufs is None and row.true_peak_dbtp is None:
+        return None
+    return {
+        "integrated_lufs": row.loudness_lufs,
+        "true_peak_dbtp": row.true_peak_dbtp,
+        "lra": row.loudness_range,
+    }
+
+
+def asset_json(
+    row: AssetRow,
+    info: KindInfo,
+    derivations: Iterable[str] | None = None,
+    lineage: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """The public shape of one asset (`GenerationOut`); `lineage` (made_from, used_in) is given
+    for a single item, not for gallery pages."""
     base = f"/api/{info.path}/{row.id}"
     data_url = f"{base}/data" if row.status == Status.COMPLETED else None
     names = sorted(derivations if derivations is not None else (row.meta or {}).get("derivations", []))
@@ -92,6 +111,8 @@ def asset_json(row: AssetRow, info: KindInfo, derivations: Iterable[str] | None 
         "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in names else None,
         "poster_url": f"{base}/poster" if "poster" in names else None,
         "files": {name: f"{base}/files/{name}" for name in names},
+        "loudness": loudness_json(row),
+        **(dict(lineage) if lineage is not None else {}),
     }
 
 

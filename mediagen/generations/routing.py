@@ -47,9 +47,10 @@ def cog_engine_name(model_id: str) -> str:
 
 def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
     """One engine per provider (and per Cog server), built from settings."""
+    from mediagen.engines.post.engine import PostEngine
     from mediagen.engines.synth.engine import SynthEngine
 
-    engines: dict[str, Engine] = {"synth": SynthEngine()}
+    engines: dict[str, Engine] = {"synth": SynthEngine(), "post": PostEngine()}
     local = {e.id: e.local for e in catalog.list() if e.engine == "local" and e.local}
     if local:
         from mediagen.engines.local.engine import LocalEngine, LocalSpec

@@ -98,6 +98,22 @@ class GenerateAccepted(BaseModel):
     engine_label: str | None = None
 
 
+class LoudnessOut(BaseModel):
+    integrated_lufs: float | None = Field(description="Integrated loudness (LUFS); null for silence")
+    true_peak_dbtp: float | None = Field(description="True peak (dBTP, 4× oversampled)")
+    lra: float | None = Field(description="Loudness range (LU, EBU Tech 3342)")
+
+
+class AssetRef(BaseModel):
+    kind: Kind
+    id: int
+
+
+class SourceRef(AssetRef):
+    field: str = Field(description="Where the input named it, e.g. clips[2].video_id")
+    exists: bool = Field(description="false once the source was deleted (the asset keeps its own bytes)")
+
+
 class GenerationOut(BaseModel):
     """One asset with its job state; `<kind>_url` serves the bytes."""
 
@@ -140,3 +156,13 @@ class GenerationOut(BaseModel):
     poster_url: str | None = None
     files: dict[str, str] = Field(default_factory=dict, description="Every file kept with it, by name")
     derivations: list[str] = Field(default_factory=list)
+    loudness: LoudnessOut | None = Field(
+        default=None, description="Audio and video with sound: measured at ingest (ITU-R BS.1770 / EBU R 128)"
+    )
+    made_from: list[SourceRef] | None = Field(
+        default=None,
+        description="Single item only: the stored assets its inputs named (a composition's clips)",
+    )
+    used_in: list[AssetRef] | None = Field(
+        default=None, description="Single item only: assets made from this one"
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from mediagen.campaigns.service import CampaignService
 from mediagen.catalog.registry import ModelEntry, check_model_kind
 from mediagen.db.base import utcnow
 from mediagen.engines.base import EngineError, InputError
-from mediagen.errors import Conflict, ProviderRefused, Unavailable, invalid, not_found
+from mediagen.errors import Conflict, NotFound, ProviderRefused, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
 from mediagen.generations.ingest import IngestError, StorageFailure
@@ -31,7 +31,8 @@ from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
 from mediagen.generations.ratelimit import RateLimiter
 from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
-from mediagen.generations.tables import Derivation, Generation
+from mediagen.generations.tables import Derivation, Generation, Source
+from mediagen.loudness import PRESETS
 from mediagen.vocabulary import TERMINAL, UPLOAD_ENGINE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
@@ -61,6 +62,9 @@ def gallery_statements(
         value = filters.get(name)
         if value is not None:
             conds.append(getattr(Generation, name) == value)
+    verdict = filters.get("loudness")
+    if verdict is not None:
+        conds.append(loudness_condition(*verdict))
     if q:
         # "Contains", literally: % and _ in what the user typed are not wildcards.
         literal = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -76,6 +80,21 @@ def gallery_statements(
         .offset(offset)
     )
     return count, page
+
+
+def loudness_condition(preset_name: str, verdict: str) -> ColumnElement[bool]:
+    """Assets whose measured loudness `meets` a delivery preset, or is `too_loud` / `too_quiet`
+    for it (the same rule as `loudness.verdict`, in SQL)."""
+    preset = PRESETS[preset_name]
+    lufs, peak = Generation.loudness_lufs, Generation.true_peak_dbtp
+    over_peak = and_(peak.is_not(None), peak > preset.ceiling_dbtp + 0.1)
+    loud = or_(lufs > preset.target_lufs + preset.tolerance_lu, and_(lufs.is_not(None), over_peak))
+    quiet = and_(lufs < preset.target_lufs - preset.tolerance_lu, not_(over_peak))
+    if verdict == "too_loud":
+        return loud
+    if verdict == "too_quiet":
+        return quiet
+    return and_(lufs.is_not(None), not_(loud), not_(quiet))
 
 
 def idempotency_scope(principal: Principal) -> str:
@@ -170,13 +189,14 @@ class GenerationService:
         built = self.catalog.build_inputs(entry, named, parameters_in)
         parameters = dict(built.inputs)
         for name, asset_id in built.media.items():
-            parameters[name] = asset_id
+            if name in entry.media_inputs:  # top-level; nested ids are already in place
+                parameters[name] = asset_id
         with self.db.write() as s:
             client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
                 s, principal, client_id=req.client_id, campaign_id=req.campaign_id, brief_id=req.brief_id
             )
             for name, asset_id in built.media.items():
-                self._check_media(s, principal, asset_id, entry.media_inputs[name], built.origin[name])
+                self._check_media(s, principal, asset_id, entry.media_kind(name), built.origin[name])
             self.rate_limiter.check(principal.key_id or principal.user_id)
             now = utcnow()
             row = Generation(
@@ -211,6 +231,15 @@ class GenerationService:
                 if existing is None:
                     raise
                 return self._replay(existing, fingerprint), False
+            for name, asset_id in built.media.items():
+                s.add(
+                    Source(
+                        generation_id=row.id,
+                        field=name,
+                        source_id=asset_id,
+                        source_kind=entry.media_kind(name),
+                    )
+                )
         engine = self.router.engine(routing.engine)
         if engine is None or engine.capabilities.inline:
             self._enqueue(row)
@@ -332,7 +361,15 @@ class GenerationService:
 
     def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
         row = s.get(Generation, asset_id)
-        if row is None or row.kind != kind or not principal.can_see_client(row.client_id):
+        visible = row is not None and principal.can_see_client(row.client_id)
+        if "[" in field or "." in field.removeprefix("parameters."):
+            # A recipe's references (a composition's clips and music): a missing or hidden asset
+            # is a 404 naming the place, another kind a 422.
+            if row is None or not visible:
+                raise NotFound(f"{kind} {asset_id} not found", field=field)
+            if row.kind != kind:
+                raise invalid(field, f"asset {asset_id} is {row.kind}, not {kind}")
+        if row is None or row.kind != kind or not visible:
             raise invalid(field, f"{kind} {asset_id} not found")
         if row.status != Status.COMPLETED or row.blob_key is None:
             raise invalid(field, f"{kind} {asset_id} is not completed yet (status {row.status})")
@@ -344,6 +381,37 @@ class GenerationService:
             if row is None or row.kind != kind or not principal.can_see_client(row.client_id):
                 raise not_found(kind, gen_id)
             return row
+
+    def lineage(self, principal: Principal, gen_id: int) -> dict[str, list[dict[str, Any]]]:
+        """What an asset was made from and what was made from it, as far as the caller may see;
+        a deleted source stays listed (its id, `exists: false`): the asset's bytes are its own."""
+        with self.db.read() as s:
+            made_from = s.execute(
+                select(
+                    Source.field, Source.source_id, Source.source_kind, Generation.client_id, Generation.id
+                )
+                .outerjoin(Generation, Generation.id == Source.source_id)
+                .where(Source.generation_id == gen_id)
+                .order_by(Source.field)
+            ).all()
+            used_in = s.execute(
+                select(Generation.id, Generation.kind, Generation.client_id)
+                .join(Source, Source.generation_id == Generation.id)
+                .where(Source.source_id == gen_id)
+                .order_by(Generation.id)
+            ).all()
+        return {
+            "made_from": [
+                {"kind": kind, "id": sid, "field": field, "exists": found is not None}
+                for field, sid, kind, client, found in made_from
+                if found is None or principal.can_see_client(client)
+            ],
+            "used_in": [
+                {"kind": kind, "id": gid}
+                for gid, kind, client in dict.fromkeys(used_in)
+                if principal.can_see_client(client)
+            ],
+        }
 
     def derivations(self, gen_id: int) -> dict[str, Derivation]:
         with self.db.read() as s:

@@ -78,6 +78,10 @@ class Generation(Base):
     # A running inline job's progress (0–1) and what it is doing ("loading model", "generating").
     progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     progress_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Loudness of an audio or video asset's sound, measured at ingest (BS.1770 / EBU R 128).
+    loudness_lufs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    true_peak_dbtp: Mapped[float | None] = mapped_column(Float, nullable=True)
+    loudness_range: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -108,6 +112,45 @@ class Derivation(Base):
     content_type: Mapped[str] = mapped_column(String(128))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Source(Base):
+    """What an asset was made from: a stored asset named in its inputs (a composition's clips and
+    music, a melody, a start image). No foreign key to the source: deleting a source never touches
+    what was made from it (its bytes are its own); the link just no longer resolves."""
+
+    __tablename__ = "sources"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[str] = mapped_column(String(200), primary_key=True)  # clips[2].video_id, audio…
+    source_id: Mapped[int] = mapped_column(Integer, index=True)
+    source_kind: Mapped[str] = mapped_column(String(16))
+
+
+class Export(Base):
+    """One source asset rendered for several channels: the renditions are compositions grouped
+    under this export (`ExportItem`), downloadable together as a zip."""
+
+    __tablename__ = "exports"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # an export id is never reused
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[int] = mapped_column(Integer)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    owner_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExportItem(Base):
+    __tablename__ = "export_items"
+
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation_id: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class WebhookDelivery(Base):

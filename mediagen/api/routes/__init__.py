@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from mediagen.api.routes import blobs, campaigns, generations, health, keys, me, models, webhooks
+from mediagen.api.routes import (
+    blobs,
+    campaigns,
+    compose,
+    exports,
+    generations,
+    health,
+    keys,
+    me,
+    models,
+    webhooks,
+)
 
 
 def include_routers(app: FastAPI) -> None:
     # Routes are matched in order: the byte-serving ones (players seek with many small ranges)
     # go first so they do not pay for trying every other route on each request.
-    for module in (blobs, generations, health, keys, me, campaigns, models, webhooks):
+    for module in (blobs, generations, compose, exports, health, keys, me, campaigns, models, webhooks):
         app.include_router(module.router)

@@ -61,8 +61,11 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def _asset(services: Services, row: Any, info: KindInfo) -> dict[str, Any]:
-    return asset_json(row, info, services.generations.derivations(row.id))
+def _asset(
+    services: Services, row: Any, info: KindInfo, principal: Principal | None = None
+) -> dict[str, Any]:
+    lineage = services.generations.lineage(principal, row.id) if principal is not None else None
+    return asset_json(row, info, services.generations.derivations(row.id), lineage)
 
 
 Endpoint = Callable[..., Any]
@@ -152,14 +155,22 @@ def _register(info: KindInfo) -> None:
         brief_id: IdFilter = None,
         status: Status | None = None,
         q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
+        loudness: Annotated[
+            str | None,
+            Query(
+                pattern=r"^(social|broadcast_eu|broadcast_us|podcast):(meets|too_loud|too_quiet)$",
+                description="Measured loudness against a preset, e.g. social:meets or broadcast_eu:too_loud",
+            ),
+        ] = None,
     ) -> JSONResponse:
-        filters = {
+        filters: dict[str, Any] = {
             "model_id": model_id,
             "collection": collection,
             "client_id": client_id,
             "campaign_id": campaign_id,
             "brief_id": brief_id,
             "status": status,
+            "loudness": tuple(loudness.split(":")) if loudness else None,
         }
         rows, total = services.generations.list(
             principal, kind, filters=filters, limit=limit, offset=offset, q=q
@@ -187,7 +198,7 @@ def _register(info: KindInfo) -> None:
     )
     def get_item(gen_id: GenId, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
         row = services.generations.get(principal, kind, gen_id)
-        return FastJSONResponse(_asset(services, row, info))
+        return FastJSONResponse(_asset(services, row, info, principal))
 
     @_route(
         info,
