@@ -227,6 +227,7 @@ SLOW_FIXTURES = frozenset({"live_server", "live_server_any_db", "server_factory"
 SLOW_MODULES = (
     "tests/e2e/",
     "tests/web/test_browser.py",
+    "tests/web/test_browser_compose.py",
     "tests/api/test_blobs_live.py",
     "tests/api/test_media_memory.py",  # a server process streaming 300 MB
     "tests/test_cli.py",  # the console script as subprocesses

@@ -7,11 +7,11 @@ them and /static to the app.
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mediagen.web import account, assets, auth, campaigns, clients, galleries, generate, keys
+from mediagen.web import account, assets, auth, campaigns, clients, compose, galleries, generate, keys
 from mediagen.web.pages import STATIC_DIR
 
 router = APIRouter()
-for _family in (auth, account, generate, assets, galleries, clients, campaigns, keys):
+for _family in (auth, account, generate, compose, assets, galleries, clients, campaigns, keys):
     router.include_router(_family.router)
 
 

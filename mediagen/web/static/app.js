@@ -645,6 +645,8 @@
     const skew = Date.parse(root.dataset.serverNow) - Date.now();
     let item = JSON.parse($("#asset-data").textContent);
     let built = false;
+    // Loudness and lineage are known once it is made: then the server renders those panels again.
+    const madeHere = RUNNING.has(item.status);
     const badge = $("#asset-status");
     const elapsed = $("#asset-elapsed");
     const actionError = $("#action-error");
@@ -686,9 +688,11 @@
         $("#player").classList.remove("is-waiting");
         $("#player").hidden = true;
       }
+      for (const node of $$("[data-when-completed]", root)) node.hidden = s !== "completed";
       if (s === "completed" && !built) {
         built = true;
         buildPlayer(kind, item);
+        if (madeHere) refreshLive();
       }
       setField("duration", fmtDuration(item.duration));
       setField("dimensions", item.width && item.height ? `${item.width} × ${item.height} px` : "—");
@@ -776,6 +780,490 @@
 
     render();
     if (RUNNING.has(item.status)) setTimeout(poll, 500);
+  }
+
+  /* ---------------------------------------------------------------- live panels */
+
+  /**
+   * Swap this page's [data-live] panels for the server's fresh rendering of them (loudness
+   * verdicts, lineage, an export's table): the server stays the one place that decides them.
+   */
+  async function refreshLive() {
+    try {
+      const res = await fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!res.ok || res.redirected) return false;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      for (const node of $$("[data-live][id]")) {
+        const fresh = doc.getElementById(node.id);
+        if (!fresh) continue;
+        const adopted = document.importNode(fresh, true);
+        node.replaceWith(adopted);
+        localTimes(adopted);
+      }
+      return true;
+    } catch (err) {
+      return false;
+    }
+  }
+
+  /* ---------------------------------------------------------------- channel exports */
+
+  /** The asset page's "Export for channels" dialog: POST /api/v2/export, then the export's page. */
+  function initExportDialog() {
+    const dialog = $("#export-dialog");
+    const opener = $('[data-action="export"]');
+    if (!dialog || !opener || typeof dialog.showModal !== "function") return;
+    const form = $("#export-form", dialog);
+    const submit = $("#export-submit", dialog);
+    const formError = $("#export-error", dialog);
+    const slots = { channels: $("#export-channels-error", dialog), collection: $("#export-collection-error", dialog) };
+
+    function clear() {
+      for (const slot of [formError, ...Object.values(slots)]) {
+        slot.hidden = true;
+        slot.textContent = "";
+      }
+      for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
+    }
+
+    function show(failure) {
+      const unplaced = [];
+      for (const { field, message } of failure.body.errors || []) {
+        const name = field.startsWith("channels") ? "channels" : field;
+        const slot = slots[name];
+        if (!slot) {
+          unplaced.push(`${field}: ${message}`);
+          continue;
+        }
+        slot.textContent = capitalise(message);
+        slot.hidden = false;
+        if (name === "collection") $("#export-collection", form).setAttribute("aria-invalid", "true");
+      }
+      if (!(failure.body.errors || []).length || unplaced.length) {
+        formError.textContent = unplaced.length ? unplaced.join("; ") : failure.message;
+        formError.hidden = false;
+      }
+    }
+
+    opener.addEventListener("click", () => {
+      clear();
+      dialog.showModal();
+      $('input[name="channels"]', form)?.focus();
+    });
+    $("[data-close]", dialog).addEventListener("click", () => dialog.close());
+    form.addEventListener("change", () => {
+      if ($$('input[name="channels"]:checked', form).length) slots.channels.hidden = true;
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (submit.disabled) return;
+      clear();
+      const channels = $$('input[name="channels"]:checked', form).map((c) => c.value);
+      if (!channels.length) {
+        show(new ApiFailure(422, { errors: [{ field: "channels", message: "choose at least one channel" }] }));
+        return;
+      }
+      const body = { source: { [`${form.dataset.kind}_id`]: Number(form.dataset.id) }, channels };
+      const collection = $("#export-collection", form).value.trim();
+      if (collection) body.collection = collection;
+      const label = submit.textContent;
+      submit.disabled = true;
+      submit.setAttribute("aria-busy", "true");
+      submit.textContent = "Exporting…";
+      try {
+        const res = await api("POST", "/api/v2/export", body);
+        window.location.assign(`/exports/${res.export_id}`);
+      } catch (err) {
+        show(err instanceof ApiFailure ? err : new ApiFailure(0, { detail: String(err) }));
+        submit.disabled = false;
+        submit.removeAttribute("aria-busy");
+        submit.textContent = label;
+      }
+    });
+  }
+
+  /** An export's page follows its renditions (JSON) and redraws the table when one changes. */
+  function initExportPage() {
+    const root = $("#export[data-api]");
+    if (!root) return;
+    const signature = (data) => JSON.stringify((data.renditions || []).map((r) => [r.channel, r.status]));
+    let seen = signature(JSON.parse($("#export-data").textContent));
+    const running = () => $("#export-live")?.dataset.running === "true";
+    let failures = 0;
+    async function poll() {
+      try {
+        const data = await api("GET", root.dataset.api);
+        failures = 0;
+        const now = signature(data);
+        if (now !== seen && (await refreshLive())) seen = now;
+      } catch (err) {
+        if (err.status === 404) return;
+        failures++;
+      }
+      if (running()) setTimeout(poll, failures ? Math.min(5000, 1000 * 2 ** failures) : 1000);
+    }
+    if (running()) setTimeout(poll, 1000);
+  }
+
+  /* ---------------------------------------------------------------- compose page */
+
+  const truncate = (text, n) => (text && text.length > n ? `${text.slice(0, n - 1)}…` : text || "");
+  const numberOrNull = (v) => (v === "" || v == null || !Number.isFinite(Number(v)) ? null : Number(v));
+
+  /**
+   * The compose page: clips in order (added from the library, moved, removed, each with its in/out
+   * or hold), a music bed, the output's frame, length and loudness, and the filing; posted as one
+   * recipe to POST /api/v2/compose. No clips and music chosen: an audio master.
+   */
+  function initCompose() {
+    const form = $("#compose-form");
+    if (!form) return;
+    const data = JSON.parse($("#compose-data").textContent);
+    const library = new Map();
+    for (const [kind, items] of Object.entries(data.library)) {
+      for (const a of items) library.set(`${kind}:${a.id}`, a);
+    }
+    const timeline = $("#timeline");
+    const announce = (text) => {
+      $("#timeline-status").textContent = text;
+    };
+    const submit = $("#compose-submit");
+    const formError = $("#form-error");
+    let serial = 0;
+    const newClip = (kind, id) => ({ kind, id, in: "", out: "", duration: "", zoom: false, key: ++serial });
+    const clips = data.start.clips.map((c) => (c.video_id ? newClip("video", c.video_id) : newClip("image", c.image_id)));
+
+    const mode = () => (clips.length ? "video" : "audio");
+    const musicId = () => $('input[name="music_id"]:checked', form)?.value || "";
+    const itemOf = (c) => library.get(`${c.kind}:${c.id}`) || { id: c.id, prompt: "" };
+    const nameOf = (c) => `${capitalise(KINDS[c.kind]?.noun || c.kind)} #${c.id}`;
+
+    function clipLength(c) {
+      if (c.kind === "image") return numberOrNull(c.duration) ?? 3;
+      const end = numberOrNull(c.out) ?? itemOf(c).duration;
+      return end == null ? null : Math.max(0, end - (numberOrNull(c.in) ?? 0));
+    }
+
+    function errorSlot(id, fields) {
+      return el("p", { class: "field-error", id, role: "alert", hidden: true, dataset: { errorFor: fields } });
+    }
+
+    function numberField(i, name, label, value, attrs) {
+      const id = `clip-${i}-${name}`;
+      return el("div", { class: "field field-compact" },
+        el("label", { for: id, text: label }),
+        el("input", { id, type: "number", inputmode: "decimal", step: "0.1", min: 0, value,
+          "aria-describedby": `${id}-error`, dataset: { clipField: name }, ...attrs }),
+        errorSlot(`${id}-error`, `clips[${i}].${name}`));
+    }
+
+    function clipRow(c, i) {
+      const a = itemOf(c);
+      const thumb = a.thumbnail_url || a.poster_url;
+      const fields = el("div", { class: "clip-fields" });
+      if (c.kind === "video") {
+        fields.append(
+          numberField(i, "in", "In (s)", c.in, { placeholder: "0" }),
+          numberField(i, "out", "Out (s)", c.out, { placeholder: a.duration != null ? a.duration.toFixed(1) : "end" }),
+        );
+      } else {
+        const zid = `clip-${i}-zoom`;
+        fields.append(
+          numberField(i, "duration", "Hold (s)", c.duration, { placeholder: "3", max: 60 }),
+          el("div", { class: "field field-toggle field-compact" },
+            el("div", { class: "toggle" },
+              el("input", { id: zid, type: "checkbox", checked: c.zoom, "aria-describedby": `${zid}-error`,
+                dataset: { clipField: "zoom" } }),
+              el("label", { for: zid, text: "Slow zoom" })),
+            errorSlot(`${zid}-error`, `clips[${i}].zoom`)),
+        );
+      }
+      const last = clips.length - 1;
+      const button = (attrs, text) => el("button", { type: "button", class: "button button-quiet button-small", ...attrs }, text);
+      return el("li", { class: `clip clip-${c.kind}`, dataset: { index: i } },
+        el("span", { class: "clip-number", "aria-hidden": "true", text: String(i + 1) }),
+        thumb ? el("img", { class: "clip-thumb", src: thumb, alt: "" })
+          : el("span", { class: "clip-thumb pick-thumb-none", "aria-hidden": "true" }),
+        el("div", { class: "clip-body" },
+          el("p", { class: "clip-title" },
+            el("span", { class: "visually-hidden", text: `Clip ${i + 1}: ` }),
+            el("strong", { text: nameOf(c) }), " ", el("span", { class: "muted", text: truncate(a.prompt, 60) })),
+          fields,
+          errorSlot(`clip-${i}-error`, `clips[${i}] clips[${i}].video_id clips[${i}].image_id`)),
+        el("div", { class: "clip-actions", role: "group", "aria-label": `Clip ${i + 1}` },
+          button({ dataset: { move: "-1" }, disabled: i === 0, "aria-label": `Move clip ${i + 1} earlier` }, "↑"),
+          button({ dataset: { move: "1" }, disabled: i === last, "aria-label": `Move clip ${i + 1} later` }, "↓"),
+          button({ dataset: { remove: "" }, "aria-label": `Remove clip ${i + 1}, ${nameOf(c)}` }, "Remove")));
+    }
+
+    function renderTimeline(focusOn) {
+      timeline.replaceChildren(...clips.map(clipRow));
+      $("#timeline-empty").hidden = clips.length > 0;
+      $("#clips-count").textContent = clips.length ? `(${clips.length})` : "";
+      update();
+      if (focusOn) focusOn()?.focus();
+    }
+
+    /** What is shown follows what will be made: a video (clips) or an audio master (none). */
+    function update() {
+      const m = mode();
+      for (const node of $$("[data-when]", form)) node.hidden = node.dataset.when !== m;
+      $("#background-field").hidden = m !== "video" || $("#fit").value !== "pad";
+      $("#background-colour").disabled = $("#background").value !== "colour";
+      $("#transition-duration").disabled = $("#transition").value !== "crossfade";
+      $("#music-settings").hidden = !musicId();
+      $("#length-optional").textContent = m === "video" ? "(optional)" : "";
+      if (!submit.disabled) submit.textContent = m === "video" ? "Make the video" : "Master the audio";
+      const lengths = clips.map(clipLength);
+      let summary;
+      if (m === "video") {
+        const fade = $("#transition").value === "crossfade" ? numberOrNull($("#transition-duration").value) ?? 0 : 0;
+        const known = lengths.every((x) => x != null);
+        const total = known ? lengths.reduce((x, y) => x + y, 0) - fade * (clips.length - 1) : null;
+        const length = numberOrNull($("#length").value);
+        const aspect = $('input[name="aspect"]:checked', form)?.value || "16:9";
+        summary = `A ${aspect} video from ${clips.length} clip${clips.length === 1 ? "" : "s"}`
+          + (total != null ? ` (about ${fmtDuration(Math.max(0, total))})` : "")
+          + (length != null ? `, cut to ${fmtDuration(length)}` : "")
+          + (musicId() ? `, with music #${musicId()}` : "") + ".";
+        $("#timeline-total").textContent = total != null ? `Edit: about ${fmtDuration(Math.max(0, total))}` : "";
+      } else {
+        summary = musicId() ? `An audio master of music #${musicId()}.` : "Add clips, or choose music to master.";
+        $("#timeline-total").textContent = "";
+      }
+      $("#compose-summary").textContent = summary;
+    }
+
+    /* timeline: move, remove, edit */
+    timeline.addEventListener("click", (e) => {
+      const btn = e.target.closest("button");
+      const row = btn && btn.closest("li.clip");
+      if (!row) return;
+      const i = Number(row.dataset.index);
+      if (btn.dataset.move) {
+        const j = i + Number(btn.dataset.move);
+        if (j < 0 || j >= clips.length) return;
+        [clips[i], clips[j]] = [clips[j], clips[i]];
+        const which = btn.dataset.move;
+        renderTimeline(() => {
+          const moved = timeline.children[j];
+          const same = $(`[data-move="${which}"]`, moved);
+          return same && !same.disabled ? same : $(`[data-move="${-which}"]`, moved);
+        });
+        announce(`${nameOf(clips[j])} is now clip ${j + 1} of ${clips.length}.`);
+      } else if ("remove" in btn.dataset) {
+        const [gone] = clips.splice(i, 1);
+        renderTimeline(() => {
+          const next = timeline.children[Math.min(i, clips.length - 1)];
+          return next ? $("[data-remove]", next) : $("#library-filter");
+        });
+        announce(`Removed ${nameOf(gone)}. ${clips.length} clip${clips.length === 1 ? "" : "s"} left.`);
+      }
+    });
+    timeline.addEventListener("input", (e) => {
+      const input = e.target;
+      const row = input.closest("li.clip");
+      if (!row || !input.dataset.clipField) return;
+      const c = clips[Number(row.dataset.index)];
+      c[input.dataset.clipField] = input.type === "checkbox" ? input.checked : input.value;
+      update();
+    });
+
+    /* library: add, find */
+    $(".library", form).addEventListener("click", (e) => {
+      const btn = e.target.closest("[data-add-clip]");
+      if (!btn) return;
+      const c = newClip(btn.dataset.addClip, Number(btn.dataset.id));
+      clips.push(c);
+      renderTimeline();
+      timeline.lastElementChild?.classList.add("is-new");
+      clearError("clips");
+      announce(`Added ${nameOf(c)} as clip ${clips.length}.`);
+    });
+    const filter = $("#library-filter");
+    filter.addEventListener("input", () => {
+      const q = filter.value.trim().toLowerCase();
+      let shown = 0;
+      for (const li of $$(".pick", form)) {
+        li.hidden = Boolean(q) && !li.dataset.search.includes(q);
+        if (!li.hidden) shown++;
+      }
+      $("#library-none").hidden = shown > 0;
+    });
+    filter.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") e.preventDefault(); // never submits the recipe by accident
+    });
+
+    /* output choices */
+    for (const btn of $$("[data-length]", form)) {
+      btn.addEventListener("click", () => {
+        $("#length").value = btn.dataset.length;
+        $("#length").dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    }
+    form.addEventListener("change", update);
+    form.addEventListener("input", (e) => {
+      // An edited field's error no longer describes it.
+      const field = e.target.closest(".field, .clip, fieldset");
+      const err = field && $(".field-error", field);
+      if (err && !err.hidden) {
+        err.hidden = true;
+        err.textContent = "";
+        e.target.removeAttribute("aria-invalid");
+      }
+      if (e.target.name === "music_id") clearError("music");
+      if (!e.target.closest("#timeline")) update();
+    });
+
+    /* errors */
+    function slotFor(field) {
+      const slots = $$("[data-error-for]", form);
+      let name = field;
+      while (name) {
+        const slot = slots.find((n) => n.dataset.errorFor.split(" ").includes(name));
+        if (slot) return slot;
+        const cut = Math.max(name.lastIndexOf("."), name.lastIndexOf("["));
+        name = cut > 0 ? name.slice(0, cut) : "";
+      }
+      return null;
+    }
+
+    function clearError(field) {
+      const slot = slotFor(field);
+      if (slot) {
+        slot.hidden = true;
+        slot.textContent = "";
+      }
+    }
+
+    function clearErrors() {
+      formError.hidden = true;
+      formError.textContent = "";
+      for (const slot of $$("[data-error-for]", form)) {
+        slot.hidden = true;
+        slot.textContent = "";
+      }
+      for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
+    }
+
+    function showErrors(failure) {
+      const errors = failure.body.errors || [];
+      const unplaced = [];
+      let first = null;
+      for (const { field, message } of errors) {
+        const slot = slotFor(field);
+        if (slot) {
+          slot.textContent = capitalise(message);
+          slot.hidden = false;
+        }
+        if (!slot || !slot.getClientRects().length) {
+          unplaced.push(`${field}: ${message}`);
+          continue;
+        }
+        const control = $(`[aria-describedby~="${CSS.escape(slot.id)}"]`, form);
+        if (control) control.setAttribute("aria-invalid", "true");
+        first = first || control || slot;
+      }
+      if (!errors.length || unplaced.length) {
+        formError.textContent = unplaced.length ? unplaced.join("; ") : failure.message;
+        if (failure.status === 429) formError.textContent = `${failure.message} Wait a moment and try again.`;
+        formError.hidden = false;
+      }
+      const target = first || formError;
+      target.scrollIntoView({ block: "center" });
+      target.focus?.({ preventScroll: true });
+    }
+
+    /* the recipe */
+    function collect() {
+      const errors = [];
+      const read = (input, field) => {
+        if (input.validity.badInput) {
+          errors.push({ field, message: "enter a number" });
+          return null;
+        }
+        return numberOrNull(input.value);
+      };
+      const body = {};
+      const m = mode();
+      if (m === "video") {
+        body.clips = clips.map((c, i) => {
+          const clip = { [`${c.kind}_id`]: c.id };
+          for (const input of $$("input[type=number][data-clip-field]", timeline.children[i])) {
+            const v = read(input, `clips[${i}].${input.dataset.clipField}`);
+            if (v != null) clip[input.dataset.clipField] = v;
+          }
+          if (c.kind === "image" && c.zoom) clip.zoom = true;
+          return clip;
+        });
+        body.transition = $("#transition").value === "crossfade"
+          ? { type: "crossfade", duration: read($("#transition-duration"), "transition.duration") ?? 0.5 }
+          : { type: "cut" };
+        body.aspect = $('input[name="aspect"]:checked', form)?.value || "16:9";
+        body.fit = $("#fit").value;
+        if (body.fit === "pad") {
+          body.background = $("#background").value === "colour" ? $("#background-colour").value : "blur";
+        }
+      } else {
+        body.output_format = $("#output_format").value;
+      }
+      if (musicId()) {
+        const music = { audio_id: Number(musicId()), loop: $("#music-loop").checked };
+        for (const name of ["offset", "start", "fade_in", "fade_out"]) {
+          const v = read($(`#music-${name}`), `music.${name}`);
+          if (v != null) music[name] = v;
+        }
+        if (m === "video") music.mode = $("#music-mode").value;
+        body.music = music;
+      } else if (m === "audio") {
+        errors.push({ field: "music", message: "add clips from the library, or choose the music to master" });
+      }
+      const length = read($("#length"), "length");
+      if (length != null) body.length = length;
+      else if (m === "audio" && musicId()) errors.push({ field: "length", message: "say how long the master is, in seconds" });
+      body.loudness = $("#loudness").value;
+      const title = $("#title").value.trim();
+      if (title) body.title = title;
+      for (const f of FILING) {
+        const v = $(`#${f}`).value.trim();
+        if (v) body[f] = v;
+      }
+      return { body, errors };
+    }
+
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (submit.disabled) return;
+      clearErrors();
+      const { body, errors } = collect();
+      if (errors.length) {
+        showErrors(new ApiFailure(422, { detail: "Check the highlighted fields", errors }));
+        return;
+      }
+      const label = submit.textContent;
+      submit.disabled = true;
+      submit.setAttribute("aria-busy", "true");
+      submit.textContent = "Starting…";
+      try {
+        const res = await api("POST", "/api/v2/compose", body);
+        submit.textContent = "Started — opening…";
+        window.location.assign(`/assets/${res.kind}/${res.id}`);
+      } catch (err) {
+        const kind = body.clips ? "video" : "audio";
+        const failed = failedGenerationId(err, kind);
+        if (failed != null) {
+          window.location.assign(`/assets/${kind}/${failed}`);
+          return;
+        }
+        submit.disabled = false;
+        submit.removeAttribute("aria-busy");
+        submit.textContent = label;
+        showErrors(err instanceof ApiFailure ? err : new ApiFailure(0, { detail: String(err) }));
+      }
+    });
+
+    initFiling();
+    renderTimeline();
   }
 
   /* ---------------------------------------------------------------- galleries */
@@ -931,6 +1419,9 @@
     initAutosubmit();
     initGenerate();
     initAsset();
+    initExportDialog();
+    initExportPage();
+    initCompose();
     initGallery();
   });
 })();
