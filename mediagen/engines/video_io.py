@@ -47,6 +47,28 @@ def add_h264_stream(container: Any, *, width: int, height: int, fps: int, crf: i
     return stream
 
 
+class HeldMuxer:
+    """Muxes a video stream's packets one behind, so the last one's duration can be set before
+    it goes out: without it the muxer guesses, and the file's length drifts from frames / fps."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.last: Any = None
+
+    def mux(self, packets: Any) -> None:
+        for packet in packets:
+            if self.last is not None:
+                self.container.mux(self.last)
+            self.last = packet
+
+    def close(self, end_pts: int) -> None:
+        """Mux the held packet, ending the stream at `end_pts` (in the codec's time base)."""
+        if self.last is not None:
+            self.last.duration = max(1, end_pts - int(self.last.pts or 0))
+            self.container.mux(self.last)
+            self.last = None
+
+
 def write_mp4(frames: np.ndarray, path: Path, *, fps: int) -> str:
     """Write RGB frames (T, H, W, 3) uint8 to `path` as H.264 at `fps`; returns the MIME type.
 
@@ -66,26 +88,16 @@ def write_mp4(frames: np.ndarray, path: Path, *, fps: int) -> str:
         container.metadata.clear()
         stream = add_h264_stream(container, width=width, height=height, fps=fps, crf=CRF)
         cc = stream.codec_context
-        # Held back one packet so the last one's duration can be set before it is muxed: without
-        # it the muxer guesses, and the file's length drifts from frames / fps.
-        last: av.Packet[Any] | None = None
+        held = HeldMuxer(container)
         for i in range(count):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
             vf = vf.reformat(format="yuv420p", dst_colorspace=BT709)
             vf.pts = i * TICKS
             vf.time_base = cc.time_base
-            for packet in stream.encode(vf):
-                if last is not None:
-                    container.mux(last)
-                last = packet
-        for packet in stream.encode(None):
-            if last is not None:
-                container.mux(last)
-            last = packet
-        if last is not None:
-            last.duration = max(1, count * TICKS - int(last.pts or 0))
-            container.mux(last)
+            held.mux(stream.encode(vf))
+        held.mux(stream.encode(None))
+        held.close(count * TICKS)
     return CONTENT_TYPE
 
 
-__all__ = ["CONTENT_TYPE", "add_h264_stream", "write_mp4"]
+__all__ = ["CONTENT_TYPE", "HeldMuxer", "add_h264_stream", "write_mp4"]

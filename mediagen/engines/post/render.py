@@ -31,7 +31,7 @@ from mediagen.engines.post.timeline import (
     probe_image,
     probe_video,
 )
-from mediagen.engines.video_io import TICKS, add_h264_stream
+from mediagen.engines.video_io import TICKS, HeldMuxer, add_h264_stream
 from mediagen.loudness import PRESETS, LoudnessPreset, Measurement, master, measure
 
 Progress = Callable[[float], None]
@@ -276,9 +276,7 @@ def _write_mp4(
         cc = video.codec_context
         sound = _Sound(track, container)
         try:
-            # The last packet is held back so its duration can be set: the file then lasts
-            # exactly frames / fps (as video_io.write_mp4 does).
-            last: av.Packet | None = None
+            held = HeldMuxer(container)  # the file lasts exactly frames / fps
             reported = 0.0
             progress(0.0)
             written = 0
@@ -288,10 +286,7 @@ def _write_mp4(
                 frame.pict_type = (
                     av.video.frame.PictureType.NONE
                 )  # a decoder's frame type is no order to x264
-                for packet in video.encode(frame):
-                    if last is not None:
-                        container.mux(last)
-                    last = packet
+                held.mux(video.encode(frame))
                 written = k + 1
                 sound.feed(written / fps + AUDIO_LEAD)
                 now = time.monotonic()
@@ -300,13 +295,8 @@ def _write_mp4(
                     progress(written / count)
             if written != count:
                 raise RuntimeError(f"the timeline made {written} frames of {count}")
-            for packet in video.encode(None):
-                if last is not None:
-                    container.mux(last)
-                last = packet
-            if last is not None:
-                last.duration = max(1, count * TICKS - int(last.pts or 0))
-                container.mux(last)
+            held.mux(video.encode(None))
+            held.close(count * TICKS)
             sound.feed(float("inf"))
         finally:
             sound.close()
