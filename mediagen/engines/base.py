@@ -170,6 +170,14 @@ class Engine(Protocol):
         """Why this engine cannot run `model_id` here right now (and the fix), or None."""
         ...
 
+    def preflight(
+        self, model_id: str, inputs: Mapping[str, Any], durations: Mapping[str, float | None]
+    ) -> None:
+        """Refuse, before anything is queued, inputs this engine can already tell it cannot run
+        (InputError naming the field). `durations`: each referenced stored asset's length, by the
+        place the inputs name it (clips[2].video_id)."""
+        ...
+
     def model_details(self, model_id: str) -> dict[str, Any]:
         """What the model list shows beyond the catalog entry (a local model's weights)."""
         ...
@@ -207,6 +215,11 @@ class BaseEngine:
         raise EngineError(f"{self.name} sends no webhooks")
 
     def unavailable_reason(self, model_id: str) -> str | None:
+        return None
+
+    def preflight(
+        self, model_id: str, inputs: Mapping[str, Any], durations: Mapping[str, float | None]
+    ) -> None:
         return None
 
     def model_details(self, model_id: str) -> dict[str, Any]:

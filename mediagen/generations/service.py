@@ -195,8 +195,19 @@ class GenerationService:
             client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
                 s, principal, client_id=req.client_id, campaign_id=req.campaign_id, brief_id=req.brief_id
             )
-            for name, asset_id in built.media.items():
-                self._check_media(s, principal, asset_id, entry.media_kind(name), built.origin[name])
+            durations = {
+                name: self._check_media(s, principal, asset_id, entry.media_kind(name), built.origin[name])
+                for name, asset_id in built.media.items()
+            }
+            engine_for_row = self.router.engine(routing.engine)
+            if engine_for_row is not None:
+                try:
+                    engine_for_row.preflight(model_id, built.inputs, durations)
+                except InputError as exc:
+                    where = built.origin.get(
+                        exc.field or "", f"parameters.{exc.field}" if exc.field else "parameters"
+                    )
+                    raise invalid(where, exc.message) from exc
             self.rate_limiter.check(principal.key_id or principal.user_id)
             now = utcnow()
             row = Generation(
@@ -359,7 +370,10 @@ class GenerationService:
             with self.db.read() as s:
                 self._check_media(s, principal, int(value), media_kind, field)  # type: ignore[arg-type]
 
-    def _check_media(self, s: Session, principal: Principal, asset_id: int, kind: str, field: str) -> None:
+    def _check_media(
+        self, s: Session, principal: Principal, asset_id: int, kind: str, field: str
+    ) -> float | None:
+        """The referenced asset is one the caller may use; returns its stored length."""
         row = s.get(Generation, asset_id)
         visible = row is not None and principal.can_see_client(row.client_id)
         if "[" in field or "." in field.removeprefix("parameters."):
@@ -373,6 +387,7 @@ class GenerationService:
             raise invalid(field, f"{kind} {asset_id} not found")
         if row.status != Status.COMPLETED or row.blob_key is None:
             raise invalid(field, f"{kind} {asset_id} is not completed yet (status {row.status})")
+        return row.duration
 
     # read -------------------------------------------------------------------
     def get(self, principal: Principal, kind: str, gen_id: int) -> Generation:

@@ -219,13 +219,41 @@ def test_bad_recipes_name_the_field_and_leave_nothing(studio: Studio) -> None:
     assert studio.api.get("/api/videos").json()["total"] == before
 
 
-def test_a_render_that_cannot_be_done_fails_the_asset_saying_why(studio: Studio) -> None:
+def test_cuts_the_material_cannot_give_are_refused_before_queueing(studio: Studio) -> None:
     v1 = studio.upload("video", make_video(studio.tmp / "a.mp4", 1.0))
-    res = studio.api.post("/api/v2/compose", json={"clips": [{"video_id": v1, "in": 0.2, "out": 5.0}]})
-    assert res.status_code == 202
+    before = studio.api.get("/api/videos").json()["total"]
+    cases = [
+        ({"clips": [{"video_id": v1, "in": 0.2, "out": 5.0}]}, "clips[0].out"),
+        ({"clips": [{"video_id": v1, "in": 0.8, "out": 0.4}]}, "clips[0].out"),
+        ({"clips": [{"video_id": v1}], "length": 30}, "length"),
+    ]
+    for body, field in cases:
+        res = studio.api.post("/api/v2/compose", json=body)
+        assert res.status_code == 422, (body, res.text)
+        assert res.json()["errors"][0]["field"] == field, res.json()
+    assert studio.api.get("/api/videos").json()["total"] == before
+
+
+def test_the_generic_generate_route_takes_the_same_recipe(studio: Studio) -> None:
+    v1 = studio.upload("video", make_video(studio.tmp / "a.mp4", 1.0))
+    res = studio.api.post(
+        "/api/v2/generate/video",
+        json={
+            "model": "post/compose",
+            "prompt": "square cut",
+            "parameters": {"clips": [{"video_id": v1}], "aspect": "1:1"},
+        },
+    )
+    assert res.status_code == 202, res.text
+    bad = studio.api.post(
+        "/api/v2/generate/video",
+        json={"model": "post/compose", "prompt": "x", "parameters": {"clips": [{"video_id": v1, "out": 9}]}},
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "parameters.clips[0].out"
     studio.run()
     item = studio.api.get(f"/api/videos/{res.json()['video_id']}").json()
-    assert item["status"] == "failed" and "out" in item["error"]
+    assert item["status"] == "completed", item["error"]
+    assert (item["width"], item["height"]) == (1080, 1080)
 
 
 def test_channel_exports_render_each_channel_and_zip_them(studio: Studio) -> None:

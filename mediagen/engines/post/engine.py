@@ -7,6 +7,7 @@ retries, filing, progress, cancel and ingest are the same as for any generation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,17 @@ def recipe_from(inputs: dict[str, Any]) -> Recipe:
     for item in inputs.get("clips") or []:
         if item.get("video_id") is not None:
             clips.append(
-                Clip(Path(item["video_id"]), "video", start=float(item.get("in") or 0.0), end=item.get("out"))
+                Clip(
+                    Path(str(item["video_id"])),
+                    "video",
+                    start=float(item.get("in") or 0.0),
+                    end=item.get("out"),
+                )
             )
         else:
             clips.append(
                 Clip(
-                    Path(item["image_id"]),
+                    Path(str(item["image_id"])),
                     "image",
                     duration=float(item.get("duration") or 3.0),
                     zoom=bool(item.get("zoom", False)),
@@ -43,7 +49,7 @@ def recipe_from(inputs: dict[str, Any]) -> Recipe:
     music = None
     if music_in:
         music = Music(
-            Path(music_in["audio_id"]),
+            Path(str(music_in["audio_id"])),
             offset=float(music_in.get("offset") or 0.0),
             start=float(music_in.get("start") or 0.0),
             loop=bool(music_in.get("loop", False)),
@@ -70,6 +76,22 @@ def recipe_from(inputs: dict[str, Any]) -> Recipe:
 class PostEngine(BaseEngine):
     name = "post"
     capabilities = Capabilities(inline=True)
+
+    def preflight(
+        self, model_id: str, inputs: Mapping[str, Any], durations: Mapping[str, float | None]
+    ) -> None:
+        """In and out points, and a target length, checked against the stored clips' lengths: a
+        recipe that cannot be cut is a 422 now, not a failed asset later."""
+        from mediagen.engines.post.timeline import plan
+
+        recipe = recipe_from(dict(inputs))
+        if not recipe.clips:
+            return
+        lengths = [
+            durations.get(f"clips[{i}].video_id") if clip.kind == "video" else None
+            for i, clip in enumerate(recipe.clips)
+        ]
+        plan(recipe, lengths)
 
     def submit(self, job: Job) -> Finished:
         from mediagen.engines.post.render import render_audio, render_video
