@@ -285,3 +285,26 @@ def test_channel_exports_render_each_channel_and_zip_them(studio: Studio) -> Non
         "/api/v2/export", json={"source": {"video_id": 999999}, "channels": ["youtube"]}
     )
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "source.video_id"
+
+
+def test_an_export_is_visible_only_within_its_clients(studio: Studio) -> None:
+    v1 = studio.upload("video", make_video(studio.tmp / "a.mp4", 1.0))
+    export = studio.api.post(
+        "/api/v2/export", json={"source": {"video_id": v1}, "channels": ["youtube"]}
+    ).json()
+    outsider = studio.services.auth.create_user(
+        email="g@example.com", password="correct horse battery", role="member", clients=["globex"]
+    )
+    _, key = studio.services.auth.create_key(user_id=outsider.id, name="g")
+    for path in (f"/api/exports/{export['export_id']}", f"/api/exports/{export['export_id']}/zip"):
+        assert studio.api.get(path, headers={"X-API-Key": key}).status_code == 404
+    # Nor can they export, or compose from, an asset of a client they cannot see.
+    theirs = studio.api.post(
+        "/api/v2/export",
+        json={"source": {"video_id": v1}, "channels": ["youtube"]},
+        headers={"X-API-Key": key},
+    )
+    assert theirs.status_code == 404 and theirs.json()["errors"][0]["field"] == "source.video_id"
+    assert (
+        studio.api.get(f"/api/exports/{export['export_id']}/zip").status_code == 422
+    )  # nothing rendered yet
