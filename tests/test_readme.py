@@ -41,8 +41,9 @@ def test_serve_defaults_match_the_readme(live_server: LiveServer) -> None:
     assert (live_server.data_dir / "mediagen.db").exists()
     with live_server.client() as c:
         health = c.get("/health").json()
-        # The local engine is always there; its models say whether their weights are (none here).
-        assert health["engines"] == ["local", "synth"]
+        # The local and post-production engines are always there; local models say whether their
+        # weights are (none here).
+        assert health["engines"] == ["local", "post", "synth"]
         local = [m for m in c.get("/api/models").json()["models"] if m["engine"] == "local"]
         assert local and not any(m["available"] for m in local)
         defaults_by_kind = {m["kind"]: m["id"] for m in c.get("/api/models").json()["models"] if m["default"]}

@@ -72,7 +72,10 @@ MISSING_ASSET = 9_000_000_001
 MISSING_KEY = "ffffffffffffffff"
 MISSING_BLOB = "0" * 64
 
-TABLES = ("users", "api_keys", "clients", "campaigns", "briefs", "generations", "derivations", "blobs")
+TABLES = (
+    "users", "api_keys", "clients", "campaigns", "briefs", "generations", "derivations", "blobs", "sources",
+    "exports", "export_items",
+)  # fmt: skip
 
 
 # -- the world ------------------------------------------------------------------------------------
@@ -119,6 +122,7 @@ class Tenant:
     key_prefixes: list[str] = field(default_factory=list)
     blob_keys: list[str] = field(default_factory=list)
     member: Caller | None = None
+    export: int = 0  # a channel export of its uploaded video
 
     def asset_ids(self) -> set[int]:
         return {i for roles in self.assets.values() for i in roles.values()}
@@ -224,6 +228,9 @@ def populate(w: World, t: Tenant, by: Caller, media: dict[Kind, bytes], *, idemp
         t.assets[kind]["pending"] = row["id"]
     derived = {**pending_body(t, Kind.VIDEO), "image_id": t.assets[Kind.IMAGE]["upload"]}
     t.assets[Kind.VIDEO]["derived"] = ok(by.post("/api/v2/generate/video", json=derived), 202)["id"]
+    export = {"source": {"video_id": t.assets[Kind.VIDEO]["upload"]}, "channels": ["youtube"]}
+    made = ok(by.post("/api/v2/export", json=export), 202)
+    t.export, t.assets[Kind.VIDEO]["rendition"] = made["export_id"], made["ids"][0]
     with w.services.db.read() as s:
         ids = sorted(t.asset_ids())
         keys = set(s.scalars(select(Generation.blob_key).where(Generation.id.in_(ids))))
@@ -741,6 +748,61 @@ TARGETED: dict[tuple[str, str], Builder] = {
     ],
     **{op: build for kind in KINDS for op, build in _kind_table(kind).items()},
 }
+
+
+def _compose_probes(w: World) -> list[Probe]:
+    """Globex's assets named anywhere in a recipe: a 404 naming the place, as for no asset at all."""
+    g, a, url = w.globex, w.acme, "/api/v2/compose"
+    own = {"clips": [{"video_id": a.assets[Kind.VIDEO]["upload"]}]}
+    probes = [
+        Probe(
+            "POST",
+            url,
+            404,
+            vid,
+            MISSING_ASSET,
+            json={"clips": [{"video_id": vid}]},
+            field="clips[0].video_id",
+        )
+        for vid in sorted(g.assets[Kind.VIDEO].values())
+    ]
+    image, audio = g.assets[Kind.IMAGE]["upload"], g.assets[Kind.AUDIO]["upload"]
+    bodies = [
+        (image, {"clips": [{"image_id": image}]}, "clips[0].image_id"),
+        (audio, {**own, "music": {"audio_id": audio}}, "music.audio_id"),
+        (audio, {"music": {"audio_id": audio}, "length": 2}, "music.audio_id"),  # an audio master
+    ]
+    probes += [Probe("POST", url, 404, i, MISSING_ASSET, json=b, field=f) for i, b, f in bodies]
+    probes += [
+        _refused(url, ident, missing, {**own, name: ident}, name) for name, ident, missing in _filing(g)
+    ]
+    return probes
+
+
+def _export_probes(w: World) -> list[Probe]:
+    g, url = w.globex, "/api/v2/export"
+    probes = []
+    for kind, channel in (("video", "youtube"), ("audio", "podcast")):
+        for gen_id in sorted(g.assets[Kind(kind)].values()):
+            body = {"source": {f"{kind}_id": gen_id}, "channels": [channel]}
+            probes.append(
+                Probe("POST", url, 404, gen_id, MISSING_ASSET, json=body, field=f"source.{kind}_id")
+            )
+    return probes
+
+
+TARGETED.update(
+    {
+        ("POST", "/api/v2/compose"): _compose_probes,
+        ("POST", "/api/v2/export"): _export_probes,
+        ("GET", "/api/exports/{export_id}"): lambda w: [
+            Probe("GET", f"/api/exports/{w.globex.export}", 404, w.globex.export, MISSING_ASSET)
+        ],
+        ("GET", "/api/exports/{export_id}/zip"): lambda w: [
+            Probe("GET", f"/api/exports/{w.globex.export}/zip", 404, w.globex.export, MISSING_ASSET)
+        ],
+    }
+)
 # A brief of acme moved into a globex campaign: PATCH on a record of its own, a reference to globex.
 CROSS_REFERENCES: dict[tuple[str, str], Builder] = {
     ("PATCH", "/api/briefs/{brief_id}"): lambda w: [
@@ -1066,6 +1128,12 @@ def _record_page(
 
 
 WEB_TARGETED: dict[tuple[str, str], Builder] = {
+    ("GET", "/exports/{export_id}"): _record_page("GET", "/exports/{}", "export", MISSING_ASSET),
+    ("GET", "/compose"): lambda w: [
+        Probe("GET", "/compose", 404, gen_id, MISSING_ASSET, params={f"{kind}_id": gen_id})
+        for kind in ("video", "image", "audio")
+        for gen_id in sorted(w.globex.assets[Kind(kind)].values())
+    ],
     ("GET", "/clients/{client_id}"): _record_page("GET", "/clients/{}", "client", MISSING_CLIENT),
     ("POST", "/clients/{client_id}"): _record_page(
         "POST", "/clients/{}", "client", MISSING_CLIENT, "/api/clients/{}", data={"name": "pwned"}

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
-from mediagen.api.errors import ERROR_RESPONSES
+from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.errors import InvalidInput, NotFound
 from mediagen.generations.compose import ComposeRequest, as_sent
 from mediagen.generations.presenters import accepted_json
@@ -25,6 +25,9 @@ router = APIRouter(responses=ERROR_RESPONSES, tags=["post-production"])
     responses={
         200: {"model": GenerateAccepted, "description": "Replay of an Idempotency-Key"},
         404: {"description": "A referenced asset does not exist or is not yours; the body names the field"},
+        409: {"model": ErrorOut, "description": "The Idempotency-Key was used for a different request"},
+        429: {"model": ErrorOut, "description": "Rate limit (per key, per minute); see Retry-After"},
+        503: {"model": ErrorOut, "description": "The job queue cannot take new jobs right now"},
     },
 )
 def compose(

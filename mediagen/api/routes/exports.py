@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
-from mediagen.api.errors import ERROR_RESPONSES
+from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.api.limits import GenId
 from mediagen.generations.exports import CHANNELS, ExportRequest
 
@@ -20,7 +20,15 @@ PRESET_LIST = ", ".join(
 )
 
 
-@router.post("/api/v2/export", status_code=202)
+@router.post(
+    "/api/v2/export",
+    status_code=202,
+    responses={
+        404: {"model": ErrorOut, "description": "The source does not exist or is not yours"},
+        429: {"model": ErrorOut, "description": "Rate limit (each rendition counts as a generation)"},
+        503: {"model": ErrorOut, "description": "The job queue cannot take new jobs right now"},
+    },
+)
 def create_export(body: ExportRequest, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     """One rendition per channel of a finished video or audio, each a composition of its own
     (queued like any generation). Channels are presets or your own `{name, aspect, loudness,
