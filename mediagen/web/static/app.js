@@ -98,6 +98,17 @@
     return v < 1 ? `$${Number(v.toFixed(4))}` : `$${v.toFixed(2)}`;
   }
 
+  /** Hide a form's error slots (`slots`, a selector), its form-level alert and its aria-invalid marks. */
+  function clearFormErrors(form, formError, slots) {
+    formError.hidden = true;
+    formError.textContent = "";
+    for (const slot of $$(slots, form)) {
+      slot.hidden = true;
+      slot.textContent = "";
+    }
+    for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
+  }
+
   /** "Loading model…", "Generating… 42%": what a running job says of itself (local models report it). */
   function runningText(item) {
     const note = item.progress_note ? item.progress_note[0].toUpperCase() + item.progress_note.slice(1) : "Generating";
@@ -416,15 +427,7 @@
       }
     }
 
-    function clearErrors() {
-      formError.hidden = true;
-      formError.textContent = "";
-      for (const err of $$(".field-error", form)) {
-        err.hidden = true;
-        err.textContent = "";
-      }
-      for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
-    }
+    const clearErrors = () => clearFormErrors(form, formError, ".field-error");
 
     /** The control and error slot an API error `field` ("prompt", "parameters.bpm", "campaign_id") names. */
     function slotFor(field) {
@@ -1136,15 +1139,7 @@
       }
     }
 
-    function clearErrors() {
-      formError.hidden = true;
-      formError.textContent = "";
-      for (const slot of $$("[data-error-for]", form)) {
-        slot.hidden = true;
-        slot.textContent = "";
-      }
-      for (const c of $$("[aria-invalid]", form)) c.removeAttribute("aria-invalid");
-    }
+    const clearErrors = () => clearFormErrors(form, formError, "[data-error-for]");
 
     function showErrors(failure) {
       const errors = failure.body.errors || [];
