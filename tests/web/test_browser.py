@@ -17,21 +17,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, LiveServer, make_server
-
-CHROMIUM = "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+from tests.web.browser_kit import ARTIFACTS, new_context, shot
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = ROOT / "test-artifacts"
 LIMITED_EMAIL = "limited@example.com"
 LIMITED_PASSWORD = "violet-harbor-lantern"
 DONE_TIMEOUT_MS = 60_000
@@ -104,17 +98,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, stuck_cog: str) -> Iterator
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
 def sign_in(page: Any, server: LiveServer, email: str, password: str) -> None:
     page.goto(f"{server.url}/login")
     page.fill("#email", email)
@@ -142,29 +125,6 @@ def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
     state = ctx.storage_state()
     ctx.close()
     return state  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def page(browser: Any, admin_state: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Any]:
-    ctx = new_context(browser, storage_state=admin_state, viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    shot(pg, request.node.name)
-    ctx.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def new_context(browser: Any, **kw: Any) -> Any:
-    # Playwright's wait_for_function evaluates strings, which the pages' CSP (script-src 'self')
-    # rightly forbids; the CSP itself is checked in test_pages.py.
-    return browser.new_context(bypass_csp=True, **kw)
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")

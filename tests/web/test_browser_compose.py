@@ -17,17 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, LiveServer, make_server
+from tests.conftest import LiveServer, make_server
+from tests.web.browser_kit import new_context, shot
 from tests.web.test_compose_pages import make_image, make_music, make_video
-
-CHROMIUM = "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = ROOT / "test-artifacts"
 RENDER_TIMEOUT_MS = 120_000  # a 1080p render on a shared two-core machine
 
 
@@ -75,22 +70,6 @@ def sources(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
-def new_context(browser: Any, **kw: Any) -> Any:
-    # wait_for_function evaluates strings, which the pages' CSP rightly forbids (test_pages checks it).
-    return browser.new_context(bypass_csp=True, **kw)
-
-
-@pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
     ctx = new_context(browser)
     page = ctx.new_page()
@@ -102,23 +81,6 @@ def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
     state = ctx.storage_state()
     ctx.close()
     return state  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def page(browser: Any, admin_state: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Any]:
-    ctx = new_context(browser, storage_state=admin_state, viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    shot(pg, request.node.name)
-    ctx.close()
-    assert not errors, f"JavaScript errors: {errors}"
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 # helpers ------------------------------------------------------------------------------------

@@ -202,6 +202,16 @@
 
   const FILING = ["client_id", "campaign_id", "brief_id", "collection"];
 
+  /** The filing pickers' non-empty choices (generate and compose forms share `_filing.html`). */
+  function filingChoices() {
+    const chosen = {};
+    for (const f of FILING) {
+      const v = $(`#${f}`).value.trim();
+      if (v) chosen[f] = v;
+    }
+    return chosen;
+  }
+
   function schemaTypes(schema) {
     const t = Array.isArray(schema.type) ? schema.type : [schema.type];
     return { nullable: t.includes("null"), types: t.filter((x) => x && x !== "null") };
@@ -512,10 +522,7 @@
         parameters[name] = value;
       }
       const body = { prompt, model: model.id, parameters };
-      for (const f of FILING) {
-        const v = $(`#${f}`).value.trim();
-        if (v) body[f] = v;
-      }
+      Object.assign(body, filingChoices());
       return { body, localErrors };
     }
 
@@ -1219,10 +1226,7 @@
       body.loudness = $("#loudness").value;
       const title = $("#title").value.trim();
       if (title) body.title = title;
-      for (const f of FILING) {
-        const v = $(`#${f}`).value.trim();
-        if (v) body[f] = v;
-      }
+      Object.assign(body, filingChoices());
       return { body, errors };
     }
 
