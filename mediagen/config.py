@@ -90,6 +90,21 @@ class Settings(BaseSettings):
         description="How long the first local request waits for compatible ones to batch with",
     )
     local_max_batch: int = Field(default=8, ge=1, le=64, description="Most requests in one local batch")
+    local_fast_decode: bool = Field(
+        default=True,
+        description="MusicGen's fast decoding path (static KV cache, captured step) where it helps; "
+        "false forces the plain transformers generate",
+    )
+
+    # Studio: takes, share links, live events
+    max_takes: int = Field(default=8, ge=1, le=8, description="Most takes one generate request may ask for")
+    share_max_seconds: int = Field(
+        default=90 * 24 * 3600, ge=60, description="Longest a share link may live (expires_in)"
+    )
+    events_poll_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="How often an open event stream looks for new events"
+    )
+    events_keep_days: int = Field(default=7, ge=1, description="Events older than this are pruned")
 
     # Limits
     max_download_bytes_audio: int = 200 * 1024 * 1024

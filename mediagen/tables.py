@@ -7,7 +7,9 @@ from mediagen.auth.tables import ApiKey, User
 from mediagen.campaigns.tables import Brief, Campaign, Client
 from mediagen.db.base import Base
 from mediagen.generations.tables import (
+    AssetTag,
     Derivation,
+    Event,
     Export,
     ExportItem,
     Generation,
@@ -16,19 +18,25 @@ from mediagen.generations.tables import (
     Worker,
 )
 from mediagen.storage.tables import Blob, BlobChunk
+from mediagen.studio.tables import Comment, ReviewEvent, Share
 
 __all__ = [
     "ApiKey",
+    "AssetTag",
     "Base",
     "Blob",
     "BlobChunk",
     "Brief",
     "Campaign",
     "Client",
+    "Comment",
     "Derivation",
+    "Event",
     "Export",
     "ExportItem",
     "Generation",
+    "ReviewEvent",
+    "Share",
     "Source",
     "User",
     "WebhookDelivery",

@@ -29,6 +29,16 @@ class Status(StrEnum):
     CANCELED = "canceled"
 
 
+class ReviewStatus(StrEnum):
+    """Where the team (or a client on a share link) stands on an asset. Any step may be
+    skipped: a draft can be approved directly."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class ProviderStatus(StrEnum):
     """A remote prediction's lifecycle, as Replicate and Cog report it."""
 

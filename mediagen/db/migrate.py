@@ -9,6 +9,15 @@ from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# Full-text search lives outside the ORM metadata (SQLite FTS5 tables, a PostgreSQL expression
+# index): migration 0009 made them, and comparing against the models must not see them as drift.
+SEARCH_OBJECTS = ("generations_fts", "ix_generations_search")
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's filter: everything but the search objects."""
+    return not (name or "").startswith(SEARCH_OBJECTS)
+
 
 def alembic_config(url: str) -> Config:
     cfg = Config()

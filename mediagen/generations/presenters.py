@@ -44,6 +44,14 @@ class AssetRow(Protocol):
     loudness_lufs: float | None
     true_peak_dbtp: float | None
     loudness_range: float | None
+    seed: int | None
+    take_group: str | None
+    title: str | None
+    notes: str | None
+    tags: list[str] | None
+    favorite: bool
+    rating: int | None
+    review_status: str
 
 
 # The columns an AssetRow has, in the order a gallery page selects them.
@@ -112,6 +120,14 @@ def asset_json(
         "poster_url": f"{base}/poster" if "poster" in names else None,
         "files": {name: f"{base}/files/{name}" for name in names},
         "loudness": loudness_json(row),
+        "seed": row.seed,
+        "take_group": row.take_group,
+        "title": row.title,
+        "notes": row.notes,
+        "tags": list(row.tags or []),
+        "favorite": bool(row.favorite),
+        "rating": row.rating,
+        "review_status": row.review_status,
         **(dict(lineage) if lineage is not None else {}),
     }
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mediagen.campaigns.schemas import MAX_INT64, MIN_INT64, Ref, bounded_json
-from mediagen.vocabulary import Kind, Status
+from mediagen.vocabulary import Kind, ReviewStatus, Status
 
 MAX_PROMPT = 2000
 MAX_URL = 64 * 1024  # an http(s) URL, or a small data: URL (larger files: POST /api/{kind}/upload)
@@ -158,6 +158,18 @@ class GenerationOut(BaseModel):
     derivations: list[str] = Field(default_factory=list)
     loudness: LoudnessOut | None = Field(
         default=None, description="Audio and video with sound: measured at ingest (ITU-R BS.1770 / EBU R 128)"
+    )
+    seed: int | None = Field(
+        default=None, description="The seed the model was given; send it back as `seed` to reproduce"
+    )
+    take_group: str | None = Field(default=None, description="The request's group of takes (`n` > 1)")
+    title: str | None = None
+    notes: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    favorite: bool = False
+    rating: int | None = Field(default=None, description="1–5, set by the team")
+    review_status: ReviewStatus = Field(
+        default=ReviewStatus.DRAFT, description="draft → in_review → approved | rejected"
     )
     made_from: list[SourceRef] | None = Field(
         default=None,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from mediagen.db.base import Base, UTCDateTime, utcnow
 
@@ -37,6 +38,9 @@ class Generation(Base):
         _gallery_index("status"),
         _gallery_index("model_id"),
         _gallery_index("collection"),
+        _gallery_index("review_status"),
+        _gallery_index("take_group"),
+        _gallery_index("favorite"),
         Index("ix_generations_status_lease", "status", "lease_until"),
         Index("ix_generations_status_poll", "status", "next_poll_at"),
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_generations_idempotency"),
@@ -82,6 +86,20 @@ class Generation(Base):
     loudness_lufs: Mapped[float | None] = mapped_column(Float, nullable=True)
     true_peak_dbtp: Mapped[float | None] = mapped_column(Float, nullable=True)
     loudness_range: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Takes: the seed the engine was given (always stored: an explicit one reproduces a result,
+    # a fresh random one makes a new take) and the request's group of takes (`tg_…`).
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    take_group: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Review: what the team writes about an asset and where it stands.
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # null: none yet
+    favorite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    review_status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    # The last event's per-generation sequence number (`events.seq`), bumped in the writing
+    # transaction, so the row lock orders a generation's events even across processes.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -151,6 +169,42 @@ class ExportItem(Base):
     export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     generation_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class AssetTag(Base):
+    """One tag of an asset, for the `tag=` filter (the row's `tags` list is what is shown; both
+    are written together by the review service)."""
+
+    __tablename__ = "asset_tags"
+    __table_args__ = (Index("ix_asset_tags_tag", "tag", "generation_id"),)
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Event(Base):
+    """A change of a generation, kept so a live stream can resume (`Last-Event-ID` is `id`).
+
+    No foreign key: the `deleted` event of an asset outlives it. `client_id` is copied so a
+    stream filters by tenant without a join."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("generation_id", "seq", name="uq_events_generation_seq"),
+        Index("ix_events_created", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    generation_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebhookDelivery(Base):

@@ -17,21 +17,26 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from mediagen.db.migrate import alembic_config, current, upgrade
+from mediagen.db.migrate import SEARCH_OBJECTS, alembic_config, current, include_object, upgrade
 from mediagen.tables import Base
 
 EXPECTED_TABLES = {
     "api_keys",
+    "asset_tags",
     "blob_chunks",
     "blobs",
     "briefs",
     "campaigns",
     "clients",
+    "comments",
     "derivations",
+    "events",
     "export_items",
     "exports",
     "generations",
+    "review_events",
     "sessions",
+    "shares",
     "sources",
     "sign_in_throttle",
     "users",
@@ -45,7 +50,8 @@ def schema_diff(url: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
+                conn,
+                opts={"compare_type": True, "compare_server_default": True, "include_object": include_object},
             )
             return compare_metadata(ctx, Base.metadata)
     finally:
@@ -63,7 +69,7 @@ def upgraded_without_drift(url: str) -> None:
     assert current(url) == head(url)
     engine = create_engine(url)
     try:
-        tables = set(inspect(engine).get_table_names())
+        tables = {t for t in inspect(engine).get_table_names() if not t.startswith(SEARCH_OBJECTS)}
     finally:
         engine.dispose()
     assert tables == EXPECTED_TABLES | {"alembic_version"}

@@ -1411,6 +1411,12 @@
     }
   }
 
+  /* What the feature scripts (review.js, share.js, live.js, takes.js) share with this one. */
+  window.Mediagen = {
+    $, $$, api, ApiFailure, csrf, el, KINDS, RUNNING, apiPath, galleryOf, fmtDuration, fmtSize, fmtUsd,
+    clearFormErrors, localTimes, confirmDialog, buildPlayer, enhanceCards,
+  };
+
   document.addEventListener("DOMContentLoaded", () => {
     localTimes();
     initConfirmForms();

@@ -1,0 +1,1 @@
+"""The studio: reviewing, commenting on, sharing and bulk-handling assets that already exist."""

@@ -1,0 +1,4 @@
+/* live feature script; shared helpers come from window.Mediagen (app.js). */
+(() => {
+  "use strict";
+})();

@@ -1,0 +1,4 @@
+/* share feature script; shared helpers come from window.Mediagen (app.js). */
+(() => {
+  "use strict";
+})();

@@ -1,0 +1,4 @@
+/* takes feature script; shared helpers come from window.Mediagen (app.js). */
+(() => {
+  "use strict";
+})();
