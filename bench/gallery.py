@@ -138,7 +138,7 @@ def compiled(kind: str, flt: tuple, limit: int) -> list[tuple[str, tuple]]:
         from sqlalchemy.dialects import sqlite
 
         from mediagen.auth.service import Principal
-        from mediagen.generations.service import gallery_statements
+        from mediagen.generations.gallery import gallery_statements
 
         admin = Principal(user_id="bench", email="bench", role="admin", clients=None)
         out = []

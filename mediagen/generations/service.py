@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,21 +24,18 @@ from mediagen.engines.base import EngineError, InputError
 from mediagen.errors import Conflict, NotFound, ProviderRefused, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
+from mediagen.generations.gallery import gallery_statements
 from mediagen.generations.ingest import IngestError, StorageFailure
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
-from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
+from mediagen.generations.presenters import AssetRow
 from mediagen.generations.ratelimit import RateLimiter
 from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Derivation, Generation, Source
-from mediagen.loudness import PRESETS
 from mediagen.vocabulary import TERMINAL, UPLOAD_ENGINE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
-
-PUBLIC_COLUMNS = tuple(getattr(Generation, name) for name in PUBLIC_FIELDS)
-GALLERY_FILTERS = ("model_id", "collection", "client_id", "campaign_id", "brief_id", "status")
 
 
 @dataclass(frozen=True)
@@ -47,54 +44,6 @@ class Canceled:
 
     row: Generation
     provider_error: str | None = None
-
-
-def gallery_statements(
-    principal: Principal, kind: str, filters: dict[str, Any], *, limit: int, offset: int, q: str | None = None
-) -> tuple[Select[Any], Select[Any]]:
-    """The count and page queries of a gallery page (also run bare by bench/gallery.py).
-
-    The page selects plain public columns, not ORM entities: a page is read-only, and building
-    tracked objects cost several times the queries themselves.
-    """
-    conds: list[ColumnElement[bool]] = [Generation.kind == kind]
-    for name in GALLERY_FILTERS:
-        value = filters.get(name)
-        if value is not None:
-            conds.append(getattr(Generation, name) == value)
-    verdict = filters.get("loudness")
-    if verdict is not None:
-        conds.append(loudness_condition(*verdict))
-    if q:
-        # "Contains", literally: % and _ in what the user typed are not wildcards.
-        literal = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conds.append(Generation.prompt.ilike(f"%{literal}%", escape="\\"))
-    if principal.clients is not None:
-        conds.append(Generation.client_id.in_(sorted(principal.clients)))
-    count = select(func.count()).select_from(Generation).where(*conds)
-    page = (
-        select(*PUBLIC_COLUMNS)
-        .where(*conds)
-        .order_by(Generation.created_at.desc(), Generation.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return count, page
-
-
-def loudness_condition(preset_name: str, verdict: str) -> ColumnElement[bool]:
-    """Assets whose measured loudness `meets` a delivery preset, or is `too_loud` / `too_quiet`
-    for it (the same rule as `loudness.verdict`, in SQL)."""
-    preset = PRESETS[preset_name]
-    lufs, peak = Generation.loudness_lufs, Generation.true_peak_dbtp
-    over_peak = and_(peak.is_not(None), peak > preset.ceiling_dbtp + 0.1)
-    loud = or_(lufs > preset.target_lufs + preset.tolerance_lu, and_(lufs.is_not(None), over_peak))
-    quiet = and_(lufs < preset.target_lufs - preset.tolerance_lu, not_(over_peak))
-    if verdict == "too_loud":
-        return loud
-    if verdict == "too_quiet":
-        return quiet
-    return and_(lufs.is_not(None), not_(loud), not_(quiet))
 
 
 def idempotency_scope(principal: Principal) -> str:
