@@ -20,7 +20,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data dir."
     )
-    storage_backend: Literal["db", "fs"] = "db"
+    storage_backend: Literal["db", "fs", "s3"] = "db"
+    # S3-compatible object storage (AWS S3, MinIO, R2, Ceph: pick by endpoint). Credentials come
+    # from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the rest of the AWS credential chain.
+    s3_bucket: str | None = Field(default=None, description="Bucket for blobs (created if missing)")
+    s3_prefix: str = Field(default="blobs/", max_length=200, description="Key prefix inside the bucket")
+    s3_endpoint_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:9000 for MinIO")
+    s3_region: str | None = Field(default=None)
+    s3_presign: bool = Field(
+        default=False, description="Answer /data with a short-lived presigned redirect (bytes bypass the API)"
+    )
+    s3_presign_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     storage_chunk_size: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
     host: str = "127.0.0.1"
     port: int = 8000

@@ -37,11 +37,25 @@ __all__ = [
 
 
 def make_store(settings: Settings, database: Database) -> BlobStore:
-    """The store named by `settings.storage_backend` (`db` by default, or `fs` under the data dir)."""
+    """The store named by `settings.storage_backend`: `db` (default), `fs` under the data dir, or `s3`."""
     if settings.storage_backend == "fs":
         from mediagen.storage.fs import FsBlobStore
 
         return FsBlobStore(database, settings.data_dir / "blobs", chunk_size=settings.storage_chunk_size)
+    if settings.storage_backend == "s3":
+        from mediagen.storage.s3 import S3BlobStore, make_s3_client
+
+        if not settings.s3_bucket:
+            raise ValueError("MEDIAGEN_STORAGE_BACKEND=s3 needs MEDIAGEN_S3_BUCKET")
+        client = make_s3_client(endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+        return S3BlobStore(
+            database,
+            client,
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            spool_dir=settings.data_dir / "tmp" / "s3",
+            chunk_size=settings.storage_chunk_size,
+        )
     if settings.storage_backend == "db":
         from mediagen.storage.db import DbBlobStore
 

@@ -30,7 +30,9 @@ from mediagen.storage.base import (
 from mediagen.storage.db import DbBlobStore, StagingLostError
 from mediagen.storage.fs import FsBlobStore
 from mediagen.storage.index import IndexedBlobStore
+from mediagen.storage.s3 import S3BlobStore, make_s3_client
 from mediagen.storage.tables import Blob, BlobChunk
+from tests.utils.s3 import S3Server
 
 MiB = 1024 * 1024
 PG_ADMIN_URL = os.environ.get("MEDIAGEN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -99,11 +101,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db.dispose()
 
 
-@pytest.fixture(params=["db", "fs"])
+@pytest.fixture(params=["db", "fs", "s3"])
 def store(request: pytest.FixtureRequest, database: Database, tmp_path: Path) -> IndexedBlobStore:
     if request.param == "db":
         return DbBlobStore(database)
+    if request.param == "s3":
+        return s3_store(database, request.getfixturevalue("s3_endpoint"), tmp_path)
     return FsBlobStore(database, tmp_path / "blobs")
+
+
+def s3_store(database: Database, server: S3Server, tmp_path: Path) -> S3BlobStore:
+    """A store on a bucket of its own (created by the store, as in production)."""
+    client = make_s3_client(endpoint_url=server.endpoint_url, region="us-east-1")
+    return S3BlobStore(database, client, f"t-{secrets.token_hex(6)}", spool_dir=tmp_path / "spool")
 
 
 @dataclass
@@ -122,6 +132,10 @@ def census(store: IndexedBlobStore) -> Census:
         keys = list(session.execute(select(Blob.key)).scalars())
         chunk_count = session.execute(select(func.count()).select_from(BlobChunk)).scalar_one()
     files = tmp_files = 0
+    if isinstance(store, S3BlobStore):
+        listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=store.prefix)
+        files = len(listed.get("Contents", []))
+        tmp_files = sum(1 for _ in store.spool_dir.glob("*")) if store.spool_dir.exists() else 0
     if isinstance(store, FsBlobStore):
         files = sum(1 for p in store.root.glob("??/??/*") if p.is_file())
         tmp_files = sum(1 for _ in store.tmp_dir.glob("*")) if store.tmp_dir.exists() else 0
@@ -311,10 +325,15 @@ from pathlib import Path
 from mediagen.db.session import Database
 from mediagen.storage.db import DbBlobStore
 from mediagen.storage.fs import FsBlobStore
+from mediagen.storage.s3 import S3BlobStore, make_s3_client
 
-backend, url, root = sys.argv[1:4]
+backend, url, root, endpoint, bucket = sys.argv[1:6]
 db = Database(url)
-store = DbBlobStore(db) if backend == "db" else FsBlobStore(db, Path(root))
+if backend == "s3":
+    client = make_s3_client(endpoint_url=endpoint, region="us-east-1")
+    store = S3BlobStore(db, client, bucket, spool_dir=Path(root))
+else:
+    store = DbBlobStore(db) if backend == "db" else FsBlobStore(db, Path(root))
 
 def source():
     for index in range(100):
@@ -328,10 +347,14 @@ store.put(source())
 
 def test_gc_removes_what_a_crashed_upload_left(store: IndexedBlobStore, tmp_path: Path) -> None:
     kept = store.put(pattern(2 * MiB)).key
-    backend = "db" if isinstance(store, DbBlobStore) else "fs"
+    backend = "db" if isinstance(store, DbBlobStore) else "s3" if isinstance(store, S3BlobStore) else "fs"
     root = str(store.root) if isinstance(store, FsBlobStore) else ""
+    endpoint = bucket = ""
+    if isinstance(store, S3BlobStore):
+        root, bucket = str(store.spool_dir), store.bucket
+        endpoint = str(store.client.meta.endpoint_url)
     child = subprocess.run(
-        [sys.executable, "-c", CRASHING_PUT, backend, store.database.url, root],
+        [sys.executable, "-c", CRASHING_PUT, backend, store.database.url, root, endpoint, bucket],
         capture_output=True,
         text=True,
         timeout=120,
