@@ -1,4 +1,4 @@
-"""Run the service: `serve`, `worker`, `db upgrade`, and backup, restore and doctor."""
+"""Run the service: `serve`, `worker`, `db upgrade`, backup, restore, doctor and `storage migrate`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from mediagen.cli.common import _configure_logging, _prepare, _settings, app, db_app
+from mediagen.cli.common import (
+    _configure_logging,
+    _existing_database,
+    _fail,
+    _prepare,
+    _settings,
+    app,
+    db_app,
+    storage_app,
+)
 from mediagen.config import Settings
+from mediagen.storage.base import BlobStoreError
 
 
 @app.command()
@@ -168,3 +178,26 @@ def doctor(
         services.close()
     print(report.render())
     raise typer.Exit(0 if report.ok or not dry_run else 1)
+
+
+@storage_app.command("migrate")
+def storage_migrate(
+    to: Annotated[str, typer.Option("--to", help="Target backend: db, fs or s3 (configured by MEDIAGEN_*)")],
+) -> None:
+    """Copy every blob into another backend, verifying each sha256; resumable, source untouched."""
+    from mediagen.maintenance.storage_move import move_storage
+
+    if to not in ("db", "fs", "s3"):
+        raise typer.BadParameter(f"unknown backend {to!r}; use db, fs or s3", param_hint="--to")
+    settings = _settings()
+    _existing_database(settings)
+
+    def show(report: Any) -> None:
+        print(f"… {report.copied} copied, {report.skipped} already there", flush=True)
+
+    try:
+        report = move_storage(settings, to, progress=show)
+    except (ValueError, BlobStoreError) as exc:
+        _fail(str(exc))
+    print(report.render())
+    raise typer.Exit(0 if report.ok else 1)

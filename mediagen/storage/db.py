@@ -23,7 +23,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
@@ -195,6 +195,43 @@ class DbBlobStore(IndexedBlobStore):
             self._drop_staging_quietly(staging)
             raise
         return BlobInfo(key, size)
+
+    def has_bytes(self, key: str, size: int) -> bool:
+        with self.database.read() as session:
+            count, total = session.execute(
+                select(func.count(), func.coalesce(func.sum(func.length(chunks.c.data)), 0)).where(
+                    chunks.c.blob_key == key
+                )
+            ).one()
+        return int(total) == size and (count > 0 or size == 0)
+
+    def install_bytes(self, key: str, chunk_size: int, stream: Iterable[bytes]) -> None:
+        """Stage the chunks under a staging row (gc collects them if this dies), check the hash,
+        then hand them to `key` in one transaction, replacing any partial copy."""
+        staging = _new_staging_key()
+        pieces = iter_chunks(stream, chunk_size)
+        digest = sha256()
+        size = seq = 0
+        with self.database.write() as session:
+            claim_row(session, key=staging, size=0, chunk_size=chunk_size, now=utcnow())
+        try:
+            while batch := list(islice(pieces, self.batch_chunks)):
+                for part in batch:
+                    digest.update(part)
+                    size += len(part)
+                with self.database.write() as session:
+                    self._heartbeat(session, staging, size)
+                    self._insert_chunks(session, staging, seq, batch)
+                seq += len(batch)
+            if digest.hexdigest() != key:
+                raise BlobCorruptError(f"blob {key}: the copied bytes hash to {digest.hexdigest()}")
+            with self.database.write() as session:
+                session.execute(delete(chunks).where(chunks.c.blob_key == key))
+                session.execute(update(chunks).where(chunks.c.blob_key == staging).values(blob_key=key))
+                session.execute(delete(blobs).where(blobs.c.key == staging))
+        except BaseException:
+            self._drop_staging_quietly(staging)
+            raise
 
     def _insert_chunks(self, session: Session, key: str, first_seq: int, parts: list[bytes]) -> None:
         if parts:

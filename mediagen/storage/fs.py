@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
@@ -151,6 +151,36 @@ class FsBlobStore(IndexedBlobStore):
                     raise BlobCorruptError(f"blob {key} shrank while being read")
                 remaining -= len(data)
                 yield data
+
+    # Migrating ---------------------------------------------------------------------------------
+
+    def has_bytes(self, key: str, size: int) -> bool:
+        try:
+            return self.path_for(key).stat().st_size == size
+        except FileNotFoundError:
+            return False
+
+    def install_bytes(self, key: str, chunk_size: int, stream: Iterable[bytes]) -> None:
+        self._ensure_dir(self.tmp_dir)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
+        tmp = Path(tmp_name)
+        try:
+            digest = sha256()
+            try:
+                for part in stream:
+                    digest.update(part)
+                    _write_all(fd, part)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if digest.hexdigest() != key:
+                raise BlobCorruptError(f"blob {key}: the copied bytes hash to {digest.hexdigest()}")
+            final = self.path_for(key)
+            self._ensure_dir(final.parent)
+            self._install(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # Deleting ----------------------------------------------------------------------------------
 

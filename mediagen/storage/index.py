@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,6 +123,19 @@ class IndexedBlobStore(ABC):
     @abstractmethod
     def _sweep_leftovers(self, cutoff: datetime, report: GcReport) -> None:
         """Remove what crashed or abandoned uploads left behind before `cutoff`."""
+
+    @abstractmethod
+    def has_bytes(self, key: str, size: int) -> bool:
+        """Whether this backend holds all `size` bytes of `key` (the index is shared, the bytes
+        are not: `mediagen storage migrate` asks this to skip what an earlier run copied)."""
+
+    @abstractmethod
+    def install_bytes(self, key: str, chunk_size: int, stream: Iterable[bytes]) -> None:
+        """Write the bytes of an already indexed `key` into this backend, leaving the index alone.
+
+        The content is hashed on the way and must match the key (BlobCorruptError otherwise, and
+        nothing is left behind), so a migration verifies every blob as it copies it.
+        """
 
     # Shared ------------------------------------------------------------------------------------
 

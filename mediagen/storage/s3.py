@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
@@ -153,6 +153,25 @@ class S3BlobStore(IndexedBlobStore):
                 return False
             raise BlobStoreError(f"cannot read blob {key} in bucket {self.bucket}: {exc}") from exc
         return int(head["ContentLength"]) == size
+
+    def has_bytes(self, key: str, size: int) -> bool:
+        return self._exists(key, size)
+
+    def install_bytes(self, key: str, chunk_size: int, stream: Iterable[bytes]) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.spool_dir, prefix="copy-")
+        spooled = Path(name)
+        try:
+            digest = sha256()
+            with os.fdopen(fd, "wb") as out:
+                for part in stream:
+                    digest.update(part)
+                    out.write(part)
+            if digest.hexdigest() != key:
+                raise BlobCorruptError(f"blob {key}: the copied bytes hash to {digest.hexdigest()}")
+            self._upload(spooled, key)
+        finally:
+            spooled.unlink(missing_ok=True)
 
     # Reading -----------------------------------------------------------------------------------
 
