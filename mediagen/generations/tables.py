@@ -207,6 +207,18 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class RateHit(Base):
+    """One counted generation request of a key, for the limit shared by every API process
+    (generations/ratelimit.py); rows older than the window are deleted as the key is checked."""
+
+    __tablename__ = "rate_hits"
+    __table_args__ = (Index("ix_rate_hits_who_at", "who", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    who: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)  # wall-clock seconds: comparable across processes
+
+
 class WebhookDelivery(Base):
     """Seen `webhook-id`s, so a retried delivery is acknowledged without being applied twice."""
 

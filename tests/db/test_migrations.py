@@ -34,6 +34,7 @@ EXPECTED_TABLES = {
     "export_items",
     "exports",
     "generations",
+    "rate_hits",
     "review_events",
     "sessions",
     "shares",

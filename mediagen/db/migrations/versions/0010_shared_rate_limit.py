@@ -1,0 +1,32 @@
+"""rate limit hits shared by every API process
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rate_hits",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("who", sa.String(length=64), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rate_hits")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_rate_hits_who_at", "rate_hits", ["who", "at"])
+
+
+def downgrade() -> None:
+    op.drop_table("rate_hits")
