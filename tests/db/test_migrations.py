@@ -155,3 +155,19 @@ def test_upgrading_an_existing_database_keeps_its_rows_and_stops_reusing_ids(tmp
             " '2026-01-02', '2026-01-02')"
         )
         assert db.execute("SELECT id FROM generations").fetchone() == (8,)
+
+
+@pytest.mark.postgres
+def test_processes_starting_together_upgrade_once(pg_url: str) -> None:
+    """A deployment starts several API and worker processes at once and each upgrades; without
+    the advisory lock in env.py all but one failed on duplicate tables."""
+    import subprocess
+    import sys
+
+    script = f"from mediagen.db.migrate import upgrade; upgrade({pg_url!r})"
+    children = [
+        subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    failures = [err for child in children if (err := child.communicate(timeout=120)[1]) and child.returncode]
+    assert failures == []
+    assert current(pg_url) == head(pg_url)

@@ -9,6 +9,7 @@ from mediagen.db.migrate import include_object
 from mediagen.tables import Base
 
 config = context.config
+MIGRATION_LOCK = 0x6D656469  # "medi": any constant every process agrees on
 target_metadata = Base.metadata
 
 
@@ -38,6 +39,12 @@ def run_migrations_online() -> None:
             # would cascade into the rows that reference the table.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()  # else alembic joins this implicit transaction and never commits
+        elif connection.dialect.name == "postgresql":
+            # Several processes of one deployment start at once (2 APIs, 2 workers) and each
+            # upgrades: a session-level advisory lock lets one migrate while the others wait,
+            # then find nothing left to do.
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
