@@ -9,6 +9,7 @@ from mediagen.db.base import Base
 from mediagen.generations.tables import (
     AssetTag,
     Derivation,
+    Duty,
     Event,
     Export,
     ExportItem,
@@ -32,6 +33,7 @@ __all__ = [
     "Client",
     "Comment",
     "Derivation",
+    "Duty",
     "Event",
     "Export",
     "ExportItem",

@@ -71,6 +71,10 @@ class Pipeline:
     def worker_alive(self) -> None:
         self.ctx.workers.heartbeat()
 
+    def claim_duty(self, name: str, seconds: float) -> bool:
+        """Whether this process does the chore `name` now (one process of the deployment does)."""
+        return self.ctx.workers.claim_duty(name, seconds)
+
     def worker_stopped(self) -> None:
         self.ctx.workers.unregister()
 

@@ -219,6 +219,17 @@ class RateHit(Base):
     at: Mapped[float] = mapped_column(Float)  # wall-clock seconds: comparable across processes
 
 
+class Duty(Base):
+    """A periodic chore one process of the deployment does at a time (reconcile, blob gc): the
+    holder renews `until`; when it dies, another process takes the duty once `until` passes."""
+
+    __tablename__ = "duties"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class WebhookDelivery(Base):
     """Seen `webhook-id`s, so a retried delivery is acknowledged without being applied twice."""
 

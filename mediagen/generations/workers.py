@@ -14,11 +14,12 @@ import secrets
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mediagen.db.base import utcnow
 from mediagen.db.session import Database
-from mediagen.generations.tables import Generation, Worker
+from mediagen.generations.tables import Duty, Generation, Worker
 from mediagen.vocabulary import ACTIVE
 
 HOST = socket.gethostname()[:255]
@@ -57,6 +58,29 @@ class WorkerRegistry:
     def unregister(self) -> None:
         with self.db.write() as s:
             s.execute(delete(Worker).where(Worker.id == self.process_id))
+
+    def claim_duty(self, name: str, seconds: float) -> bool:
+        """Hold the duty `name` for `seconds` (taking it over if its holder let it lapse); True
+        when this process holds it now and should do the chore."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        with self.db.write() as s:
+            taken = s.execute(
+                update(Duty)
+                .where(Duty.name == name, or_(Duty.holder == self.process_id, Duty.until < now))
+                .values(holder=self.process_id, until=until)
+            )
+            if int(getattr(taken, "rowcount", 0) or 0) == 1:
+                return True
+            if s.get(Duty, name) is not None:
+                return False
+            s.add(Duty(name=name, holder=self.process_id, until=until))
+            try:
+                s.flush()
+            except IntegrityError:  # another process created it first
+                s.rollback()
+                return False
+        return True
 
     def dead(self, now: datetime) -> list[str]:
         """Registered workers that are gone: silent too long, or a dead process on this host."""

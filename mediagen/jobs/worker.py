@@ -88,13 +88,24 @@ class WorkerHost:
                 self.pipeline.worker_alive()
             except Exception:
                 log.exception("worker heartbeat failed; will try again")
-            self._safe_reconcile()
+            # One process of the deployment reconciles and collects garbage at a time; if it
+            # dies, another takes the duty over once its hold lapses (a few ticks).
+            if self._duty("reconcile", self.interval * 3):
+                self._safe_reconcile()
             if time.monotonic() - last_gc > GC_INTERVAL_SECONDS:
                 last_gc = time.monotonic()
-                try:
-                    self.pipeline.collect_garbage()
-                except Exception:
-                    log.exception("blob gc failed; will try again")
+                if self._duty("blob-gc", GC_INTERVAL_SECONDS * 0.9):
+                    try:
+                        self.pipeline.collect_garbage()
+                    except Exception:
+                        log.exception("blob gc failed; will try again")
+
+    def _duty(self, name: str, seconds: float) -> bool:
+        try:
+            return self.pipeline.claim_duty(name, seconds)
+        except Exception:
+            log.exception("could not claim the %s duty; will try again", name)
+            return False
 
     def stop(self) -> None:
         self._stop.set()

@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "clients",
     "comments",
     "derivations",
+    "duties",
     "events",
     "export_items",
     "exports",

@@ -1,4 +1,4 @@
-"""rate limit hits shared by every API process
+"""what many processes share: rate limit hits, and duties only one process does at a time
 
 Revision ID: 0010
 Revises: 0009
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+import mediagen.db.base
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -26,7 +28,15 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_rate_hits_who_at", "rate_hits", ["who", "at"])
+    op.create_table(
+        "duties",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=False),
+        sa.Column("until", mediagen.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_duties")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("duties")
     op.drop_table("rate_hits")
