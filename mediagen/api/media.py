@@ -154,6 +154,14 @@ def blob_response(
     if disposition is not None:
         headers["Content-Disposition"] = disposition
 
+    redirect = getattr(store, "redirect_url", None)
+    if redirect is not None:
+        # A store that serves its own bytes (S3 with MEDIAGEN_S3_PRESIGN): after the same
+        # authorization, the client fetches from the bucket (Range and all) on a short-lived URL.
+        url = redirect(info.key, disposition=disposition, content_type=content_type)
+        if url is not None:
+            return Response(status_code=307, headers={"Location": url, "Cache-Control": "private, no-store"})
+
     if_range = request.headers.get("if-range")
     range_header = request.headers.get("range")
     if if_range is not None and if_range.strip() != tag:

@@ -55,6 +55,7 @@ def make_store(settings: Settings, database: Database) -> BlobStore:
             prefix=settings.s3_prefix,
             spool_dir=settings.data_dir / "tmp" / "s3",
             chunk_size=settings.storage_chunk_size,
+            presign_seconds=settings.s3_presign_seconds if settings.s3_presign else None,
         )
     if settings.storage_backend == "db":
         from mediagen.storage.db import DbBlobStore

@@ -66,12 +66,14 @@ class S3BlobStore(IndexedBlobStore):
         spool_dir: Path,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         create_bucket: bool = True,
+        presign_seconds: int | None = None,
     ) -> None:
         super().__init__(database, chunk_size=chunk_size)
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
         self.spool_dir = Path(spool_dir)
+        self.presign_seconds = presign_seconds
         from boto3.s3.transfer import TransferConfig
 
         # Threads stay at the default (10): parallel parts are what makes large uploads fast.
@@ -221,6 +223,14 @@ class S3BlobStore(IndexedBlobStore):
         if content_type:
             params["ResponseContentType"] = content_type
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+
+    def redirect_url(self, key: str, *, disposition: str | None, content_type: str | None) -> str | None:
+        """Where HTTP byte routes send clients instead of streaming (None: stream through us)."""
+        if self.presign_seconds is None:
+            return None
+        return self.presigned_url(
+            key, seconds=self.presign_seconds, disposition=disposition, content_type=content_type
+        )
 
     # Deleting ----------------------------------------------------------------------------------
 
