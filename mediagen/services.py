@@ -17,18 +17,25 @@ from mediagen.db.session import Database
 from mediagen.engines.downloads import download
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
+from mediagen.generations.downloads import DownloadService
+from mediagen.generations.event_stream import EventStream
 from mediagen.generations.exports import ExportService
 from mediagen.generations.leases import Rows
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import JobQueue, Lane
-from mediagen.generations.ratelimit import RateLimiter
+from mediagen.generations.ratelimit import make_rate_limiter
 from mediagen.generations.routing import EngineRouter, build_engines
 from mediagen.generations.service import GenerationService
+from mediagen.generations.takes import TakeService
 from mediagen.generations.webhooks import WebhookIntake
 from mediagen.generations.workers import WorkerRegistry, new_process_id
 from mediagen.jobs.queue import HueyJobQueue, make_huey
 from mediagen.storage import make_store
 from mediagen.storage.base import BlobStore
+from mediagen.studio.bulk import BulkService
+from mediagen.studio.comments import CommentService
+from mediagen.studio.review import ReviewService
+from mediagen.studio.shares import ShareService, reviewer_limiter
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,13 @@ class Services:
     pipeline: Pipeline
     queue: JobQueue
     webhooks: WebhookIntake
+    takes: TakeService
+    downloads: DownloadService
+    events: EventStream
+    shares: ShareService
+    review: ReviewService
+    comments: CommentService
+    bulk: BulkService
 
     def close(self) -> None:
         self.db.dispose()
@@ -66,7 +80,7 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     workers = WorkerRegistry(db, new_process_id(), dead_after=dead_after)
     core = CoreContext(settings, db, Rows(settings, db), store, router, catalog, download, jobs, workers)
     pipeline = Pipeline(core)
-    rate_limiter = RateLimiter(settings.generate_rate_limit_per_minute)
+    rate_limiter = make_rate_limiter(settings, db)  # shared by every API process
     generations = GenerationService(
         core, campaigns=campaigns, assets=assets, pipeline=pipeline, rate_limiter=rate_limiter
     )
@@ -83,4 +97,11 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
         pipeline=pipeline,
         queue=jobs,
         webhooks=WebhookIntake(database=db, router=router, pipeline=pipeline),
+        takes=TakeService(db),
+        downloads=DownloadService(db, store),
+        events=EventStream(db),
+        shares=ShareService(db, settings, campaigns, reviewer_limiter()),
+        review=ReviewService(db, campaigns),
+        comments=CommentService(db),
+        bulk=BulkService(db, assets, campaigns),
     )

@@ -228,8 +228,14 @@ SLOW_MODULES = (
     "tests/e2e/",
     "tests/web/test_browser.py",
     "tests/web/test_browser_compose.py",
+    "tests/web/test_browser_live.py",
+    "tests/web/test_share_pages.py",
+    "tests/web/test_browser_takes.py",
+    "tests/web/test_browser_review.py",
     "tests/api/test_blobs_live.py",
     "tests/api/test_media_memory.py",  # a server process streaming 300 MB
+    "tests/api/test_downloads_memory.py",  # a server process zipping 2 GiB
+    "tests/api/test_events_live.py",  # an API process and a worker process, one event stream
     "tests/test_cli.py",  # the console script as subprocesses
     # Sweeps of the whole API surface (every operation, every tenant pairing): in-process, but
     # a minute together; they guard the hardening rather than the core.

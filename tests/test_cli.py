@@ -214,6 +214,41 @@ def test_the_output_folder_is_made_ready_before_generating(tmp_path: Path) -> No
     assert out.returncode == 1 and "cannot reach" in out.stderr  # made before the request
 
 
+def test_takes_options_are_checked_before_anything_is_sent(tmp_path: Path) -> None:
+    none = mediagen("generate", "audio", "lo-fi", "--n", "0", *closed_server(), cwd=tmp_path)
+    assert none.returncode == 2 and "cannot reach" not in none.stderr
+    into_a_file = mediagen(
+        "generate", "audio", "lo-fi", "--n", "3", "-o", "x.mp3", *closed_server(), cwd=tmp_path
+    )
+    flat = " ".join(into_a_file.stderr.replace("│", " ").split())
+    assert into_a_file.returncode == 2 and "-o is a folder" in flat and "cannot reach" not in flat
+
+
+# -- generate against a live server --------------------------------------------------------------------
+
+
+def test_generate_n_takes_prints_every_id_and_saves_every_take(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    env = {"MEDIAGEN_API_URL": live_server.url, "MEDIAGEN_API_KEY": live_server.admin_key or ""}
+    queued = mediagen("generate", "audio", "lo-fi", "--duration", "1", "--n", "2", "--seed", "5", "--no-wait",
+                      cwd=tmp_path, env=env)  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    ids = [int(line) for line in queued.stdout.split()]
+    assert len(ids) == 2 and "take group tg_" in queued.stderr
+    with live_server.client() as api:
+        items = [api.get(f"/api/audio/{i}").json() for i in ids]
+    assert [i["seed"] for i in items] == [5, 6] and items[0]["take_group"] == items[1]["take_group"]
+
+    folder = tmp_path / "takes"  # made for them
+    saved = mediagen("generate", "audio", "lo-fi", "--duration", "1", "-n", "3", "-o", str(folder),
+                     cwd=tmp_path, env=env)  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    paths = [Path(line) for line in saved.stdout.split()]
+    assert len(paths) == 3 and all(p.parent == folder and p.is_file() for p in paths)
+    assert len({p.read_bytes() for p in paths}) == 3  # fresh seeds: three different takes
+
+
 # -- generate against a live server --------------------------------------------------------------------
 
 

@@ -158,7 +158,14 @@ def generate(
     campaign: Annotated[str | None, typer.Option(help="Campaign id")] = None,
     client: Annotated[str | None, typer.Option(help="Client id")] = None,
     brief: Annotated[str | None, typer.Option(help="Brief id")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Reproduce a result (take i of --n gets seed + i); default a fresh random one"),
+    ] = None,
+    n: Annotated[
+        int,
+        typer.Option("--n", "-n", min=1, help="How many takes: distinct seeds, one take group, all saved"),
+    ] = 1,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Model input key=value")] = None,
     output: Annotated[
         Path | None,
@@ -194,8 +201,15 @@ def generate(
     _named_vs_params(named, params, kind, model, _settings())
     body: dict[str, Any] = {"prompt": prompt, "parameters": params}
     body.update({name: value for name, (_, value) in named.items()})
+    if n > 1:
+        body["n"] = n
+        if output is not None and not output.is_dir() and output.suffix:
+            raise typer.BadParameter(
+                "with --n > 1, -o is a folder: each take is saved there", param_hint="-o"
+            )
     if wait:
-        _prepare_output(output)
+        # Several takes go into -o as a folder (made if missing), each under its own name.
+        _prepare_output(output / "take" if n > 1 and output is not None else output)
     http = _client(url, key)
     base = str(http.base_url).rstrip("/")
     with http:
@@ -212,63 +226,90 @@ def generate(
             print(f"Error {r.status_code}: {_detail(r)}", file=sys.stderr)
             raise typer.Exit(1)
         created = r.json()
-        gen_id = created[info.id_field]
-        print(f"{kind} {gen_id} queued on {created['model']} ({created['engine']})", file=sys.stderr)
+        ids = created.get("ids") or [created[info.id_field]]
+        group = f" (take group {created['take_group']})" if created.get("take_group") else ""
+        queued = ", ".join(str(i) for i in ids)
+        print(f"{kind} {queued} queued on {created['model']} ({created['engine']}){group}", file=sys.stderr)
         if not wait:
-            print(gen_id)
+            for gen_id in ids:
+                print(gen_id)
             return
-        where = f"{base}/api/{info.path}/{gen_id}"
-        try:
-            item = _wait(http, kind, info.path, gen_id, timeout)
-        except httpx.TransportError as exc:
-            _fail(f"lost the connection to {base} ({exc}); the {kind} goes on there: GET {where}")
-        if item["status"] != "completed":
-            print(f"{kind} {gen_id} {item['status']}: {item.get('error')}", file=sys.stderr)
+        failed = [gen_id for gen_id in ids if not _fetch(http, kind, info, gen_id, output, timeout)]
+        if failed:
             raise typer.Exit(1)
-        ctype = item.get("content_type") or ""
-        exts = _extensions(ctype)
-        dest, note = _destination(output, f"{kind}-{gen_id}{exts[0] if exts else '.bin'}", ctype)
-        if note:
-            print(f"Note: {note}", file=sys.stderr)
-        if output is not None and dest != output and not output.is_dir() and dest.exists():
-            _fail(f"not saved: {dest} exists already. The {kind} is on the server: {where}/data")
-        try:
-            _save(http, f"/api/{info.path}/{gen_id}/data", dest)
-        except (OSError, httpx.HTTPError, _SaveError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            _fail(f"could not save {dest}: {reason}. The {kind} is on the server: {where}/data")
-        extra = f", {item['duration']:.2f} s" if item.get("duration") else ""
-        print(f"Saved {dest} ({ctype}{extra})", file=sys.stderr)
-        print(dest)
+
+
+def _fetch(
+    http: httpx.Client, kind: str, info: KindInfo, gen_id: Any, output: Path | None, timeout: float
+) -> bool:
+    """Wait for one take and save it (its path printed on stdout); False if it did not complete."""
+    base = str(http.base_url).rstrip("/")
+    where = f"{base}/api/{info.path}/{gen_id}"
+    try:
+        item = _wait(http, kind, info.path, gen_id, timeout)
+    except httpx.TransportError as exc:
+        _fail(f"lost the connection to {base} ({exc}); the {kind} goes on there: GET {where}")
+    if item["status"] != "completed":
+        print(f"{kind} {gen_id} {item['status']}: {item.get('error')}", file=sys.stderr)
+        return False
+    ctype = item.get("content_type") or ""
+    exts = _extensions(ctype)
+    dest, note = _destination(output, f"{kind}-{gen_id}{exts[0] if exts else '.bin'}", ctype)
+    if note:
+        print(f"Note: {note}", file=sys.stderr)
+    if output is not None and dest != output and not output.is_dir() and dest.exists():
+        _fail(f"not saved: {dest} exists already. The {kind} is on the server: {where}/data")
+    try:
+        _save(http, f"/api/{info.path}/{gen_id}/data", dest)
+    except (OSError, httpx.HTTPError, _SaveError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _fail(f"could not save {dest}: {reason}. The {kind} is on the server: {where}/data")
+    extra = f", {item['duration']:.2f} s" if item.get("duration") else ""
+    print(f"Saved {dest} ({ctype}{extra})", file=sys.stderr)
+    print(dest)
+    return True
 
 
 def _wait(http: httpx.Client, kind: str, path: str, gen_id: Any, timeout: float) -> dict[str, Any]:
-    """Poll with a progress bar until the asset reaches a terminal status."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """Follow the asset with a progress bar (its percent where the engine reports one) until it
+    finishes: from the server's event stream, or by polling where there is none (cli/progress.py)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from mediagen.vocabulary import TERMINAL
+    from mediagen.cli import progress
 
-    started = time.monotonic()
+    def get_item(ident: int) -> dict[str, Any]:
+        r = http.get(f"/api/{path}/{ident}")
+        if r.status_code >= 400:
+            _fail(f"{kind} {ident}: the server answered {r.status_code}: {_detail(r)}")
+        return dict(r.json())
+
+    deadline = time.monotonic() + timeout
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
     ) as bar:
         task = bar.add_task(f"{kind} {gen_id}: pending", total=None)
-        while True:
-            r = http.get(f"/api/{path}/{gen_id}")
-            if r.status_code >= 400:
-                _fail(f"{kind} {gen_id}: the server answered {r.status_code}: {_detail(r)}")
-            item: dict[str, Any] = r.json()
-            bar.update(task, description=f"{kind} {gen_id}: {item['status']}")
-            if item["status"] in TERMINAL:
-                return item
-            if time.monotonic() - started > timeout:
-                print(
-                    f"Still {item['status']} after {timeout:.0f} s; "
-                    f"check later with GET /api/{path}/{gen_id}",
-                    file=sys.stderr,
-                )
-                raise typer.Exit(2)
-            time.sleep(0.5)
+
+        def show(item: dict[str, Any]) -> None:
+            done = item.get("progress")
+            text = item.get("progress_note") or item["status"]
+            if isinstance(done, int | float) and item["status"] == "processing":
+                bar.update(task, description=f"{kind} {gen_id}: {text} {round(done * 100)}%", total=1.0)
+                bar.update(task, completed=done)
+            else:
+                bar.update(task, description=f"{kind} {gen_id}: {text}", total=None)
+
+        try:
+            items = progress.follow(http, [int(gen_id)], deadline, get_item, show)
+        except progress.StreamUnavailable:
+            items = progress.poll([int(gen_id)], deadline, get_item, show)
+    item = items.get(int(gen_id)) or get_item(int(gen_id))
+    if item["status"] not in progress.TERMINAL:
+        print(
+            f"Still {item['status']} after {timeout:.0f} s; check later with GET /api/{path}/{gen_id}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
+    return item
 
 
 class _SaveError(Exception):

@@ -5,7 +5,6 @@ downloadable as one streamed zip.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,13 +17,13 @@ from mediagen.db.base import utcnow
 from mediagen.errors import InvalidInput, MediagenError, NotFound, invalid, not_found
 from mediagen.generations.compose import ClipIn, ComposeRequest, MusicIn, as_sent
 from mediagen.generations.context import CoreContext
+from mediagen.generations.filenames import extension
+from mediagen.generations.schemas import AssetId
 from mediagen.generations.service import GenerationService
 from mediagen.generations.tables import Export, ExportItem, Generation
+from mediagen.generations.zipstream import ZipMember, zip_blobs
 from mediagen.loudness import PRESETS
 from mediagen.vocabulary import KINDS, Kind, Status
-
-EXTENSIONS = {"video/mp4": "mp4", "audio/mpeg": "mp3", "audio/wav": "wav"}
-
 
 Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
 
@@ -67,8 +66,8 @@ class ChannelIn(_Strict):
 
 
 class SourceIn(_Strict):
-    video_id: int | None = Field(default=None, ge=1)
-    audio_id: int | None = Field(default=None, ge=1)
+    video_id: AssetId | None = None
+    audio_id: AssetId | None = None
 
 
 class ExportRequest(_Strict):
@@ -213,54 +212,16 @@ class ExportService:
         if not ready:
             raise invalid("export", "no rendition is completed yet")
         prefix = export.campaign_id or export.client_id or "mediagen"
-        store = self.ctx.store
-
-        def chunks() -> Iterator[bytes]:
-            sink = _Sink()
-            with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for channel, gen in ready:
-                    ext = EXTENSIONS.get(gen.content_type or "", "bin")
-                    info = zipfile.ZipInfo(f"{prefix}-{channel}-{gen.id}.{ext}", date_time=_stamp(gen))
-                    with zf.open(info, "w", force_zip64=True) as member:
-                        key = gen.blob_key or ""
-                        for chunk in store.open_range(key, 0, max(0, (gen.size_bytes or 1) - 1)):
-                            member.write(chunk)
-                            yield sink.take()
-                yield sink.take()
-            yield sink.take()
-
-        return f"{prefix}-export-{export.id}.zip", chunks()
-
-
-class _Sink:
-    """A write-only, unseekable file for zipfile: what was written is handed on and forgotten."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._pos = 0
-
-    def write(self, data: bytes, /) -> int:
-        self._parts.append(bytes(data))
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def take(self) -> bytes:
-        out, self._parts = b"".join(self._parts), []
-        return out
-
-
-def _stamp(gen: Generation) -> tuple[int, int, int, int, int, int]:
-    t = gen.completed_at or gen.created_at
-    return (max(1980, t.year), t.month, t.day, t.hour, t.minute, t.second)
+        members = [
+            ZipMember(
+                f"{prefix}-{channel}-{gen.id}.{extension(gen.content_type)}",
+                gen.blob_key or "",
+                gen.size_bytes or 0,
+                gen.completed_at or gen.created_at,
+            )
+            for channel, gen in ready
+        ]
+        return f"{prefix}-export-{export.id}.zip", zip_blobs(self.ctx.store, members)
 
 
 __all__ = ["CHANNELS", "PRESETS", "ExportRequest", "ExportService"]

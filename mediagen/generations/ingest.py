@@ -24,6 +24,7 @@ from mediagen.engines.base import OutputFile
 from mediagen.engines.downloads import DownloadError
 from mediagen.errors import MediagenError
 from mediagen.generations.context import CoreContext
+from mediagen.generations.events import EventType, record_event
 from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.loudness import Measurement, measure_file
@@ -225,6 +226,7 @@ class Ingestor:
                 cost_usd=cost,
                 error=None,
                 download_error=None,
+                event_data=stored.event(row.kind, row.id),
                 **stored.columns(),
             )
             if not completed:
@@ -245,6 +247,8 @@ class Ingestor:
             s.add(row)
             s.flush()
             self._record(s, row.id, stored)
+            # The upload's only event: it is created already completed.
+            record_event(s, row.id, EventType.CREATED, stored.event(row.kind, row.id))
         return row
 
 
@@ -270,6 +274,18 @@ class Stored:
             "loudness_lufs": loud.integrated_lufs if loud else None,
             "true_peak_dbtp": loud.true_peak_dbtp if loud else None,
             "loudness_range": loud.lra if loud else None,
+        }
+
+    def event(self, kind: str, gen_id: int) -> dict[str, Any]:
+        """What a live page or the CLI needs of a finished asset without another request."""
+        base = f"/api/{KINDS[Kind(kind)].path}/{gen_id}"
+        columns = self.columns()
+        return {
+            **{k: columns[k] for k in ("duration", "width", "height", "content_type", "size_bytes")},
+            "data_url": f"{base}/data",
+            "thumbnail_url": f"{base}/thumbnail" if "thumbnail" in self.derivations else None,
+            "waveform_url": f"{base}/waveform" if "waveform" in self.derivations else None,
+            "progress_note": None,
         }
 
     def meta(self) -> dict[str, Any]:

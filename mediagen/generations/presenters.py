@@ -135,12 +135,15 @@ def asset_json(
 ACCEPTED_META = ("engine_label", "requested_model", "notice", "ignored_inputs")
 
 
-def accepted_json(row: AssetRow, info: KindInfo) -> dict[str, Any]:
+def accepted_json(row: AssetRow, info: KindInfo, ids: list[int] | None = None) -> dict[str, Any]:
     """The 202 body for a new generation (seed's `{<kind>_id, status, model}` plus where to poll,
-    and any notice about the model actually used)."""
+    and any notice about the model actually used). `row` is the first take; `ids` lists every
+    take of the request (default: just this one)."""
     return {
         info.id_field: row.id,
         "id": row.id,
+        "ids": list(ids) if ids is not None else [row.id],
+        "take_group": row.take_group,
         "status": row.status,
         "model": row.model_id,
         "engine": row.engine,

@@ -1,21 +1,24 @@
 """The heartbeat: re-dispatch whatever lost its worker or is due a poll; fail what ran out of
-chances; collect blobs nothing references."""
+chances; collect blobs nothing references; prune old events."""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from mediagen.db.base import utcnow
 from mediagen.generations.context import CoreContext
+from mediagen.generations.event_stream import EventStream
 from mediagen.generations.ports import Step
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import ACTIVE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.pipeline")
 GC_GRACE_SECONDS = 3600
+PRUNE_EVENTS_EVERY_S = 300.0  # one bounded DELETE per process every few minutes is plenty
 
 
 class Reconciler:
@@ -29,6 +32,8 @@ class Reconciler:
             ctx.store,
             ctx.queue,
         )
+        self.events = EventStream(ctx.db)
+        self._events_pruned_at = float("-inf")
 
     def collect_garbage(self) -> None:
         """Bytes nobody references (a lost race, a crash between put and commit) go after a grace
@@ -76,7 +81,20 @@ class Reconciler:
             if self.rows.cas(gid, (Status.PROCESSING,), next_poll_at=now + timedelta(seconds=30)):
                 count += 1
                 self.queue.dispatch(Step.REFRESH, gid)
+        self.prune_events()
         return count
+
+    def prune_events(self, *, force: bool = False) -> int:
+        """Events older than `events_keep_days` go (streams resume only within that window);
+        at most one batch every `PRUNE_EVENTS_EVERY_S`, so the heartbeat stays cheap."""
+        now = time.monotonic()
+        if not force and now - self._events_pruned_at < PRUNE_EVENTS_EVERY_S:
+            return 0
+        self._events_pruned_at = now
+        pruned = self.events.prune(self.settings.events_keep_days)
+        if pruned:
+            log.info("pruned %s events older than %s days", pruned, self.settings.events_keep_days)
+        return pruned
 
     def _requeue(self, row: Generation, now: datetime) -> None:
         gen_id, status, attempts = row.id, row.status, row.attempts

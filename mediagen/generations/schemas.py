@@ -23,6 +23,8 @@ Parameters = Annotated[dict[str, Any], AfterValidator(bounded_json(MAX_PARAMETER
 
 # The request fields that are not model inputs: they file the asset or pick the model.
 FILING_FIELDS = ("model", "client_id", "campaign_id", "brief_id", "collection", "parameters")
+# The most takes (`n`) a request can ever ask for; `Settings.max_takes` may lower it.
+MAX_TAKES = 8
 
 
 class GenerateRequest(BaseModel):
@@ -37,7 +39,17 @@ class GenerateRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     model: str | None = Field(default=None, max_length=128, description="Model id; default per kind")
     duration: float | None = Field(default=None, gt=0, description="Seconds")
-    seed: Int64 | None = None
+    seed: Int64 | None = Field(
+        default=None,
+        description="Reproduce a result: take i gets seed + i. Without it each take gets a fresh random seed",
+    )
+    n: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_TAKES,
+        description=f"How many takes (1–{MAX_TAKES}, at most the server's max_takes): one asset each, "
+        "with distinct seeds, in one take group; counted as one request by the rate limit",
+    )
     client_id: Ref | None = None
     campaign_id: Ref | None = None
     brief_id: Ref | None = None
@@ -78,15 +90,28 @@ class GenerateRequest(BaseModel):
     def named_inputs(self) -> dict[str, Any]:
         """The fields that map onto model inputs (everything but filing fields)."""
         data = self.model_dump(exclude_unset=True, exclude_none=True)
-        return {k: v for k, v in data.items() if k not in FILING_FIELDS}
+        return {k: v for k, v in data.items() if k not in FILING_FIELDS and k != "n"}
+
+
+class RetryRequest(BaseModel):
+    """Regenerate: a new take in the asset's take group, with a new seed unless asked otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    same_seed: bool = Field(default=False, description="Reuse the asset's stored seed (the same result)")
 
 
 class GenerateAccepted(BaseModel):
-    """The 202 body: the seed's `<kind>_id` (e.g. `audio_id`) beside `id`, and where to poll."""
+    """The 202 body: the seed's `<kind>_id` (e.g. `audio_id`) beside `id`, and where to poll;
+    `id` is the first take, `ids` every take of the request."""
 
     model_config = ConfigDict(extra="allow")
 
     id: int
+    ids: list[int] = Field(description="Every take this request made, first to last ([id] for n = 1)")
+    take_group: str | None = Field(
+        description="The takes' group (`tg_…`, GET /api/takes/{take_group}); null for a single take"
+    )
     status: Status
     model: str = Field(description="The model that will make it (an offline draft's synth model)")
     engine: str

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,19 +20,31 @@ from mediagen.auth.service import Principal
 from mediagen.campaigns.service import CampaignService
 from mediagen.catalog.registry import ModelEntry, check_model_kind
 from mediagen.db.base import utcnow
-from mediagen.engines.base import EngineError, InputError
-from mediagen.errors import Conflict, NotFound, ProviderRefused, Unavailable, invalid, not_found
+from mediagen.engines.base import InputError
+from mediagen.errors import Conflict, NotFound, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
+from mediagen.generations.events import EventType, record_event
 from mediagen.generations.gallery import gallery_statements
 from mediagen.generations.ingest import IngestError, StorageFailure
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
 from mediagen.generations.presenters import AssetRow
-from mediagen.generations.ratelimit import RateLimiter
+from mediagen.generations.ratelimit import Limiter
 from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Derivation, Generation, Source
+from mediagen.generations.takes import (
+    Takes,
+    drop_rows,
+    given_seed,
+    join_group,
+    new_group,
+    plan_seeds,
+    request_takes,
+    seed_input,
+    submit_takes,
+)
 from mediagen.vocabulary import TERMINAL, UPLOAD_ENGINE, ProviderStatus, Status
 
 log = logging.getLogger("mediagen.generations")
@@ -69,7 +81,7 @@ class GenerationService:
         campaigns: CampaignService,
         assets: AssetRecords,
         pipeline: Pipeline,
-        rate_limiter: RateLimiter,
+        rate_limiter: Limiter,
     ) -> None:
         self.settings, self.db, self.catalog, self.router, self.queue = (
             ctx.settings,
@@ -87,18 +99,34 @@ class GenerationService:
     def create(
         self, principal: Principal, kind: str, req: GenerateRequest, *, idempotency_key: str | None = None
     ) -> tuple[Generation, bool]:
-        """Validate everything, insert the row (pending) and hand it to the queue.
+        """`create_takes` for callers that want the (first) row and whether it is new."""
+        takes = self.create_takes(principal, kind, req, idempotency_key=idempotency_key)
+        return takes.first, takes.created
 
-        Returns (row, created). An `Idempotency-Key` seen before from the same API key (or web
-        session) with the same request returns the first row unchanged, so a client retrying a
-        timed-out POST never makes a second asset; with another request it is a Conflict.
-        A request counts against the rate limit once it is valid, and a replay does not count.
+    def create_takes(
+        self,
+        principal: Principal,
+        kind: str,
+        req: GenerateRequest,
+        *,
+        idempotency_key: str | None = None,
+        regenerate: int | None = None,
+    ) -> Takes:
+        """Validate everything, insert `req.n` rows (pending) in one transaction and queue them.
+
+        An `Idempotency-Key` seen before from the same API key (or web session) with the same
+        request returns the first request's takes unchanged, so a client retrying a timed-out POST
+        never makes a second set; with another request it is a Conflict. A request counts against
+        the rate limit once it is valid, once whatever its `n`, and a replay does not count.
+        `regenerate` (an asset's id) puts the new take into that asset's take group.
         """
+        if req.n > self.settings.max_takes:
+            raise invalid("n", f"at most {self.settings.max_takes} takes per request on this server")
         fingerprint = request_hash(kind, req)
         if idempotency_key:
             existing = self._by_idempotency(principal, idempotency_key)
             if existing is not None:
-                return self._replay(existing, fingerprint), False
+                return self._replay(existing, fingerprint)
         model_id = req.model or self.router.default_model(kind)
         entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
         routing = self.router.route(model_id)
@@ -140,6 +168,10 @@ class GenerationService:
         for name, asset_id in built.media.items():
             if name in entry.media_inputs:  # top-level; nested ids are already in place
                 parameters[name] = asset_id
+        seed_name = seed_input(entry)
+        chosen = built.inputs.get(seed_name or "") if given_seed(entry, named, parameters_in) else None
+        seeds = plan_seeds(entry, chosen, req.n)
+        rows: list[Generation] = []
         with self.db.write() as s:
             client_id, campaign_id, brief_id = self.campaigns.resolve_filing(
                 s, principal, client_id=req.client_id, campaign_id=req.campaign_id, brief_id=req.brief_id
@@ -157,75 +189,63 @@ class GenerationService:
                         exc.field or "", f"parameters.{exc.field}" if exc.field else "parameters"
                     )
                     raise invalid(where, exc.message) from exc
-            self.rate_limiter.check(principal.key_id or principal.user_id)
+            self.rate_limiter.check(principal.key_id or principal.user_id, s)
             now = utcnow()
-            row = Generation(
-                kind=kind,
-                prompt=req.prompt,
-                model_id=model_id,
-                engine=routing.engine,
-                parameters=parameters,
-                status=Status.PENDING,
-                collection=req.collection,
-                client_id=client_id,
-                campaign_id=campaign_id,
-                brief_id=brief_id,
-                cost_usd=entry.estimate_cost(parameters),
-                meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
-                idempotency_key=idempotency_key,
-                idempotency_scope=idempotency_scope(principal) if idempotency_key else None,
-                idempotency_hash=fingerprint if idempotency_key else None,
-                owner_key=principal.user_id,
-                webhook_token=secrets.token_urlsafe(24),
-                # Unclaimed rows become visible to reconcile after one lease: a lost enqueue heals.
-                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                existing = self._by_idempotency(principal, idempotency_key or "")
-                if existing is None:
-                    raise
-                return self._replay(existing, fingerprint), False
-            for name, asset_id in built.media.items():
-                s.add(
-                    Source(
-                        generation_id=row.id,
-                        field=name,
-                        source_id=asset_id,
-                        source_kind=entry.media_kind(name),
-                    )
+            group = join_group(s, regenerate) if regenerate is not None else None
+            group = group or (new_group() if req.n > 1 else None)
+            for take, seed in enumerate(seeds):
+                inputs = parameters if seed is None else {**parameters, seed_name or "seed": seed}
+                first = take == 0 and idempotency_key is not None  # the key is unique: on one row
+                row = Generation(
+                    kind=kind,
+                    prompt=req.prompt,
+                    model_id=model_id,
+                    engine=routing.engine,
+                    parameters=inputs,
+                    status=Status.PENDING,
+                    collection=req.collection,
+                    client_id=client_id,
+                    campaign_id=campaign_id,
+                    brief_id=brief_id,
+                    cost_usd=entry.estimate_cost(inputs),
+                    meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
+                    seed=seed,
+                    take_group=group,
+                    idempotency_key=idempotency_key if first else None,
+                    idempotency_scope=idempotency_scope(principal) if first else None,
+                    idempotency_hash=fingerprint if first else None,
+                    owner_key=principal.user_id,
+                    webhook_token=secrets.token_urlsafe(24),
+                    # Unclaimed rows become visible to reconcile after one lease: a lost enqueue heals.
+                    lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                    created_at=now,
+                    updated_at=now,
                 )
+                s.add(row)
+                try:
+                    s.flush()
+                except IntegrityError:
+                    s.rollback()
+                    existing = self._by_idempotency(principal, idempotency_key or "")
+                    if existing is None or not first:
+                        raise
+                    return self._replay(existing, fingerprint)
+                for name, asset_id in built.media.items():
+                    s.add(
+                        Source(
+                            generation_id=row.id,
+                            field=name,
+                            source_id=asset_id,
+                            source_kind=entry.media_kind(name),
+                        )
+                    )
+                record_event(s, row.id, EventType.CREATED)
+                rows.append(row)
         engine = self.router.engine(routing.engine)
         if engine is None or engine.capabilities.inline:
-            self._enqueue(row)
-            return row, True
-        # Remote engines are submitted in the request itself, so a provider's verdict on the
-        # inputs reaches the caller as a 422 naming the field, and no row is kept.
-        try:
-            self.pipeline.submit(row.id, inline=True)
-        except InputError as exc:
-            with self.db.write() as s:
-                s.execute(delete(Generation).where(Generation.id == row.id))
-            # Strip only a leading "<field>: " (Cog's form): Replicate's descriptions contain ": " too.
-            message = str(exc)
-            if exc.field and message.startswith(f"{exc.field}: "):
-                message = message[len(exc.field) + 2 :]
-            field = built.origin.get(exc.field, f"parameters.{exc.field}") if exc.field else "parameters"
-            raise invalid(field, message) from exc
-        except EngineError as exc:
-            raise ProviderRefused(
-                f"{routing.engine} refused the job: {exc} (generation {row.id} failed)",
-                kind=kind,
-                generation_id=row.id,
-                payment=exc.status_code == 402,
-            ) from exc
-        with self.db.read() as s:
-            return s.get(Generation, row.id) or row, True
+            self._enqueue(rows)
+            return Takes(rows, True)
+        return Takes(submit_takes(self.pipeline, rows, kind, built.origin), True)
 
     def create_upload(
         self,
@@ -278,26 +298,26 @@ class GenerationService:
                 )
             )
 
-    def _enqueue(self, row: Generation) -> None:
-        """Hand a new row to the queue; if the queue cannot take it, the row goes too (a 503 that
+    def _enqueue(self, rows: list[Generation]) -> None:
+        """Hand new rows to the queue; if the queue cannot take them, the rows go too (a 503 that
         leaves nothing pending forever)."""
         try:
-            self.queue.dispatch(Step.SUBMIT, row.id, lane=self.pipeline.ctx.lane_for(row.engine))
+            for row in rows:
+                self.queue.dispatch(Step.SUBMIT, row.id, lane=self.pipeline.ctx.lane_for(row.engine))
         except Exception as exc:
-            log.exception("generation %s: the job queue refused it", row.id)
-            with self.db.write() as s:
-                s.execute(delete(Generation).where(Generation.id == row.id))
+            log.exception("generation %s: the job queue refused it", rows[0].id)
+            drop_rows(self.db, [r.id for r in rows])
             raise Unavailable(
                 "the job queue cannot take new jobs right now; try again", retry_after=5
             ) from exc
 
-    @staticmethod
-    def _replay(existing: Generation, fingerprint: str) -> Generation:
-        """The first answer to a repeated request; a key reused for another request is refused
-        (it must never answer with something the caller did not ask for)."""
+    def _replay(self, existing: Generation, fingerprint: str) -> Takes:
+        """The first answer to a repeated request (all its takes); a key reused for another
+        request is refused (it must never answer with something the caller did not ask for)."""
         if existing.idempotency_hash is not None and existing.idempotency_hash != fingerprint:
             raise Conflict("Idempotency-Key was already used for a different request; send a new key")
-        return existing
+        with self.db.read() as s:
+            return Takes(request_takes(s, existing), False)
 
     def _check_dropped_media(
         self,
@@ -403,9 +423,20 @@ class GenerationService:
         limit: int,
         offset: int,
         q: str | None = None,
+        sort: str | None = None,
     ) -> tuple[list[AssetRow], int]:
-        """A gallery page from the indexes alone: newest first, ties broken by id."""
-        count_stmt, page_stmt = gallery_statements(principal, kind, filters, limit=limit, offset=offset, q=q)
+        """A gallery page from the indexes alone: newest first (with a search `q`, best match
+        first) unless `sort` says otherwise (`gallery.SORT_VALUES`); ties broken by id."""
+        count_stmt, page_stmt = gallery_statements(
+            principal,
+            kind,
+            filters,
+            limit=limit,
+            offset=offset,
+            q=q,
+            sort=sort,
+            dialect=self.db.read_engine.dialect.name,
+        )
         with self.db.read() as s:
             total = s.scalar(count_stmt) or 0
             rows = s.execute(page_stmt).all()
@@ -416,6 +447,8 @@ class GenerationService:
     def delete(self, principal: Principal, kind: str, gen_id: int) -> None:
         row = self.get(principal, kind, gen_id)
         with self.db.write() as s:
+            # Events have no foreign key: this one outlives the row, so streams see it go.
+            record_event(s, row.id, EventType.DELETED)
             released = self.assets.purge_where(s, Generation.id == row.id)
         self.assets.free(released)
 
@@ -442,11 +475,18 @@ class GenerationService:
                         fresh.meta = {**(fresh.meta or {}), "cancel_error": provider_error}
         return Canceled(self.get(principal, kind, gen_id), provider_error)
 
-    def retry(self, principal: Principal, kind: str, gen_id: int) -> Generation:
-        """A new generation with the same model, inputs and filing (the original is kept)."""
+    def retry(self, principal: Principal, kind: str, gen_id: int, *, same_seed: bool = False) -> Generation:
+        """A new take of an asset: the same model, inputs and filing, a new seed (`same_seed`
+        reuses the stored one), in the original's take group (one is made if it had none)."""
         row = self.get(principal, kind, gen_id)
         params = dict(row.parameters)
         params.pop("prompt", None)
+        entry = self.catalog.get(row.model_id)
+        seed_name = seed_input(entry) if entry is not None else None
+        if seed_name is not None and not same_seed:
+            params.pop(seed_name, None)
+        elif seed_name is not None and row.seed is not None:
+            params[seed_name] = row.seed
         try:
             req = GenerateRequest(
                 prompt=row.prompt,
@@ -461,5 +501,4 @@ class GenerationService:
             raise Conflict(
                 f"{kind} {gen_id} was made with inputs no longer accepted: {exc.errors()[0]['msg']}"
             ) from exc
-        new, _ = self.create(principal, kind, req)
-        return new
+        return self.create_takes(principal, kind, req, regenerate=row.id).first

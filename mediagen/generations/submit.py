@@ -10,14 +10,11 @@ import logging
 import shutil
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, update
-
 from mediagen.db.base import utcnow
 from mediagen.engines.base import Engine, EngineError, Finished, InputError, Job, Submitted, WebhookAuth
 from mediagen.generations.context import CoreContext
 from mediagen.generations.ingest import IngestError, Ingestor
 from mediagen.generations.inputs import InputMaterializer
-from mediagen.generations.leases import rowcount
 from mediagen.generations.ports import Step
 from mediagen.generations.provider import ProviderSync
 from mediagen.generations.running import LeaseKeeper, RowControl
@@ -50,27 +47,9 @@ class Submitter:
         return None
 
     def _claim(self, gen_id: int) -> Generation | None:
-        now = utcnow()
         with self.db.write() as s:
-            claimed = s.execute(
-                update(Generation)
-                .where(
-                    Generation.id == gen_id,
-                    Generation.provider_ref.is_(None),
-                    or_(
-                        Generation.status == Status.PENDING,
-                        and_(Generation.status == Status.PROCESSING, Generation.lease_until < now),
-                    ),
-                )
-                .values(
-                    status=Status.PROCESSING,
-                    attempts=Generation.attempts + 1,
-                    lease_until=self.rows.lease(),
-                    lease_owner=self.ctx.workers.process_id,
-                    updated_at=now,
-                )
-            )
-            return s.get(Generation, gen_id) if rowcount(claimed) else None
+            claimed = self.rows.claim(gen_id, self.ctx.workers.process_id, session=s)
+            return s.get(Generation, gen_id) if claimed else None
 
     def submit(self, gen_id: int, *, inline: bool = False) -> None:
         """Claim and run one submission. `inline` (the API's request thread, for remote engines)

@@ -23,7 +23,7 @@ from mediagen.loudness.presets import PRESETS, verdict
 from mediagen.vocabulary import MAX_ID, KindInfo, kind_info
 from mediagen.web.errors import not_found_page
 from mediagen.web.filters import iso
-from mediagen.web.listing import name_of
+from mediagen.web.listing import brief_choices, campaign_choices, client_choices, name_of, options_with
 from mediagen.web.pages import page_router, render, templates
 from mediagen.web.session import Me, svc
 
@@ -130,6 +130,71 @@ def export_channels(kind: str) -> list[dict[str, str]]:
     return [{"name": c.name, "about": describe_channel(c)} for c in CHANNELS.values() if c.kind == kind]
 
 
+# review --------------------------------------------------------------------------------------
+# How the review history reads a move to each status: "Approved by ana@example.com, 2 h ago".
+HISTORY_VERBS = {
+    "draft": "Back to draft",
+    "in_review": "Sent for review",
+    "approved": "Approved",
+    "rejected": "Rejected",
+}
+templates.env.globals.update(HISTORY_VERBS=HISTORY_VERBS)
+
+
+def music_facts(asset: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Tempo, key and genre where the engine wrote them (the synth does; a hosted model may not)."""
+    meta = asset.get("metadata") or {}
+    bpm = meta.get("bpm") if isinstance(meta.get("bpm"), int | float) else None
+    key = meta.get("scale") or meta.get("key")
+    genre = str(meta["genre"]).replace("_", " ") if meta.get("genre") else None
+    if bpm is None and not key and not genre:
+        return None
+    return {"bpm": bpm, "key": key, "genre": genre}
+
+
+def filing_context(request: Request, me: Principal, asset: Mapping[str, Any]) -> dict[str, Any]:
+    """What `_filing.html` needs to re-file the asset, with its present filing chosen."""
+    services = svc(request)
+    related = services.campaigns
+    chosen = {name: asset.get(name) for name in ("client_id", "campaign_id", "brief_id")}
+    return {
+        "clients": options_with(
+            client_choices(services, me), chosen["client_id"], lambda i: related.get_client(me, i)
+        ),
+        "campaigns": options_with(
+            campaign_choices(services, me), chosen["campaign_id"], lambda i: related.get_campaign(me, i)
+        ),
+        "briefs": options_with(
+            brief_choices(services, me), chosen["brief_id"], lambda i: related.get_brief(me, i)
+        ),
+        "chosen": chosen,
+        "collection_value": asset.get("collection"),
+    }
+
+
+def review_context(request: Request, me: Principal, kind: str, asset: Mapping[str, Any]) -> dict[str, Any]:
+    """The review history (newest first) and the comments (by time), as the partials show them.
+
+    `own` marks the comments this user may delete, by the service's rule: their own, a share-link
+    reviewer's (the team moderates those), or any for an admin."""
+    services = svc(request)
+    moves = services.review.history(me, kind, asset["id"])
+    history = [{"to": m.to_status, "by": m.actor_name or "someone", "at": iso(m.at)} for m in reversed(moves)]
+    comments = [
+        {
+            "id": c.id,
+            "at": c.at_seconds,
+            "text": c.text,
+            "author": c.author_name,
+            "created_at": iso(c.created_at),
+            "own": c.author_user is None or c.author_user == me.user_id or me.is_admin,
+        }
+        for c in services.comments.list(me, kind, asset["id"])
+    ]
+    comments.sort(key=lambda c: (c["at"] is None, c["at"] or 0.0, c["id"]))
+    return {"history": history, "comments": comments}
+
+
 # pages ---------------------------------------------------------------------------------------
 def load_asset(
     request: Request, me: Principal, kind: str, gen_id: int, *, lineage: bool = False
@@ -166,6 +231,9 @@ def asset_page(request: Request, kind: str, gen_id: AssetId, me: Me) -> Response
         "verdicts": loudness_verdicts(asset["loudness"]) if asset["loudness"] else [],
         "lineage": lineage_links(asset, input_titles),
         "channels": export_channels(kind),
+        "music": music_facts(asset) if kind == "audio" else None,
+        **filing_context(request, me, asset),
+        **review_context(request, me, kind, asset),
     }
     return render(request, "asset.html", context, me=me, section=info.gallery)
 

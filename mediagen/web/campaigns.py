@@ -1,5 +1,5 @@
 """Campaigns: the list with a form for a new one, and one campaign's page (its assets by kind, its
-briefs with a form to add one, and a form to edit it)."""
+briefs with a form to add one, a form to edit it, and its review links)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from mediagen.web.listing import (
 )
 from mediagen.web.pages import page_router
 from mediagen.web.session import Me, svc
+from mediagen.web.shares import campaign_links
 
 CAMPAIGN_STRIP = 4  # cards per kind on a campaign page; the full gallery is one click away
 
@@ -98,6 +99,7 @@ def campaign_render(request: Request, me: Principal, campaign_id: str, **forms: 
         "stats": services.campaigns.stats(me, "campaign", campaign.id),
         "strips": strips,
         "briefs": brief_choices(services, me, campaign_id=campaign.id),
+        "share_links": campaign_links(services, me, campaign.id),
     }
     edit = forms.get("edit") or FormState(
         {"name": campaign.name, "goal": campaign.goal or "", "status": campaign.status}

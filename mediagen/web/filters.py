@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,15 +28,29 @@ def iso(value: datetime | str | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """0:03 for players and cards; a tenth of a second shown below 10 s, where it matters."""
+    """m:ss everywhere (0:08, 1:05, 1:02:03): cards, details, players and comment times read
+    alike. Rounded half up, as app.js's fmtDuration does (Python's round() would round halves
+    to even and disagree with the browser on 2.5 s)."""
     if seconds is None:
         return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    total = int(round(seconds))
+    total = max(0, math.floor(seconds + 0.5))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def time_ago(value: datetime | str | None, now: datetime | None = None) -> str:
+    """A time as "2 h ago", for a review history; review.js keeps the same wording as time passes."""
+    dt = _as_datetime(value)
+    if dt is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - dt).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
 
 
 def fmt_size(n: int | None) -> str:
@@ -68,6 +83,7 @@ FILTERS = {
     "datetime": fmt_datetime,
     "iso": iso,
     "duration": fmt_duration,
+    "ago": time_ago,
     "filesize": fmt_size,
     "price": fmt_price,
     "usd": fmt_usd,

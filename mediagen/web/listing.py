@@ -31,13 +31,18 @@ class Pager:
     last: int
 
 
+def page_url(path: str, params: Mapping[str, Any], number: int) -> str:
+    """A list's URL at page `number`, keeping its filters (page 1 has no `page`)."""
+    keep = {k: v for k, v in params.items() if v not in (None, "") and k != "page"}
+    query = urlencode({**keep, **({"page": number} if number > 1 else {})})
+    return f"{path}?{query}" if query else path
+
+
 def pager(path: str, params: Mapping[str, Any], *, page: int, size: int, total: int) -> Pager:
     pages = max(1, math.ceil(total / size))
-    keep = {k: v for k, v in params.items() if v not in (None, "") and k != "page"}
 
     def url(n: int) -> str:
-        query = urlencode({**keep, **({"page": n} if n > 1 else {})})
-        return f"{path}?{query}" if query else path
+        return page_url(path, params, n)
 
     first = (page - 1) * size + 1 if total else 0
     return Pager(
@@ -106,6 +111,25 @@ def options_with(rows: list[Any], selected: str | None, make: Callable[[str], An
         except MediagenError:
             return rows
     return rows
+
+
+def campaign_labels(campaigns: Iterable[Any], clients: Iterable[Any]) -> list[tuple[Any, str]]:
+    """Each campaign with the name a picker shows: its own, or "Spring Launch — Acme" where two
+    clients both have a "Spring Launch" (a picker of bare names would not tell them apart)."""
+    rows = list(campaigns)
+    client_names = {c.id: c.name for c in clients}
+    seen: dict[str, set[str | None]] = {}
+    for c in rows:
+        seen.setdefault(str(c.name).casefold(), set()).add(c.client_id)
+    return [
+        (
+            c,
+            f"{c.name} — {client_names.get(c.client_id, c.client_id)}"
+            if len(seen[str(c.name).casefold()]) > 1
+            else str(c.name),
+        )
+        for c in rows
+    ]
 
 
 def name_of(getter: Callable[[Principal, str], Any], me: Principal, ident: str | None) -> Any:

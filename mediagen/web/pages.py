@@ -20,20 +20,21 @@ from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns.schemas import CampaignStatus
 from mediagen.errors import MediagenError
 from mediagen.vocabulary import ACTIVE, BY_GALLERY, KINDS, TERMINAL, Status, kind_info
-from mediagen.web.errors import LoginRequired, PageError, page_error_for
+from mediagen.web.errors import LoginRequired, PageError, no_such_address, page_error_for
 from mediagen.web.filters import FILTERS
 from mediagen.web.session import csrf_token, session_principal, svc
 
@@ -74,13 +75,17 @@ class PageRoute(APIRoute):
                 response = RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
             except (PageError, MediagenError, RequestValidationError) as exc:
                 response = await run_in_threadpool(error_page, request, page_error_for(exc))
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-            if response.media_type == "text/html" or isinstance(response, RedirectResponse):
-                response.headers.setdefault("Cache-Control", "no-store")
-            return response
+            return with_page_headers(response)
 
         return handler
+
+
+def with_page_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.media_type == "text/html" or isinstance(response, RedirectResponse):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def page_router() -> APIRouter:
@@ -163,3 +168,30 @@ def error_page(request: Request, error: PageError) -> HTMLResponse:
         me=me,
         status_code=error.status_code,
     )
+
+
+# addresses that name nothing -----------------------------------------------------------------
+def wants_page(request: Request) -> bool:
+    """A browser navigating (it accepts HTML) to anything outside the JSON API."""
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """A path no route serves: the styled not-found page for a browser, the API's JSON for the rest.
+
+    Starlette asks a handler registered for the status before the one for `HTTPException` (the
+    API's, in `api/errors.py`), so this sees every 404 that routing and /static raise; domain
+    `NotFound`s never get here. Its JSON is the API's own shape, so scripts see no difference."""
+    if wants_page(request):
+        page = await run_in_threadpool(error_page, request, no_such_address())
+        return with_page_headers(page)
+    http = exc if isinstance(exc, StarletteHTTPException) else StarletteHTTPException(404)
+    detail = http.detail if isinstance(http.detail, str) else str(http.detail)
+    return JSONResponse({"detail": detail}, status_code=404, headers=http.headers)
+
+
+def install_not_found_page(app: FastAPI) -> None:
+    app.add_exception_handler(404, not_found)

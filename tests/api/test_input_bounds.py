@@ -104,8 +104,10 @@ def test_every_integer_path_id_is_bounded(
         query = "?token=x" if "webhooks" in path else ""
 
         def at(value: object, path: str = path, name: str = name, query: str = query) -> str:
-            """The path with the id set to `value` and any other parameter valid (a file name)."""
-            return re.sub(r"\{\w+\}", "waveform", path.replace(f"{{{name}}}", str(value))) + query
+            """The path with the id set to `value` and any other parameter valid (a file name, or
+            a second id such as a comment's)."""
+            path = path.replace(f"{{{name}}}", str(value))
+            return re.sub(r"\{(\w+)\}", lambda m: "1" if m[1].endswith("_id") else "waveform", path) + query
 
         for value in [*HUGE, 0, -1, "1e3", "x"]:
             r = api.request(method, at(value))

@@ -74,7 +74,7 @@ MISSING_BLOB = "0" * 64
 
 TABLES = (
     "users", "api_keys", "clients", "campaigns", "briefs", "generations", "derivations", "blobs", "sources",
-    "exports", "export_items",
+    "exports", "export_items", "shares", "comments", "review_events", "asset_tags",
 )  # fmt: skip
 
 
@@ -123,6 +123,8 @@ class Tenant:
     blob_keys: list[str] = field(default_factory=list)
     member: Caller | None = None
     export: int = 0  # a channel export of its uploaded video
+    take_group: str = ""  # two takes of a pending image (`n`: 2)
+    share: int = 0  # a review link to its campaign
 
     def asset_ids(self) -> set[int]:
         return {i for roles in self.assets.values() for i in roles.values()}
@@ -228,6 +230,8 @@ def populate(w: World, t: Tenant, by: Caller, media: dict[Kind, bytes], *, idemp
         t.assets[kind]["pending"] = row["id"]
     derived = {**pending_body(t, Kind.VIDEO), "image_id": t.assets[Kind.IMAGE]["upload"]}
     t.assets[Kind.VIDEO]["derived"] = ok(by.post("/api/v2/generate/video", json=derived), 202)["id"]
+    takes = ok(by.post("/api/v2/generate/image", json={**pending_body(t, Kind.IMAGE), "n": 2}), 202)
+    t.take_group, t.assets[Kind.IMAGE]["take"] = takes["take_group"], takes["ids"][1]
     export = {"source": {"video_id": t.assets[Kind.VIDEO]["upload"]}, "channels": ["youtube"]}
     made = ok(by.post("/api/v2/export", json=export), 202)
     t.export, t.assets[Kind.VIDEO]["rendition"] = made["export_id"], made["ids"][0]
@@ -236,6 +240,8 @@ def populate(w: World, t: Tenant, by: Caller, media: dict[Kind, bytes], *, idemp
         keys = set(s.scalars(select(Generation.blob_key).where(Generation.id.in_(ids))))
         keys |= set(s.scalars(select(Derivation.blob_key).where(Derivation.generation_id.in_(ids))))
     t.blob_keys = sorted(k for k in keys if k)
+    link = {"target": {"campaign_id": t.campaign}, "label": f"{t.word} review round"}
+    t.share = ok(by.post("/api/shares", json=link), 201)["id"]
     # Three files, a waveform, two thumbnails and a poster (a poster and a thumbnail of a clip this
     # small may be the same bytes, stored once).
     assert len(t.blob_keys) >= 6, t.blob_keys
@@ -388,6 +394,7 @@ def globex_state(w: World) -> dict[str, Any]:
             refs.append(f"/api/{path}/{gen_id}")
         upload = roles["upload"]
         refs += [f"/api/{path}/{upload}/{d}" for d in ("data", *KINDS[kind].derivations)]
+    refs.append(f"/api/shares?campaign_id={g.campaign}")
     state = {ref: read_back(w, ref) for ref in refs}
     for info in KINDS.values():
         page = ok(w.root.get(f"/api/{info.path}", params={"client_id": g.client, "limit": 100}))
@@ -861,6 +868,263 @@ LISTS: dict[tuple[str, str], Callable[[World], list[dict[str, Any]]]] = {
     **{("GET", f"/api/{info.path}"): _asset_lists(kind) for kind, info in KINDS.items()},
 }
 
+
+def _share_probes(w: World) -> list[Probe]:
+    """A review link to any of globex's assets, its take groups or its campaign: a 404 naming
+    `target`, as for one that exists nowhere (what a link's token reaches: tests/studio/test_shares.py)."""
+    g, url = w.globex, "/api/shares"
+    probes = [
+        Probe("POST", url, 404, gen_id, MISSING_ASSET, json={"target": {"kind": str(kind), "id": gen_id}})
+        for kind, roles in g.assets.items()
+        for gen_id in sorted(roles.values())
+    ]
+    probes.append(
+        Probe("POST", url, 404, g.campaign, MISSING_CAMPAIGN, json={"target": {"campaign_id": g.campaign}})
+    )
+    groups = {
+        w.root.get(f"/api/{KINDS[k].path}/{i}").json().get("take_group")
+        for k, r in g.assets.items()
+        for i in r.values()
+    }
+    probes += [
+        Probe("POST", url, 404, tg, "tg_missing00000", json={"target": {"take_group": tg}})
+        for tg in sorted(x for x in groups if x)
+    ]
+    return probes
+
+
+TARGETED.update(
+    {
+        ("POST", "/api/shares"): _share_probes,
+        ("DELETE", "/api/shares/{share_id}"): lambda w: [
+            Probe(
+                "DELETE",
+                f"/api/shares/{w.globex.share}",
+                404,
+                w.globex.share,
+                MISSING_ASSET,
+                reread=f"/api/shares?campaign_id={w.globex.campaign}",
+            )
+        ],
+    }
+)
+LISTS[("GET", "/api/shares")] = lambda w: [
+    {},
+    {"limit": 100},
+    {"campaign_id": w.globex.campaign},
+    {"kind": "audio", "id": w.globex.assets[Kind.AUDIO]["upload"]},
+    {"active": "false"},
+]
+
+
+def _event_probes(w: World) -> list[Probe]:
+    """The live stream (bounded by `max_seconds`) replaying every kept event of one of globex's
+    assets: nothing, as for an asset that exists nowhere (the unfiltered stream's scope:
+    tests/api/test_events.py)."""
+    return [
+        Probe(
+            "GET",
+            "/api/events",
+            200,
+            gen_id,
+            MISSING_ASSET,
+            params={"since": 0, "ids": str(gen_id), "max_seconds": 0.05},
+        )
+        for gen_id in sorted(w.globex.asset_ids())
+    ]
+
+
+TARGETED[("GET", "/api/events")] = _event_probes
+
+MISSING_TAKE_GROUP = "tg_0000000000000000"
+
+
+def _take_probes(method: str) -> Builder:
+    """Globex's take group, read or its winner picked or undone: a 404 as for a group of nothing;
+    and globex's take named as the winner of the caller's own group: a 422 naming `id`, as for
+    an id that exists nowhere."""
+
+    def build(w: World) -> list[Probe]:
+        g, a = w.globex, w.acme
+        take = g.assets[Kind.IMAGE]["take"]
+        suffix = "" if method == "GET" else "/winner"
+        body = {"id": take} if method == "POST" else None
+        probes = [
+            Probe(
+                method,
+                f"/api/takes/{g.take_group}{suffix}",
+                404,
+                g.take_group,
+                MISSING_TAKE_GROUP,
+                json=body,
+                reread=f"/api/images/{take}",
+            )
+        ]
+        if method == "POST":
+            probes.append(
+                Probe(
+                    "POST",
+                    f"/api/takes/{a.take_group}/winner",
+                    422,
+                    take,
+                    MISSING_ASSET,
+                    json={"id": take},
+                    field="id",
+                    reread=f"/api/takes/{a.take_group}",
+                )
+            )
+        return probes
+
+    return build
+
+
+def _download_probes(method: str) -> Builder:
+    """Globex's assets in a zip, alone or after one of the caller's own: a 404 naming the item, as
+    for an asset that exists nowhere."""
+
+    def build(w: World) -> list[Probe]:
+        own = {"kind": "audio", "id": w.acme.assets[Kind.AUDIO]["upload"]}
+        probes = []
+        for kind, roles in w.globex.assets.items():
+            for gen_id in sorted(roles.values()):
+                item = {"kind": str(kind), "id": gen_id}
+                if method == "POST":
+                    probes += [
+                        Probe("POST", "/api/downloads", 404, gen_id, MISSING_ASSET, json=b, field=f)
+                        for b, f in (({"items": [item]}, "items[0]"), ({"items": [own, item]}, "items[1]"))
+                    ]
+                else:
+                    link = f"{kind}:{gen_id}"
+                    probes.append(
+                        Probe(
+                            "GET",
+                            "/api/downloads",
+                            404,
+                            link,
+                            f"{kind}:{MISSING_ASSET}",
+                            params={"items": link},
+                            field="items[0]",
+                        )
+                    )
+        return probes
+
+    return build
+
+
+TARGETED.update(
+    {
+        ("GET", "/api/takes/{take_group}"): _take_probes("GET"),
+        ("POST", "/api/takes/{take_group}/winner"): _take_probes("POST"),
+        ("DELETE", "/api/takes/{take_group}/winner"): _take_probes("DELETE"),
+        ("POST", "/api/downloads"): _download_probes("POST"),
+        ("GET", "/api/downloads"): _download_probes("GET"),
+    }
+)
+
+# A comment on each of the other tenant's assets, made by the unrestricted key when first needed.
+_THEIR_COMMENTS: dict[int, int] = {}
+
+
+def _their_comment(w: World, kind: Kind, gen_id: int) -> int:
+    if gen_id not in _THEIR_COMMENTS:
+        url = f"/api/{KINDS[kind].path}/{gen_id}/comments"
+        _THEIR_COMMENTS[gen_id] = ok(w.root.post(url, json={"text": "internal note"}), 201)["id"]
+    return _THEIR_COMMENTS[gen_id]
+
+
+def _review_table(kind: Kind) -> dict[tuple[str, str], Builder]:
+    """Editing, the review history and the comments of globex's assets: a 404 as for no asset; and
+    one of acme's own assets refiled under globex's client, campaign or brief: a 422 naming it."""
+    path = KINDS[kind].path
+    one = f"/api/{path}/{{gen_id}}"
+    note = {"text": "pwned"}
+
+    def patch(w: World) -> list[Probe]:
+        body = {"title": "pwned", "review_status": "approved", "tags": ["pwned"]}
+        probes = _asset_probes(w, kind, "PATCH", "", json=body)
+        own = w.acme.assets[kind]["upload"]
+        again = f"/api/{path}/{own}"
+        probes += [
+            Probe("PATCH", again, 422, ident, missing, json={name: ident}, field=name, reread=again)
+            for name, ident, missing in _filing(w.globex)
+        ]
+        return probes
+
+    def delete_comment(w: World) -> list[Probe]:
+        probes = []
+        for gen_id in sorted(w.globex.assets[kind].values()):
+            url = f"/api/{path}/{gen_id}/comments/{_their_comment(w, kind, gen_id)}"
+            reread = f"/api/{path}/{gen_id}/comments"
+            probes.append(Probe("DELETE", url, 404, gen_id, MISSING_ASSET, reread=reread))
+        return probes
+
+    return {
+        ("PATCH", one): patch,
+        ("GET", f"{one}/history"): lambda w: _asset_probes(w, kind, "GET", "/history"),
+        ("GET", f"{one}/comments"): lambda w: _asset_probes(w, kind, "GET", "/comments"),
+        ("POST", f"{one}/comments"): lambda w: _asset_probes(w, kind, "POST", "/comments", json=note),
+        ("DELETE", f"{one}/comments/{{comment_id}}"): delete_comment,
+    }
+
+
+def _bulk_probes(w: World) -> list[Probe]:
+    """Globex's assets among the items (alone or after acme's own): a 404 naming the item, and
+    nothing changes; acme's assets moved under globex's records: a 422 naming the field."""
+    g, url = w.globex, "/api/bulk"
+    own = {"kind": "audio", "id": w.acme.assets[Kind.AUDIO]["upload"]}
+    probes = []
+    for kind, roles in g.assets.items():
+        for gen_id in sorted(roles.values()):
+            theirs = {"kind": str(kind), "id": gen_id}
+            reread = f"/api/{KINDS[kind].path}/{gen_id}"
+            bodies = [
+                ({"items": [theirs], "action": "approve"}, "items[0]"),
+                ({"items": [theirs], "action": "delete"}, "items[0]"),
+                ({"items": [theirs], "action": "tag", "tag": "pwned"}, "items[0]"),
+                ({"items": [own, theirs], "action": "favorite"}, "items[1]"),
+            ]
+            probes += [
+                Probe("POST", url, 404, gen_id, MISSING_ASSET, json=body, field=field, reread=reread)
+                for body, field in bodies
+            ]
+    mine = f"/api/audio/{own['id']}"
+    probes += [
+        Probe("POST", url, 422, ident, missing, json={"items": [own], "action": "move", name: ident},
+              field=name, reread=mine)
+        for name, ident, missing in _filing(g)
+    ]  # fmt: skip
+    return probes
+
+
+for _kind in KINDS:
+    TARGETED.update(_review_table(_kind))
+TARGETED[("POST", "/api/bulk")] = _bulk_probes
+
+
+def _review_lists(kind: Kind) -> Callable[[World], list[dict[str, Any]]]:
+    """The asset lists' review filters, orders and search too."""
+    base = _asset_lists(kind)
+
+    def build(w: World) -> list[dict[str, Any]]:
+        g = w.globex
+        return [
+            *base(w),
+            {"review_status": "draft"},
+            {"favorite": "false", "limit": 100},
+            {"rating_min": "1"},
+            {"tag": g.word},
+            {"sort": "-rating", "limit": 100},
+            {"sort": "duration", "limit": 100},
+            {"q": g.word, "sort": "created"},
+            {"q": g.search_words()[0]},
+            {"collection": g.collection.upper()},
+        ]
+
+    return build
+
+
+LISTS.update({("GET", f"/api/{info.path}"): _review_lists(kind) for kind, info in KINDS.items()})
+
 # Routes that hold no tenant's records, and why.
 UNSCOPED: dict[tuple[str, str], str] = {
     ("GET", "/health"): "liveness; no key, no records",
@@ -982,7 +1246,9 @@ def test_lists_never_show_globex(world: World, who: str, op: tuple[str, str]) ->
         assert not [s for s in g.secrets() if s.lower() in r.text.lower()], where
         items = body[key]
         ids = {item["id"] for item in items}
-        assert not ids & (g.asset_ids() | {g.client, g.campaign, g.brief}), where
+        # A review link's id is a number of its own (it may equal some asset's id).
+        theirs = {g.share} if key == "shares" else g.asset_ids() | {g.client, g.campaign, g.brief}
+        assert not ids & theirs, where
         assert not [item for item in items if item.get("client_id") == g.client], where
         if any(
             v in (g.client, g.campaign, g.brief, g.collection, g.word, *g.search_words())
@@ -1127,7 +1393,44 @@ def _record_page(
     return build
 
 
+def _web_form_starts(w: World) -> list[Probe]:
+    """The generate form started from a globex asset ("Edit and rerun", a video from its image,
+    its track continued or followed): the not-found page, as for an asset that exists nowhere."""
+    g, probes = w.globex, []
+    for kind, roles in g.assets.items():
+        for gen_id in sorted(roles.values()):
+            page = f"/generate/{KINDS[kind].gallery}"
+            probes.append(
+                Probe(
+                    "GET",
+                    page,
+                    404,
+                    f"{kind}:{gen_id}",
+                    f"{kind}:{MISSING_ASSET}",
+                    params={"from": f"{kind}:{gen_id}"},
+                )
+            )
+            if kind == Kind.IMAGE:
+                probes.append(
+                    Probe("GET", "/generate/videos", 404, gen_id, MISSING_ASSET, params={"image_id": gen_id})
+                )
+            if kind == Kind.AUDIO:
+                probes += [
+                    Probe("GET", page, 404, gen_id, MISSING_ASSET, params={use: gen_id})
+                    for use in ("continue", "melody")
+                ]
+    return probes
+
+
+def _web_take_groups(w: World) -> list[Probe]:
+    """The compare page of a globex take group: the not-found page, as for a group that is none."""
+    group = w.globex.take_group
+    assert group, "the world has a take group per tenant"
+    return [Probe("GET", f"/takes/{group}", 404, group, "tg_missing00000")]
+
+
 WEB_TARGETED: dict[tuple[str, str], Builder] = {
+    ("GET", "/takes/{take_group}"): _web_take_groups,
     ("GET", "/exports/{export_id}"): _record_page("GET", "/exports/{}", "export", MISSING_ASSET),
     ("GET", "/compose"): lambda w: [
         Probe("GET", "/compose", 404, gen_id, MISSING_ASSET, params={f"{kind}_id": gen_id})
@@ -1193,9 +1496,10 @@ WEB_TARGETED: dict[tuple[str, str], Builder] = {
         ("GET", f"/{info.gallery}"): _filtered_pages(f"/{info.gallery}", search=True)
         for info in KINDS.values()
     },
-    ("GET", "/generate/{gallery}"): lambda w: [
-        p for info in KINDS.values() for p in _filtered_pages(f"/generate/{info.gallery}", search=False)(w)
-    ],
+    ("GET", "/generate/{gallery}"): lambda w: (
+        [p for info in KINDS.values() for p in _filtered_pages(f"/generate/{info.gallery}", search=False)(w)]
+        + _web_form_starts(w)
+    ),
 }
 # Pages whose URL names no globex record: globex must not show up on them at all.
 WEB_LISTS: dict[tuple[str, str], list[str]] = {
@@ -1209,7 +1513,20 @@ WEB_LISTS: dict[tuple[str, str], list[str]] = {
     },
     ("GET", "/account"): ["/account"],
 }
+# A review link's page and what it loads: scoped by the token in the path, not by a tenant's
+# caller (tests/studio/test_shares.py probes that a token reaches exactly what was shared).
+SHARE_PAGES = {
+    ("GET", "/s/{token}"),
+    ("POST", "/s/{token}/{kind}/{gen_id}/comments"),
+    ("POST", "/s/{token}/{kind}/{gen_id}/review"),
+    *(
+        (method, f"/s/{{token}}/{{kind}}/{{gen_id}}/{name}")
+        for name in ("data", "waveform", "thumbnail", "poster")
+        for method in ("GET", "HEAD")
+    ),
+}
 WEB_UNSCOPED: dict[tuple[str, str], str] = {
+    **dict.fromkeys(SHARE_PAGES, "a review link's page and files: the token scopes them"),
     ("GET", "/"): "a redirect",
     ("GET", "/generate"): "a redirect",
     ("GET", "/login"): "the sign-in form",

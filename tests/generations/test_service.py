@@ -75,7 +75,9 @@ def test_create_without_a_token_defaults_to_the_offline_model_with_catalog_defau
     row, _ = services.generations.create(admin, "audio", GenerateRequest(prompt="lofi beat"))
     assert (row.model_id, row.engine) == ("synth/music", "synth")
     # The catalog's defaults are filled in and the prompt is an input like any other.
-    assert row.parameters == {"prompt": "lofi beat", "duration": 8, "seed": 0, "output_format": "mp3"}
+    # The seed is a fresh random one (takes), sent in place of the catalog's 0.
+    assert row.seed is not None and row.seed >= 1
+    assert row.parameters == {"prompt": "lofi beat", "duration": 8, "seed": row.seed, "output_format": "mp3"}
     assert row.meta == {"engine_label": "offline procedural"}
     assert row.cost_usd == 0.0
     assert "requested_model" not in row.meta
@@ -254,10 +256,10 @@ def test_list_filters_searches_and_pages_newest_first(services: Services, admin:
     set_row(services, a4.id, status=Status.FAILED, error="boom")
 
     def ids(
-        limit: int = 50, offset: int = 0, q: str | None = None, **filters: object
+        limit: int = 50, offset: int = 0, q: str | None = None, sort: str | None = None, **filters: object
     ) -> tuple[list[int], int]:
         rows, total = services.generations.list(
-            admin, "audio", filters=filters, limit=limit, offset=offset, q=q
+            admin, "audio", filters=filters, limit=limit, offset=offset, q=q, sort=sort
         )
         return [r.id for r in rows], total
 
@@ -267,7 +269,9 @@ def test_list_filters_searches_and_pages_newest_first(services: Services, admin:
     assert ids(collection="moods") == ([a4.id, a1.id], 2)
     assert ids(status="failed") == ([a4.id], 1)
     assert ids(model_id="synth/music", status="pending") == ([a3.id, a2.id, a1.id], 3)
-    assert ids(q="rain") == ([a3.id, a1.id], 2)  # case-insensitive, in the prompt
+    # Case-insensitive, in the prompt; the last word also as a prefix ("rainy"). A search is
+    # ranked best match first unless a sort is given (tests/generations/test_gallery.py).
+    assert ids(q="rain", sort="-created") == ([a3.id, a1.id], 2)
     assert ids(q="rain", client_id="globex") == ([], 0)
     # Pages: the total is the whole match, the page is a slice of it.
     assert ids(limit=2) == ([a4.id, a3.id], 4)
@@ -284,8 +288,8 @@ def test_delete_frees_bytes_nothing_else_references(
     services: Services, queue: MemoryJobQueue, admin: Principal
 ) -> None:
     # The synth is deterministic for a prompt and seed, so these two share their bytes.
-    twin_a, _ = services.generations.create(admin, "audio", audio("shared bytes"))
-    twin_b, _ = services.generations.create(admin, "audio", audio("shared bytes"))
+    twin_a, _ = services.generations.create(admin, "audio", audio("shared bytes", seed=7))
+    twin_b, _ = services.generations.create(admin, "audio", audio("shared bytes", seed=7))
     alone, _ = services.generations.create(admin, "audio", audio("bytes of my own"))
     queue.drain(services.pipeline)
     a, b, solo = (reread(services, g.id) for g in (twin_a, twin_b, alone))
@@ -357,7 +361,7 @@ def test_retry_makes_a_new_asset_with_the_same_inputs_and_filing(
     queue.history.clear()
     queue.waiting.clear()
 
-    again = services.generations.retry(admin, "audio", first.id)
+    again = services.generations.retry(admin, "audio", first.id, same_seed=True)
     assert again.id != first.id
     assert again.status == Status.PENDING
     assert (again.model_id, again.prompt, again.parameters) == (

@@ -221,7 +221,7 @@ def test_gallery_filtered_by_campaign_shows_cards_with_waveforms(
     for gen_id in campaign_tracks:
         assert page.locator(f'li.card[data-id="{gen_id}"]').count() == 1
     first = page.locator(f'li.card[data-id="{campaign_tracks[0]}"]')
-    assert first.locator(".card-duration").inner_text() == "4.0 s"
+    assert first.locator(".card-duration").inner_text() == "0:04"
     # The waveform is fetched lazily when the card is on screen, then drawn from the stored peaks.
     page.wait_for_function(
         f"document.querySelector('li.card[data-id=\"{campaign_tracks[0]}\"] canvas')._peaks !== undefined"

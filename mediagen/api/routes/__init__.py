@@ -8,12 +8,18 @@ from mediagen.api.routes import (
     blobs,
     campaigns,
     compose,
+    downloads,
+    events,
     exports,
     generations,
     health,
     keys,
     me,
     models,
+    review,
+    share_access,
+    shares,
+    takes,
     webhooks,
 )
 
@@ -23,3 +29,9 @@ def include_routers(app: FastAPI) -> None:
     # go first so they do not pay for trying every other route on each request.
     for module in (blobs, generations, compose, exports, health, keys, me, campaigns, models, webhooks):
         app.include_router(module.router)
+    for module in (share_access, shares):  # review links: the token-scoped bytes first
+        app.include_router(module.router)
+    for module in (takes, downloads):
+        app.include_router(module.router)
+    app.include_router(review.router)  # edits, review history, comments, bulk actions
+    app.include_router(events.router)  # live progress (Server-Sent Events)

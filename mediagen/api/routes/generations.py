@@ -6,14 +6,15 @@ kind is served by the same functions below, parameterised by its KindInfo.
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi import Path as FastAPIPath
 from fastapi.responses import JSONResponse
 from pydantic import create_model
@@ -25,10 +26,11 @@ from mediagen.api.limits import FilingRef, GenId, IdFilter, Limit, Offset
 from mediagen.api.media import blob_response
 from mediagen.auth.service import Principal
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from mediagen.generations.gallery import MAX_TAG
 from mediagen.generations.presenters import accepted_json, asset_json
-from mediagen.generations.schemas import GenerateAccepted, GenerateRequest, GenerationOut
+from mediagen.generations.schemas import GenerateAccepted, GenerateRequest, GenerationOut, RetryRequest
 from mediagen.services import Services
-from mediagen.vocabulary import KINDS, Kind, KindInfo, Status
+from mediagen.vocabulary import KINDS, Kind, KindInfo, ReviewStatus, Status
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -48,6 +50,8 @@ MEDIA: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified (If-None-Match)"},
     416: {"description": "Range not satisfiable"},
 }
+# A list's `sort=` (generations.gallery.SORT_VALUES): a leading - is descending.
+SortOrder = Literal["-created", "created", "-rating", "rating", "-duration", "duration"]
 Collection = Annotated[
     str | None, Query(min_length=1, max_length=128, description="File it in this collection")
 ]
@@ -99,7 +103,8 @@ def _register(info: KindInfo) -> None:
         "POST",
         f"/api/v2/generate/{kind}",
         f"generate_{kind}",
-        f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}.",
+        f"Start generating {kind}; poll the Location or GET /api/{path}/{{id}}. With `n` > 1, "
+        "n takes with distinct seeds in one take group (`ids`, `take_group`; GET /api/takes/{take_group}).",
         status_code=202,
         responses={
             202: {"model": GenerateAccepted, "description": "Accepted: poll `url` (or the Location)"},
@@ -119,11 +124,11 @@ def _register(info: KindInfo) -> None:
             str | None, Header(max_length=200, description="Same key → same generation")
         ] = None,
     ) -> dict[str, Any]:
-        row, created = services.generations.create(principal, kind, body, idempotency_key=idempotency_key)
-        response.headers["Location"] = f"/api/{path}/{row.id}"
-        if not created:
+        takes = services.generations.create_takes(principal, kind, body, idempotency_key=idempotency_key)
+        response.headers["Location"] = f"/api/{path}/{takes.first.id}"
+        if not takes.created:
             response.status_code = 200
-        return accepted_json(row, info)
+        return accepted_json(takes.first, info, takes.ids)
 
     page_fields: dict[str, Any] = {
         list_key: (list[GenerationOut], ...),
@@ -139,22 +144,43 @@ def _register(info: KindInfo) -> None:
         "GET",
         f"/api/{path}",
         f"list_{path}",
-        f"List {kind}, newest first, with filters.",
+        f"List {kind} with filters, a full-text search (`q`) and an order (`sort`): newest first "
+        "by default, best match first for a search. Every filter narrows the list; a query "
+        "parameter that is not one of these is a 422 naming it, never silently ignored.",
         response_class=JSONResponse,
         responses={200: {"model": page_model}},
     )
     def list_items(
+        request: Request,
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Limit = 50,
         offset: Offset = 0,
         model_id: Annotated[str | None, Query(max_length=128)] = None,
-        collection: Annotated[str | None, Query(max_length=128)] = None,
+        collection: Annotated[str | None, Query(max_length=128, description="Any case")] = None,
         client_id: IdFilter = None,
         campaign_id: IdFilter = None,
         brief_id: IdFilter = None,
         status: Status | None = None,
-        q: Annotated[str | None, Query(max_length=200, description="Prompt contains")] = None,
+        review_status: ReviewStatus | None = None,
+        favorite: Annotated[bool | None, Query(description="Starred (true) or not (false)")] = None,
+        tag: Annotated[str | None, Query(min_length=1, max_length=MAX_TAG, description="Tagged so")] = None,
+        rating_min: Annotated[int | None, Query(ge=1, le=5, description="Rated at least this")] = None,
+        take_group: Annotated[
+            str | None, Query(min_length=1, max_length=32, description="One request's takes")
+        ] = None,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="Full-text search of prompt, title, notes and tags: every word must "
+                "match (the last also as a prefix); ranked best match first unless `sort` is given",
+            ),
+        ] = None,
+        sort: Annotated[
+            SortOrder | None,
+            Query(description="created, rating or duration; a leading - for descending (nulls last)"),
+        ] = None,
         loudness: Annotated[
             str | None,
             Query(
@@ -163,6 +189,9 @@ def _register(info: KindInfo) -> None:
             ),
         ] = None,
     ) -> JSONResponse:
+        unknown = [name for name in request.query_params if name not in list_params]
+        if unknown:
+            raise InvalidInput(unknown[0], f"unknown filter; the list takes {', '.join(sorted(list_params))}")
         filters: dict[str, Any] = {
             "model_id": model_id,
             "collection": collection,
@@ -170,10 +199,15 @@ def _register(info: KindInfo) -> None:
             "campaign_id": campaign_id,
             "brief_id": brief_id,
             "status": status,
+            "review_status": review_status,
+            "favorite": favorite,
+            "tag": tag,
+            "rating_min": rating_min,
+            "take_group": take_group,
             "loudness": tuple(loudness.split(":")) if loudness else None,
         }
         rows, total = services.generations.list(
-            principal, kind, filters=filters, limit=limit, offset=offset, q=q
+            principal, kind, filters=filters, limit=limit, offset=offset, q=q, sort=sort
         )
         return FastJSONResponse(
             {
@@ -184,6 +218,9 @@ def _register(info: KindInfo) -> None:
                 "offset": offset,
             }
         )
+
+    # The query parameters the list takes: any other is refused.
+    list_params = frozenset(inspect.signature(list_items).parameters) - {"request", "services", "principal"}
 
     one = f"/api/{path}/{{gen_id}}"
 
@@ -217,7 +254,8 @@ def _register(info: KindInfo) -> None:
         "GET",
         f"{one}/data",
         f"data_{kind}",
-        f"The {kind} bytes (Range, ETag; ?download=true for an attachment).",
+        f"The {kind} bytes (Range, ETag; ?download=true for an attachment named "
+        "`<campaign>-<prompt slug>-<id>.<ext>`, as in a zip from /api/downloads).",
         head=True,
         response_class=Response,
         responses={**MEDIA, **NOT_COMPLETED},
@@ -232,13 +270,12 @@ def _register(info: KindInfo) -> None:
         row = services.generations.get(principal, kind, gen_id)
         if row.status != Status.COMPLETED or not row.blob_key:
             raise Conflict(f"{kind} {gen_id} is {row.status}; bytes exist once it is completed")
-        ext = (row.content_type or "").split("/")[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
         return blob_response(
             request,
             services.store,
             row.blob_key,
             content_type=row.content_type or "application/octet-stream",
-            filename=f"{kind}-{row.id}.{ext}" if download else None,
+            filename=services.downloads.filename(row) if download else None,
         )
 
     for deriv in (*info.derivations, *(("spectrogram",) if kind == Kind.AUDIO else ())):
@@ -325,7 +362,9 @@ def _register(info: KindInfo) -> None:
         "POST",
         f"{one}/retry",
         f"retry_{kind}",
-        f"Generate again with the same model, inputs and filing (a new {kind} item).",
+        f"Regenerate: a new take (a new {kind} item) with the same model, inputs and filing and a "
+        "NEW seed, in the original's take group (made if it had none, and set on the original). "
+        "`same_seed` (query or body) reuses the stored seed instead.",
         status_code=202,
         responses={
             202: {"model": GenerateAccepted, "description": "Accepted: poll `url` (or the Location)"},
@@ -334,9 +373,16 @@ def _register(info: KindInfo) -> None:
         },
     )
     def retry(
-        gen_id: GenId, response: Response, services: ServicesDep, principal: PrincipalDep
+        gen_id: GenId,
+        response: Response,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        same_seed: Annotated[bool, Query(description="Reuse the stored seed (the same result)")] = False,
+        body: Annotated[RetryRequest | None, Body()] = None,
     ) -> dict[str, Any]:
-        row = services.generations.retry(principal, kind, gen_id)
+        row = services.generations.retry(
+            principal, kind, gen_id, same_seed=same_seed or (body is not None and body.same_seed)
+        )
         response.headers["Location"] = f"/api/{path}/{row.id}"
         return accepted_json(row, info)
 

@@ -86,8 +86,11 @@ class LocalEngine(BaseEngine):
         batch_window_s: float = 0.15,
         max_batch: int = 8,
         hf_cache: Path | None = None,
+        fast_decode: bool = True,
     ) -> None:
         self.specs = specs
+        # MEDIAGEN_LOCAL_FAST_DECODE: whether a family's `warm_up` hook may prepare a fast path.
+        self.fast_decode = fast_decode
         self.models_dir = models_dir
         self.hf_cache = hf_cache
         self._preferred_device = device
@@ -162,6 +165,56 @@ class LocalEngine(BaseEngine):
         if self._residency is not None:
             self._residency.clear()
 
+    def warm_up(self, model_ids: Sequence[str] | None = None) -> dict[str, float]:
+        """Load models and let their families prepare now (at worker start) what the first request
+        would otherwise wait for, e.g. MusicGen's captured decoding steps; seconds per model.
+        Default: the models whose weights are here and whose family says it has something to
+        prepare on this device (`warms_up`); none when fast decoding is off."""
+        if model_ids is None:
+            device = self.device()
+            model_ids = [
+                model_id
+                for model_id, spec in self.specs.items()
+                if self.fast_decode
+                and spec.family in FAMILIES
+                and getattr(family(spec.family), "warms_up", lambda _: False)(device)
+                and self.unavailable_reason(model_id) is None
+            ]
+        seconds: dict[str, float] = {}
+        for model_id in model_ids:
+            started = time.perf_counter()
+            try:
+                with self.batcher.device_lock:
+                    self._load(self.specs[model_id], self.device())
+            except EngineError as exc:  # the worker still starts; that model's jobs will fail saying so
+                log.warning("%s could not be warmed up: %s", model_id, exc)
+                continue
+            seconds[model_id] = time.perf_counter() - started
+        return seconds
+
+    def _load(self, spec: LocalSpec, device: Device) -> tuple[Any, Weights]:
+        """The resident pipeline of `spec` (loaded now if it is not, then warmed up once) and the
+        weights it came from."""
+        fam = family(spec.family)
+        weights = self.weights(spec.model_id)
+        if weights is None:
+            raise EngineError(self.unavailable_reason(spec.model_id) or f"no weights for {spec.model_id}")
+        estimate = int(spec.memory_gb * GIB * (2 if device.dtype == "float32" else 1))
+        loaded_now: list[bool] = []
+
+        def load() -> Any:
+            loaded_now.append(True)
+            return fam.load(weights.path, device)
+
+        resident = self.residency.load(spec.model_id, estimate, load, time.perf_counter)
+        hook = getattr(fam, "warm_up", None)
+        if loaded_now and self.fast_decode and hook is not None:
+            started = time.perf_counter()
+            prepared = hook(resident.loaded, device, max_batch=self.batcher.max_batch)
+            if prepared:
+                log.info("%s warmed up in %.2f s: %s", spec.model_id, time.perf_counter() - started, prepared)
+        return resident, weights
+
     # running ----------------------------------------------------------------------------
     def submit(self, job: Job) -> Finished:
         spec = self.specs.get(job.model_id)
@@ -211,13 +264,7 @@ class LocalEngine(BaseEngine):
         if not loaded_before:
             for c in controls:
                 c.progress(0.0, "loading model")
-        weights = self.weights(spec.model_id)
-        if weights is None:
-            raise EngineError(self.unavailable_reason(spec.model_id) or f"no weights for {spec.model_id}")
-        estimate = int(spec.memory_gb * GIB * (2 if device.dtype == "float32" else 1))
-        resident = residency.load(
-            spec.model_id, estimate, lambda: fam.load(weights.path, device), time.perf_counter
-        )
+        resident, weights = self._load(spec, device)
         for c in controls:
             c.progress(0.0, "generating")
         step = _step_callback(controls)

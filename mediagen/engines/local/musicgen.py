@@ -20,21 +20,30 @@ when its uniform falls within that rounding of a token boundary).
 A batch shares one `generate` call per window. Requests in it that cannot share one (continuations
 of clips shorter than the context, whose prompts differ in length; melody prompts of different
 padded lengths) run as consecutive calls, each request still with its own generator.
+
+On CUDA, once the engine has warmed a loaded model up (`warm_up`, unless MEDIAGEN_LOCAL_FAST_DECODE
+is false), MusicGen's windows decode on the fast path instead (musicgen_fast: static caches, captured
+steps, the same per-request sampling). Should it fail, a warning is logged and the plain path takes
+over for that loaded model. MusicGen-melody and the CPU keep the plain path (on the CPU the fast
+loop was measured no faster: `fast_on_cpu`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from mediagen.engines.audio_io import write_audio
 from mediagen.engines.local.chroma import ChromaSettings, chroma_window, melody_chroma
 from mediagen.engines.local.family import (
+    Cancelled,
     Device,
     InputError,
     LocalOutput,
@@ -55,10 +64,16 @@ from mediagen.engines.local.musicgen_windows import (
     plan_windows,
 )
 
+log = logging.getLogger("mediagen.local")
+
+if TYPE_CHECKING:
+    from mediagen.engines.local.musicgen_fast import FastMusicgen
+
 # The melody model prepends the text states to its decoder input without an attention mask, so
 # padding a prompt moves every token after it; prompts are padded to a multiple of this (not to
 # their batch-mates' length), and only prompts of the same padded length share a call.
 MELODY_TEXT_BUCKET = 32
+WRITERS = 8  # threads writing a batch's files
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class LoadedMusicgen:
     num_codebooks: int
     chroma: ChromaSettings | None  # melody models only
     chroma_length: int = 0  # chroma frames the melody model conditions on
+    # What warm-up prepared: "decoder" holds the FastMusicgen while the fast path is in use.
+    fast: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -100,6 +117,12 @@ class _MusicgenBase:
     window_seconds: ClassVar[float] = 30.0  # the model's context: 1500 frames at 50 Hz
     context_seconds: ClassVar[float] = 10.0  # what each later window (and a clip) prompts with
     crossfade_seconds: ClassVar[float] = 0.05
+    # The fast decoder on the CPU runs eagerly (exact mode). With musicgen-small's dimensions a CPU
+    # step is arithmetic, not overhead: on the shared 2-core machine, 13 steps at batch 1 took
+    # 26.4 s of CPU plain and 29.4 s fast (best of 2; `bench/local_gpu.py --shape small
+    # --only-decoding --check-seconds 0.2 --requests 1 --repeat 2`). Only the tiny test model,
+    # all overhead, gains (1.45x). So the CPU keeps the plain path.
+    fast_on_cpu: ClassVar[bool] = False
 
     def load(self, path: Path, device: Device) -> LoadedMusicgen:
         import torch
@@ -166,10 +189,17 @@ class _MusicgenBase:
             made = self._generate(loaded, [jobs[i] for i in members], plans[key], device, progress)
             for i, row in zip(members, made, strict=True):
                 codes[i] = row
-        return [
-            self._write(loaded, job, row, plans[(job.prompt_frames, job.new_frames, job.text_bucket)])
-            for job, row in zip(jobs, codes, strict=True)
-        ]
+
+        def write(pair: tuple[_Job, Any]) -> LocalOutput:
+            job, row = pair
+            return self._write(loaded, job, row, plans[(job.prompt_frames, job.new_frames, job.text_bucket)])
+
+        if len(jobs) == 1:
+            return [write((jobs[0], codes[0]))]
+        # Encoding MP3 takes longer than decoding a batch on a GPU, and PyAV encodes without the
+        # GIL: the files are written side by side.
+        with ThreadPoolExecutor(max_workers=min(len(jobs), WRITERS)) as pool:
+            return list(pool.map(write, zip(jobs, codes, strict=True)))
 
     def _prepare(self, loaded: LoadedMusicgen, request: LocalRequest, device: Device) -> _Job:
         inputs = request.inputs
@@ -193,7 +223,109 @@ class _MusicgenBase:
     def _attach_clip(self, loaded: LoadedMusicgen, job: _Job, path: str, device: Device) -> None:
         raise NotImplementedError
 
+    def warms_up(self, device: Device) -> bool:
+        """Whether `warm_up` prepares anything on `device` (a worker warms only such models)."""
+        return device.type == "cuda" or self.fast_on_cpu
+
+    def warm_up(self, loaded: LoadedMusicgen, device: Device, *, max_batch: int) -> str | None:
+        """Prepare the fast decoder for a freshly loaded model (on CUDA: capture its steps once, so
+        no request pays for it); what was prepared, or None where the plain path stays. A failure
+        is logged and leaves the plain path."""
+        if loaded.chroma is not None or not self.warms_up(device):
+            return None
+        from mediagen.engines.local.musicgen_fast import FastMusicgen
+
+        window = max(2, round(self.window_seconds * loaded.frame_rate))
+        try:
+            fast = FastMusicgen(
+                loaded.model, device.type, max_positions=window + loaded.num_codebooks, max_batch=max_batch
+            )
+            seconds = fast.warm_up()
+        except Exception as exc:  # any failure: the plain path still works
+            log.warning(
+                "MusicGen fast decoding unavailable, the plain path runs instead: %s", exc, exc_info=True
+            )
+            return None
+        loaded.fast["decoder"] = fast
+        return (
+            f"fast decoding ({fast.mode}, batches up to {fast.max_batch}, "
+            f"{len(fast.graphs)} graphs captured in {seconds:.2f} s)"
+        )
+
     def _generate(
+        self, loaded: LoadedMusicgen, jobs: list[_Job], plan: list[Window], device: Device, progress: Progress
+    ) -> list[Any]:
+        """Codes (codebooks, prompt + new frames) for each job: on the fast path when warm-up
+        prepared one and the batch fits its buckets, else with one `generate` call per window."""
+        fast = loaded.fast.get("decoder")
+        if fast is not None and loaded.chroma is None:
+            before = progress.done
+            try:
+                made = self._generate_fast(fast, loaded, jobs, plan, device, progress)
+                if made is not None:
+                    return made
+            except Cancelled:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "MusicGen fast decoding failed; the plain path runs this batch and the next: %s",
+                    exc,
+                    exc_info=True,
+                )
+                loaded.fast.pop("decoder", None)
+                progress.done = before
+        return self._generate_plain(loaded, jobs, plan, device, progress)
+
+    def _generate_fast(
+        self,
+        fast: FastMusicgen,
+        loaded: LoadedMusicgen,
+        jobs: list[_Job],
+        plan: list[Window],
+        device: Device,
+        progress: Progress,
+    ) -> list[Any] | None:
+        """The fast path's codes, in batches of at most the decoder's largest bucket (progress
+        counts each window's steps once, as the plain path's single call does); None when the
+        batch does not fit its buckets."""
+        import torch
+
+        from mediagen.engines.local.musicgen_fast import FastRow
+
+        k = loaded.num_codebooks
+        guidance = float(jobs[0].request.inputs.get("guidance_scale", 3.0))
+        text = loaded.tokenizer(
+            [job.prompt for job in jobs], truncation=True, return_tensors="pt", padding=True
+        )
+        longest = max(w.prompt_frames + decoding_steps(w, k) + 1 for w in plan)
+        if not fast.fits(int(text["input_ids"].shape[1]), longest):
+            return None
+        chunks = [
+            list(range(i, min(i + fast.max_batch, len(jobs)))) for i in range(0, len(jobs), fast.max_batch)
+        ]
+        shared = _SharedProgress(progress, len(chunks))
+        made_all: list[Any] = [None] * len(jobs)
+        for chunk in chunks:
+            part = {name: value[chunk].to(device.type) for name, value in text.items()}
+            batch = fast.start(
+                part, [FastRow(jobs[i].request.seed, jobs[i].sampling) for i in chunk], guidance
+            )
+            if jobs[chunk[0]].prompt_codes is not None:
+                made = torch.stack([jobs[i].prompt_codes for i in chunk])
+            else:
+                made = torch.zeros((len(chunk), k, 0), dtype=torch.long, device=device.type)
+            for window in plan:
+                prompt = None
+                if window.prompt_frames:
+                    prompt = made[:, :, made.shape[-1] - window.prompt_frames :].reshape(len(chunk) * k, -1)
+                ids = batch.window(prompt, decoding_steps(window, k), shared)
+                new = codes_from_sequences(ids, len(chunk), k, window.prompt_frames, window.new_frames)
+                made = torch.cat([made, new], dim=-1)
+            for i, row in zip(chunk, made, strict=True):
+                made_all[i] = row
+        return made_all
+
+    def _generate_plain(
         self, loaded: LoadedMusicgen, jobs: list[_Job], plan: list[Window], device: Device, progress: Progress
     ) -> list[Any]:
         """Codes (codebooks, prompt + new frames) for each job: one `generate` call per window."""
@@ -280,6 +412,20 @@ class _MusicgenBase:
         return {}
 
 
+class _SharedProgress(Progress):
+    """Progress for a batch split into `parts` fast batches run one after the other: every part
+    counts each step, and every `parts`-th count is passed on, so the total is the plain path's."""
+
+    def __init__(self, progress: Progress, parts: int) -> None:
+        super().__init__(progress.step, progress.total)
+        self.progress, self.parts, self.calls = progress, parts, 0
+
+    def advance(self) -> None:
+        self.calls += 1
+        if self.calls % self.parts == 0:
+            self.progress.advance()
+
+
 class MusicgenFamily(_MusicgenBase):
     """facebook/musicgen-small / -medium / -large: text-to-music and continuations."""
 
@@ -343,3 +489,6 @@ class MusicgenMelodyFamily(_MusicgenBase):
 
     def _clip_metadata(self, loaded: LoadedMusicgen, job: _Job) -> dict[str, Any]:
         return {} if job.chroma is None else {"melody_seconds": round(job.clip_seconds, 3)}
+
+    def warms_up(self, device: Device) -> bool:
+        return False  # the melody decoder keeps the plain path (see musicgen_fast)

@@ -79,7 +79,10 @@ def _prompt(inputs: dict[str, Any]) -> str:
 
 
 def _seed(inputs: dict[str, Any], prompt: str) -> int:
-    seed = _integer(inputs, "seed", 0, 0, 2**31 - 1)
+    """The seed to render with. The API always sends one (a fresh random seed per take unless the
+    caller chose it), so the prompt-derived seed that 0 or no seed means is only for direct calls
+    of the engine: the same prompt must not give the same bytes on every regenerate."""
+    seed = _integer(inputs, "seed", 0, 0, 2**32 - 1)  # the catalog's range: seed + i of n takes fits
     return effective_seed(prompt, seed)
 
 

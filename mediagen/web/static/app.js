@@ -70,10 +70,10 @@
 
   const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
 
+  /** m:ss everywhere (0:08, 1:05, 1:02:03), rounded half up: the same as the pages' `duration` filter. */
   function fmtDuration(seconds) {
     if (seconds == null || !Number.isFinite(seconds)) return "—";
-    if (seconds < 10) return `${seconds.toFixed(1)} s`;
-    const total = Math.round(seconds);
+    const total = Math.max(0, Math.round(seconds));
     const h = Math.floor(total / 3600);
     const m = Math.floor((total % 3600) / 60);
     const s = total % 60;
@@ -190,6 +190,22 @@
         if (ok) btn.textContent = "Copied";
       });
     }
+  }
+
+  /** The new-client form suggests an id from the name ("Acme Corp" → "acme-corp") until one is typed. */
+  function initIdSuggestion() {
+    const name = $("#new-name");
+    const id = $("#new-id");
+    if (!name || !id) return;
+    let typed = id.value.trim() !== "";
+    const slug = (text) => text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+      .replace(/[^a-z0-9_.:-]+/g, "-").replace(/^[^a-z0-9]+/, "").replace(/-+$/, "").slice(0, 64);
+    id.addEventListener("input", () => {
+      typed = id.value.trim() !== "";
+    });
+    name.addEventListener("input", () => {
+      if (!typed) id.value = slug(name.value);
+    });
   }
 
   function initAutosubmit() {
@@ -344,14 +360,18 @@
     return wrap;
   }
 
-  /** Upload a file as an asset of its own (POST /api/{kind}/upload) and select it as the input. */
+  /**
+   * Upload a file as an asset of its own (POST /api/{kind}/upload) and select it as the input. It
+   * is filed where the form files what it makes, so a campaign's sources stay with the campaign.
+   */
   async function uploadMedia(input, select, kind, error) {
     const f = input.files && input.files[0];
     if (!f) return;
     error.hidden = true;
     input.disabled = true;
     try {
-      const res = await fetch(`/api/${apiPath(kind)}/upload?title=${encodeURIComponent(f.name)}`, {
+      const query = new URLSearchParams({ title: f.name, ...filingChoices() });
+      const res = await fetch(`/api/${apiPath(kind)}/upload?${query}`, {
         method: "POST", credentials: "same-origin", body: f,
         headers: { "X-CSRF-Token": csrf(), "Content-Type": f.type || "application/octet-stream",
                    Accept: "application/json" },
@@ -372,12 +392,21 @@
     }
   }
 
+  /** The user's recent finished assets of a kind as options; one already there (a form started
+   * from it) gets its name and preview instead of a second option. */
   async function loadMediaOptions(select, kind) {
     try {
       const path = apiPath(kind);
       const data = await api("GET", `/api/${path}?status=completed&limit=50`);
       for (const a of data[path] || []) {
         const text = `#${a.id} · ${a.prompt.length > 48 ? `${a.prompt.slice(0, 47)}…` : a.prompt}`;
+        const there = Array.from(select.options).find((o) => o.value === String(a.id));
+        if (there) {
+          there.textContent = text;
+          if (a.thumbnail_url) there.dataset.thumb = a.thumbnail_url;
+          if (there.selected) select.dispatchEvent(new Event("change"));
+          continue;
+        }
         select.append(el("option", { value: a.id, text, dataset: a.thumbnail_url ? { thumb: a.thumbnail_url } : {} }));
       }
     } catch (err) {
@@ -385,23 +414,90 @@
     }
   }
 
+  /** The model input the request's top-level `seed` fills, or null when the model takes none. */
+  function seedInput(model) {
+    const name = (model.request_map && model.request_map.seed) || "seed";
+    return name in (model.input_schema.properties || {}) ? name : null;
+  }
+
+  /** Put a stored value into the control `buildField` made for it (a rerun's parameters). */
+  function fillControl(inputs, control, value) {
+    if (control.dataset.media) {
+      if (typeof value === "number") {
+        if (!Array.from(control.options).some((o) => o.value === String(value))) {
+          control.append(el("option", { value, text: `#${value}` }));
+        }
+        control.value = String(value);
+      } else if (typeof value === "string") {
+        const url = $(`[data-media-url="${CSS.escape(control.dataset.input)}"]`, inputs);
+        if (url) url.value = value;
+      }
+      control.dispatchEvent(new Event("change"));
+    } else if (control.type === "checkbox") {
+      control.checked = value === true;
+    } else if (control.tagName === "SELECT") {
+      const wanted = value == null ? "" : JSON.stringify(value);
+      if (Array.from(control.options).some((o) => o.value === wanted)) control.value = wanted;
+    } else {
+      control.value = value == null ? "" : String(value);
+    }
+  }
+
+  /** The kind tabs keep the filing chosen so far, so switching kind does not lose it. */
+  function syncKindTabs() {
+    const query = new URLSearchParams(filingChoices()).toString();
+    for (const tab of $$("[data-tab-gallery]")) {
+      tab.href = `/generate/${tab.dataset.tabGallery}${query ? `?${query}` : ""}`;
+    }
+  }
+
   function initGenerate() {
     const form = $("#generate-form");
     if (!form) return;
     const models = JSON.parse($("#models-data").textContent);
+    // Where the form starts from: an asset to rerun, an image to animate, a track to continue.
+    const start = JSON.parse($("#start-data")?.textContent || "{}");
     const kind = form.dataset.kind;
     const inputs = $("#model-inputs");
     const submit = $("#generate-submit");
     const formError = $("#form-error");
     const submitLabel = submit.textContent;
+    const compact = $("#model-select");
+    const takes = $("#takes-n");
+    const seedFixed = $("#seed-fixed");
+    const seedValue = $("#seed-value");
     let model = null;
+    let started = false;
 
-    const current = () => models.find((m) => m.id === form.elements.model?.value) || null;
+    const current = () => models.find((m) => m.id === $('input[name="model"]:checked', form)?.value) || null;
+
+    /** Fill the new model's fields from where the form started, the first time only. */
+    function applyStart() {
+      if (started || !start.source) return;
+      started = true;
+      const props = model.input_schema.properties || {};
+      const promptName = promptInput(model);
+      const prompt = $(`#in-${CSS.escape(promptName)}`);
+      if (prompt && start.prompt) prompt.value = start.prompt;
+      for (const [name, value] of Object.entries(start.parameters || {})) {
+        if (name === promptName) continue;
+        const control = $(`[data-input="${CSS.escape(name)}"]`, inputs);
+        if (!control) continue;
+        fillControl(inputs, control, value);
+        const details = control.closest("details");
+        if (details && !sameValue(value, defaultFor(model, name, props[name] || {}))) details.open = true;
+      }
+    }
 
     function build() {
+      // The prompt stays when another model is chosen; the rest is that model's own.
+      const before = model ? $(`#in-${CSS.escape(promptInput(model))}`)?.value : null;
       model = current();
       inputs.replaceChildren();
       $("#inputs-model").textContent = model ? `· ${model.title}` : "";
+      if (compact && model) compact.value = model.id;
+      $("#seed-field").hidden = !(model && seedInput(model));
+      $("#seed-none").hidden = !model || Boolean(seedInput(model));
       if (!model) {
         inputs.append(el("p", { class: "muted", text: "Choose an available model." }));
         return;
@@ -412,7 +508,9 @@
       const main = el("div", { class: "input-grid" });
       const more = el("div", { class: "input-grid" });
       const promptName = promptInput(model);
+      const seedName = seedInput(model);
       for (const [name, schema] of props) {
+        if (name === seedName) continue; // the Takes panel's seed choice fills it
         const field = buildField(model, name, schema, required.has(name), name === promptName);
         if (name === promptName) {
           inputs.append(field);
@@ -428,6 +526,7 @@
       }
       const prompt = $(`#in-${CSS.escape(promptName)}`);
       if (prompt) {
+        if (before) prompt.value = before;
         prompt.addEventListener("keydown", (e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.altKey && !e.isComposing) {
             e.preventDefault();
@@ -435,16 +534,23 @@
           }
         });
       }
+      applyStart();
     }
 
     const clearErrors = () => clearFormErrors(form, formError, ".field-error");
 
     /** The control and error slot an API error `field` ("prompt", "parameters.bpm", "campaign_id") names. */
     function slotFor(field) {
-      if (field === "model") return { control: $('input[name="model"]:checked', form), error: $("#model-error") };
+      if (field === "model") {
+        // On a phone the model is the compact select (the cards are hidden).
+        if (compact && compact.getClientRects().length) return { control: compact, error: $("#model-compact-error") };
+        return { control: $('input[name="model"]:checked', form), error: $("#model-error") };
+      }
       if (FILING.includes(field)) return { control: $(`#${field}`), error: $(`#${field}-error`) };
+      if (field === "n") return { control: takes, error: $("#takes-n-error") };
       let name = field.startsWith("parameters.") ? field.slice("parameters.".length) : field;
       name = name.split(".")[0];
+      if (name === "seed" || name === seedInput(model)) return { control: seedValue, error: $("#seed-error") };
       const aliases = requestAliases(model);
       for (const n of [aliases[name], name]) {
         if (!n) continue;
@@ -522,6 +628,20 @@
         parameters[name] = value;
       }
       const body = { prompt, model: model.id, parameters };
+      const n = takes.value.trim() === "" ? 1 : Number(takes.value);
+      if (takes.validity.badInput || !Number.isInteger(n) || n < 1 || n > Number(takes.max)) {
+        localErrors.push({ field: "n", message: `enter a whole number from 1 to ${takes.max}` });
+      } else if (n > 1) {
+        body.n = n;
+      }
+      if (seedInput(model) && seedFixed.checked) {
+        const seed = seedValue.value.trim();
+        if (!/^\d{1,15}$/.test(seed)) {
+          localErrors.push({ field: "seed", message: "enter a whole number, or choose random each time" });
+        } else {
+          body.seed = Number(seed);
+        }
+      }
       Object.assign(body, filingChoices());
       return { body, localErrors };
     }
@@ -541,7 +661,9 @@
       try {
         const res = await api("POST", `/api/v2/generate/${kind}`, body);
         submit.textContent = "Started — opening…";
-        window.location.assign(`/assets/${kind}/${res.id}`);
+        // Several takes open side by side on their group's page; one opens on its own.
+        const many = res.take_group && (res.ids || []).length > 1;
+        window.location.assign(many ? `/takes/${encodeURIComponent(res.take_group)}` : `/assets/${kind}/${res.id}`);
       } catch (err) {
         const failed = failedGenerationId(err, kind);
         if (failed != null) {
@@ -553,9 +675,29 @@
         showErrors(err instanceof ApiFailure ? err : new ApiFailure(0, { detail: String(err) }));
         submit.disabled = false;
         submit.removeAttribute("aria-busy");
-        submit.textContent = submitLabel;
+        labelSubmit();
       }
     });
+
+    function labelSubmit() {
+      const n = Number(takes.value);
+      submit.textContent = Number.isInteger(n) && n > 1 ? `Generate ${n} takes` : submitLabel;
+    }
+    takes.addEventListener("input", labelSubmit);
+    // Typing a seed means a fixed one.
+    seedValue.addEventListener("input", () => {
+      seedFixed.checked = true;
+    });
+    compact?.addEventListener("change", () => {
+      const radio = $$('input[name="model"]', form).find((r) => r.value === compact.value);
+      if (!radio) return;
+      radio.checked = true;
+      build();
+    });
+    form.addEventListener("change", (e) => {
+      if (FILING.includes(e.target.id)) syncKindTabs();
+    });
+    $("#collection")?.addEventListener("input", syncKindTabs);
 
     form.addEventListener("input", (e) => {
       // An edited field's error no longer describes it.
@@ -681,6 +823,7 @@
       }
       $('[data-action="cancel"]').hidden = !running;
       $('[data-action="regenerate"]').hidden = running || failed;
+      for (const btn of $$('[data-action="same-seed"]', root)) btn.hidden = running;
       $("#download-link").hidden = s !== "completed";
       const waiting = $("#waiting-text");
       if (waiting) waiting.textContent = s === "pending" ? "Waiting in the queue…" : runningText(item);
@@ -731,7 +874,8 @@
     }
 
     let failures = 0;
-    async function poll() {
+    /** Read the asset again; false once it is gone. live.js calls it on this asset's events. */
+    async function load() {
       try {
         item = await api("GET", `/api/${path}/${item.id}`);
         failures = 0;
@@ -740,10 +884,15 @@
         if (err.status === 404) {
           badge.textContent = "Deleted";
           elapsed.textContent = "This asset no longer exists.";
-          return;
+          return false;
         }
         failures++;
       }
+      return true;
+    }
+    async function poll() {
+      // While live.js's event stream is open it calls load(); polling only waits in the wings.
+      if (!window.Mediagen.live?.connected && !(await load())) return;
       if (RUNNING.has(item.status)) setTimeout(poll, failures ? Math.min(5000, 500 * 2 ** failures) : 500);
     }
 
@@ -762,10 +911,11 @@
       }
     }
 
-    const again = (btn) => act(async () => {
+    /** A new take of this asset (a new seed, or with `?same_seed=true` the same one), opened. */
+    const again = (btn, query = "") => act(async () => {
       btn.disabled = true;
       try {
-        const res = await api("POST", `/api/${path}/${item.id}/retry`);
+        const res = await api("POST", `/api/${path}/${item.id}/retry${query}`);
         window.location.assign(`/assets/${kind}/${res.id}`);
       } catch (err) {
         const failed = failedGenerationId(err, kind);
@@ -777,6 +927,9 @@
     });
     for (const btn of $$('[data-action="retry"], [data-action="regenerate"]', root)) {
       btn.addEventListener("click", () => again(btn));
+    }
+    for (const btn of $$('[data-action="same-seed"]', root)) {
+      btn.addEventListener("click", () => again(btn, "?same_seed=true"));
     }
     $('[data-action="cancel"]', root).addEventListener("click", () => act(async () => {
       item = await api("POST", `/api/${path}/${item.id}/cancel`);
@@ -790,6 +943,7 @@
 
     render();
     if (RUNNING.has(item.status)) setTimeout(poll, 500);
+    window.Mediagen.asset = { id: item.id, kind, load, show: (fields) => { item = { ...item, ...fields }; render(); } };
   }
 
   /* ---------------------------------------------------------------- live panels */
@@ -1368,7 +1522,7 @@
     const tick = async () => {
       const cards = $$("li.card[data-refresh]");
       if (!cards.length) return;
-      if (!busy) {
+      if (!busy && !window.Mediagen.live?.connected) { // live.js refreshes cards while its stream is open
         busy = true;
         for (const card of cards) {
           try {
@@ -1422,6 +1576,7 @@
     initConfirmForms();
     initCopyButtons();
     initAutosubmit();
+    initIdSuggestion();
     initGenerate();
     initAsset();
     initExportDialog();

@@ -104,6 +104,20 @@
         ctx.fillRect(b * step, Math.min(top, mid - dpr / 2), bar, height);
       }
     }
+    if (opts.markers && opts.markers.length) {
+      // Comment markers: a tick through the wave with a small flag on top, at each fraction.
+      ctx.fillStyle = cssVar(canvas, "--wave-marker", "#d97706");
+      const flag = Math.round(5 * dpr);
+      for (const at of opts.markers) {
+        const x = Math.min(w - dpr, Math.max(0, at * w));
+        ctx.fillRect(x - dpr / 2, 0, Math.max(1, dpr), h);
+        ctx.beginPath();
+        ctx.moveTo(x - flag, 0);
+        ctx.lineTo(x + flag, 0);
+        ctx.lineTo(x, flag * 1.4);
+        ctx.fill();
+      }
+    }
     if (opts.playhead && progress != null) {
       ctx.fillStyle = cssVar(canvas, "--wave-playhead", "#1e1b4b");
       const x = Math.min(w - dpr, Math.max(0, progress * w));
@@ -118,19 +132,30 @@
     return `${m}:${String(s).padStart(2, "0")}`;
   }
 
+  const MARKER_HIT_PX = 6; // a click this close to a marker seeks to the marker's own time
+
   /**
    * Wire a canvas (role=slider) to an <audio>: click seeks to x/width × duration, arrow keys seek
-   * ±5 s, a playhead follows playback via requestAnimationFrame while playing.
+   * ±5 s, a playhead follows playback via requestAnimationFrame while playing. Markers (comment
+   * times, set with `setMarkers`) are drawn on the wave; a click on one seeks to exactly its time
+   * and fires a "wave-marker" event on the canvas with the marker as `detail`.
+   * The handle is also `canvas.mediagenPlayer`, for scripts that did not build the player.
    */
   function attachPlayer({ audio, canvas, peaksUrl, duration: knownDuration }) {
     let peaks = null;
     let frame = 0;
+    let markers = [];
     const duration = () =>
       Number.isFinite(audio.duration) && audio.duration > 0 ? audio.duration : knownDuration || 0;
     const progress = () => (duration() ? Math.min(1, audio.currentTime / duration()) : 0);
 
+    function markerFractions() {
+      const d = duration();
+      return d ? markers.map((m) => Math.min(1, Math.max(0, m.at / d))) : [];
+    }
+
     function render() {
-      draw(canvas, peaks, progress(), { playhead: true, bar: 2, gap: 1 });
+      draw(canvas, peaks, progress(), { playhead: true, bar: 2, gap: 1, markers: markerFractions() });
       canvas.setAttribute("aria-valuemax", duration().toFixed(1));
       canvas.setAttribute("aria-valuenow", audio.currentTime.toFixed(1));
       canvas.setAttribute("aria-valuetext", `${clock(audio.currentTime)} of ${clock(duration())}`);
@@ -148,8 +173,29 @@
       render();
     }
 
+    /** The marker drawn within MARKER_HIT_PX of a CSS x offset, if any (the nearest). */
+    function markerNear(x, width) {
+      const d = duration();
+      let best = null;
+      let bestGap = MARKER_HIT_PX;
+      for (const m of d ? markers : []) {
+        const gap = Math.abs((m.at / d) * width - x);
+        if (gap <= bestGap) {
+          best = m;
+          bestGap = gap;
+        }
+      }
+      return best;
+    }
+
     canvas.addEventListener("click", (e) => {
       const rect = canvas.getBoundingClientRect();
+      const hit = markerNear(e.clientX - rect.left, rect.width);
+      if (hit) {
+        seek(hit.at);
+        canvas.dispatchEvent(new CustomEvent("wave-marker", { detail: hit, bubbles: true }));
+        return;
+      }
       seek(((e.clientX - rect.left) / rect.width) * duration());
     });
     canvas.addEventListener("keydown", (e) => {
@@ -185,7 +231,15 @@
         })
         .catch(() => canvas.classList.add("is-flat"));
     }
-    return { render, seek };
+    /** Markers as [{at: seconds, ...}] (anything else on them comes back in "wave-marker"). */
+    function setMarkers(list) {
+      markers = (list || []).filter((m) => Number.isFinite(m.at) && m.at >= 0);
+      render();
+    }
+
+    const handle = { render, seek, setMarkers, markers: () => markers.slice() };
+    canvas.mediagenPlayer = handle;
+    return handle;
   }
 
   window.MediagenWave = { loadPeaks, parsePeaks, draw, attachPlayer, clock };
