@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -169,6 +170,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of item 5, interleaved; best kept")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for local_gpu.json")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "huggingface_hub", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     import torch
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
@@ -282,6 +286,8 @@ def main() -> None:
 
         # correctness and decoding alone
         loaded = resident.loaded
+        fast = loaded.fast.get("decoder")  # gone if the fast path failed during the runs
+        results["fast_path_still_on"] = fast is not None
         seeds = [7, 8]
         plain_codes, plain_s, _ = family_codes(loaded, check, seeds, "plain")
         checks: dict[str, Any] = {}

@@ -46,6 +46,18 @@ STREAM_DOC = (
 )
 
 
+# One event of the stream, as SSE clients parse it (`data` is a JSON document as text).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": EVENT_ID},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _ids(raw: str | None) -> frozenset[int] | None:
     if raw is None:
         return None
@@ -79,7 +91,7 @@ def _principal_again(services: Services, api_key: str | None, session_token: obj
     response_class=StreamingResponse,
     summary="Follow changes of generations live (Server-Sent Events)",
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM_DOC}
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": STREAM_DOC}
     },
 )
 async def stream_events(

@@ -117,11 +117,12 @@ class _MusicgenBase:
     window_seconds: ClassVar[float] = 30.0  # the model's context: 1500 frames at 50 Hz
     context_seconds: ClassVar[float] = 10.0  # what each later window (and a clip) prompts with
     crossfade_seconds: ClassVar[float] = 0.05
-    # The fast decoder on the CPU runs eagerly (exact mode). With musicgen-small's dimensions a CPU
-    # step is arithmetic, not overhead: on the shared 2-core machine, 13 steps at batch 1 took
-    # 26.4 s of CPU plain and 29.4 s fast (best of 2; `bench/local_gpu.py --shape small
-    # --only-decoding --check-seconds 0.2 --requests 1 --repeat 2`). Only the tiny test model,
-    # all overhead, gains (1.45x). So the CPU keeps the plain path.
+    # The fast decoder on the CPU would run eagerly (exact mode). With musicgen-small's dimensions a
+    # CPU step is arithmetic, not overhead. Measured with one thread (`OMP_NUM_THREADS=1
+    # bench/local_gpu.py --shape small --only-decoding --check-seconds S --requests N --repeat R`),
+    # decoding alone, best runs: 1 s at batch 2 (53 steps) plain 11.16 s, fast 11.47 s; 0.2 s at
+    # batch 1 (13 steps) plain 3.76 s, fast 2.81 s. No gain where it matters, so the CPU keeps the
+    # plain path.
     fast_on_cpu: ClassVar[bool] = False
 
     def load(self, path: Path, device: Device) -> LoadedMusicgen:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mediagen.engines.local.musicgen_fast_step import StepState, decoder_logits, sample_next
+from mediagen.engines.local.musicgen_fast_step import Buffers, StepState, decoder_logits, sample_next
 from mediagen.engines.local.musicgen_windows import Progress, Sampling
 
 log = logging.getLogger("mediagen.local")
@@ -102,12 +102,12 @@ class FastMusicgen:
         self.text_max = TEXT_BUCKETS[-1]
         self.max_batch = min(bucket(min(max_batch, BATCH_BUCKETS[-1]), BATCH_BUCKETS), BATCH_BUCKETS[-1])
         self.graphs: dict[tuple[int, bool, int, int], Any] = {}
-        self._static: _Buffers | None = None
+        self._static: Buffers | None = None
         self._generators: list[Any] = []
         if self.mode != "exact":
             self.max_batch = self._fit_batch(self.max_batch)
             rows = 2 * self.max_batch
-            self._static = _Buffers.allocate(
+            self._static = Buffers.allocate(
                 model, rows, self.max_batch * self.num_codebooks, self.kv_buckets[-1], self.text_max
             )
             self._generators = [
@@ -138,7 +138,7 @@ class FastMusicgen:
         import torch
 
         free, _ = torch.cuda.mem_get_info()
-        per_row = _Buffers.bytes_per_row(self.model, self.kv_buckets[-1], self.text_max)
+        per_row = Buffers.bytes_per_row(self.model, self.kv_buckets[-1], self.text_max)
         size = wanted
         while size > 1 and 2 * size * per_row > MEMORY_SHARE * free:
             size //= 2
@@ -161,9 +161,41 @@ class FastMusicgen:
                 for text_len in TEXT_BUCKETS:
                     for kv_len in self.kv_buckets:
                         self._graph(size, True, kv_len, text_len)
-            self._static.pos.zero_()  # type: ignore[union-attr]
+            self._self_check()
         torch.cuda.synchronize()
         return time.perf_counter() - started
+
+    def _self_check(self, steps: int = 3) -> None:
+        """A few replays of the smallest captured shape must draw exactly what the same steps draw
+        run eagerly (same kernels, same generator): else a capture went wrong (say, a generator
+        whose draws a replay does not advance) and warm-up fails, leaving the plain path."""
+        import torch
+
+        state = self._state(1, True)
+        state.seq.zero_()
+        state.pattern.fill_(-1)
+        state.temperature.fill_(1.0)
+        state.use_top_k.fill_(False)
+        state.use_top_p.fill_(False)
+        state.greedy.fill_(False)
+        state.guidance.fill_(3.0)
+        graph = self._graph(1, True, self.kv_buckets[0], TEXT_BUCKETS[0])
+        drawn = []
+        for captured in (False, True):
+            state.pos.zero_()
+            state.generators[0].manual_seed(1234)
+            for _ in range(steps):
+                if captured:
+                    graph.replay()
+                else:
+                    sample_next(
+                        state,
+                        decoder_logits(self.model.decoder, state, self.kv_buckets[0], TEXT_BUCKETS[0], None),
+                    )
+            drawn.append(state.seq[:, 1 : steps + 1].clone())
+        state.pos.zero_()
+        if not torch.equal(drawn[0], drawn[1]):
+            raise RuntimeError("a captured decoding step draws other tokens than the same step run eagerly")
 
     def _graph(self, size: int, cfg: bool, kv_len: int, text_len: int) -> Any:
         """The captured step for one shape (captured now if it is not yet).
@@ -201,7 +233,7 @@ class FastMusicgen:
         self.graphs[key] = graph
         return graph
 
-    def _state(self, size: int, cfg: bool, buffers: _Buffers | None = None) -> StepState:
+    def _state(self, size: int, cfg: bool, buffers: Buffers | None = None) -> StepState:
         """The step's tensors for a batch of `size` rows: views of the static buffers (the same
         memory for every capture and replay of that shape) or of per-window ones."""
         buffers = buffers or self._static
@@ -313,7 +345,7 @@ class FastBatch:
         """The step state for this window, with the batch's sampling settings in it."""
         fast = self.fast
         if fast.mode == "exact":
-            buffers = _Buffers.allocate(
+            buffers = Buffers.allocate(
                 fast.model, 2 * self.size if self.cfg else self.size, self.size * fast.num_codebooks,
                 length, int(self.hidden.shape[1]), exact_mask=self.mask,
             )  # fmt: skip
@@ -365,79 +397,6 @@ class FastBatch:
                 mask[self.size :, 0, 0, :text] = True
         state.pos.fill_(frames - 1)
         return out.logits[:, -1].to(copy=True, dtype=torch.float32)
-
-
-@dataclass
-class _Buffers:
-    """Preallocated tensors behind a StepState (zero-filled: masked positions must hold finite
-    values, since a mask adds -inf to the score of whatever is there)."""
-
-    pos: Any
-    seq: Any
-    pattern: Any
-    self_k: list[Any]
-    self_v: list[Any]
-    cross_k: list[Any]
-    cross_v: list[Any]
-    cross_mask: Any
-    positions: Any
-    temperature: Any
-    top_k: Any
-    top_p: Any
-    use_top_p: Any
-    use_top_k: Any
-    greedy: Any
-    guidance: Any
-    generators: list[Any]
-
-    @staticmethod
-    def bytes_per_row(model: Any, positions: int, text: int) -> int:
-        config = model.decoder.config
-        size = model.decoder.lm_heads[0].weight.element_size()
-        return 2 * config.num_hidden_layers * (positions + text) * config.hidden_size * size
-
-    @classmethod
-    def allocate(
-        cls, model: Any, rows: int, tokens: int, positions: int, text: int, exact_mask: Any = None
-    ) -> _Buffers:
-        import torch
-
-        config, weight = model.decoder.config, model.decoder.lm_heads[0].weight
-        heads = config.num_attention_heads
-        head_dim = config.hidden_size // heads
-        layers = config.num_hidden_layers
-
-        def cache(length: int) -> list[Any]:
-            shape = (rows, heads, length, head_dim)
-            return [torch.zeros(shape, dtype=weight.dtype, device=weight.device) for _ in range(layers)]
-
-        def column(dtype: Any) -> Any:  # valid settings (temperature 1, top-k 1) before any batch
-            fill = 1 if dtype in (torch.float32, torch.long) else 0
-            return torch.full((tokens, 1), fill, dtype=dtype, device=weight.device)
-
-        if exact_mask is None:
-            cross_mask = torch.ones((rows, 1, 1, text), dtype=torch.bool, device=weight.device)
-        else:  # what transformers passes: no mask when every text position counts
-            cross_mask = None if bool(exact_mask.all()) else exact_mask.bool()[:, None, None, :]
-        return cls(
-            pos=torch.zeros(1, dtype=torch.long, device=weight.device),
-            seq=torch.zeros((tokens, positions), dtype=torch.long, device=weight.device),
-            pattern=torch.zeros((tokens, positions), dtype=torch.long, device=weight.device),
-            self_k=cache(positions),
-            self_v=cache(positions),
-            cross_k=cache(text),
-            cross_v=cache(text),
-            cross_mask=cross_mask,
-            positions=torch.arange(positions, device=weight.device),
-            temperature=column(torch.float32),
-            top_k=column(torch.long),
-            top_p=column(torch.float32),
-            use_top_p=column(torch.bool),
-            use_top_k=column(torch.bool),
-            greedy=torch.zeros(tokens, dtype=torch.bool, device=weight.device),
-            guidance=torch.zeros(1, dtype=torch.float32, device=weight.device),
-            generators=[],
-        )
 
 
 def _sampling_tensors(rows: Sequence[FastRow], num_codebooks: int, vocab: int, device: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """One decoding step of MusicGen's decoder over preallocated caches, with the sampling and the
 delay-pattern bookkeeping that follow it, all on the device.
 
-The step reads and writes only tensors that live as long as the decoder (`StepState`): the position
-is a device tensor that the step itself advances, the sampled token goes into a token buffer at that
-position, and the per-request sampling settings are tensors. So one step can be captured once as a
-CUDA graph and replayed for every position of every request of that shape, with no host sync.
+The step reads and writes only tensors that live as long as the decoder (`StepState`, views of
+`Buffers`): the position is a device tensor that the step itself advances, the sampled token goes
+into a token buffer at that position, and the per-request sampling settings are tensors. So one
+step can be captured once as a CUDA graph and replayed for every position of every request of that
+shape, with no host sync.
 
 The arithmetic is transformers' own, operation for operation (the decoder's own modules, the same
 SDPA call, the same order of the sums), so on the CPU a step gives the plain `generate` path's
@@ -54,6 +55,80 @@ class StepState:
     @property
     def rows(self) -> int:
         return 2 * self.batch if self.cfg else self.batch
+
+
+@dataclass
+class Buffers:
+    """Preallocated tensors behind a StepState: once per decoder for the static shapes, per window
+    in exact mode. The caches start as zeros (masked positions must hold finite values, since a
+    mask adds -inf to the score of whatever is there) and the settings valid ones."""
+
+    pos: Any
+    seq: Any
+    pattern: Any
+    self_k: list[Any]
+    self_v: list[Any]
+    cross_k: list[Any]
+    cross_v: list[Any]
+    cross_mask: Any
+    positions: Any
+    temperature: Any
+    top_k: Any
+    top_p: Any
+    use_top_p: Any
+    use_top_k: Any
+    greedy: Any
+    guidance: Any
+    generators: list[Any]
+
+    @staticmethod
+    def bytes_per_row(model: Any, positions: int, text: int) -> int:
+        config = model.decoder.config
+        size = model.decoder.lm_heads[0].weight.element_size()
+        return 2 * config.num_hidden_layers * (positions + text) * config.hidden_size * size
+
+    @classmethod
+    def allocate(
+        cls, model: Any, rows: int, tokens: int, positions: int, text: int, exact_mask: Any = None
+    ) -> Buffers:
+        import torch
+
+        config, weight = model.decoder.config, model.decoder.lm_heads[0].weight
+        heads = config.num_attention_heads
+        head_dim = config.hidden_size // heads
+        layers = config.num_hidden_layers
+
+        def cache(length: int) -> list[Any]:
+            shape = (rows, heads, length, head_dim)
+            return [torch.zeros(shape, dtype=weight.dtype, device=weight.device) for _ in range(layers)]
+
+        def column(dtype: Any) -> Any:  # valid settings (temperature 1, top-k 1) before any batch
+            fill = 1 if dtype in (torch.float32, torch.long) else 0
+            return torch.full((tokens, 1), fill, dtype=dtype, device=weight.device)
+
+        if exact_mask is None:
+            cross_mask = torch.ones((rows, 1, 1, text), dtype=torch.bool, device=weight.device)
+        else:  # what transformers passes: no mask when every text position counts
+            cross_mask = None if bool(exact_mask.all()) else exact_mask.bool()[:, None, None, :]
+        return cls(
+            pos=torch.zeros(1, dtype=torch.long, device=weight.device),
+            seq=torch.zeros((tokens, positions), dtype=torch.long, device=weight.device),
+            pattern=torch.zeros((tokens, positions), dtype=torch.long, device=weight.device),
+            self_k=cache(positions),
+            self_v=cache(positions),
+            cross_k=cache(text),
+            cross_v=cache(text),
+            cross_mask=cross_mask,
+            positions=torch.arange(positions, device=weight.device),
+            temperature=column(torch.float32),
+            top_k=column(torch.long),
+            top_p=column(torch.float32),
+            use_top_p=column(torch.bool),
+            use_top_k=column(torch.bool),
+            greedy=torch.zeros(tokens, dtype=torch.bool, device=weight.device),
+            guidance=torch.zeros(1, dtype=torch.float32, device=weight.device),
+            generators=[],
+        )
 
 
 def decoder_logits(decoder: Any, state: StepState, kv_len: int, text_len: int, live: int | None) -> Any:

@@ -680,7 +680,9 @@
       e.preventDefault();
       show(error, "");
       text.removeAttribute("aria-invalid");
-      const body = { text: text.value.trim(), at: timed && atBox && atBox.checked ? Math.round(position() * 10) / 10 : null };
+      // Rounded down to 0.1 s: rounding up at the very end would land past the asset's length.
+      const at = timed && atBox && atBox.checked ? Math.floor(position() * 10) / 10 : null;
+      const body = { text: text.value.trim(), at };
       if (!body.text) {
         show(error, "write the comment first");
         text.setAttribute("aria-invalid", "true");
