@@ -71,6 +71,16 @@ class Pipeline:
     def worker_alive(self) -> None:
         self.ctx.workers.heartbeat()
 
+    def warm_up_devices(self) -> dict[str, float]:
+        """Let device engines prepare now what the first request would otherwise wait for (load
+        and capture MusicGen's decoding step); seconds per model, for the log."""
+        seconds: dict[str, float] = {}
+        for engine in self.ctx.router.engines.values():
+            warm_up = getattr(engine, "warm_up", None)
+            if engine.capabilities.device and warm_up is not None:
+                seconds.update(warm_up())
+        return seconds
+
     def claim_duty(self, name: str, seconds: float) -> bool:
         """Whether this process does the chore `name` now (one process of the deployment does)."""
         return self.ctx.workers.claim_duty(name, seconds)

@@ -62,6 +62,7 @@ def build_engines(settings: Settings, catalog: Catalog) -> dict[str, Engine]:
             memory_gb=settings.local_memory_gb,
             batch_window_s=settings.local_batch_window_ms / 1000,
             max_batch=settings.local_max_batch,
+            fast_decode=settings.local_fast_decode,
         )
     if settings.replicate_api_token:
         from mediagen.engines.replicate import ReplicateEngine

@@ -74,6 +74,21 @@ class WorkerHost:
         for consumer in self.consumers:
             consumer.start()
         self._ticker.start()
+        if Lane.DEVICE in self.lanes:
+            # Beside the consumers, not before them: io jobs need not wait for a model to load;
+            # device jobs that arrive meanwhile wait on the device lock as they would anyway.
+            threading.Thread(target=self._warm_up, name="mediagen-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        started = time.monotonic()
+        try:
+            done = self.pipeline.warm_up_devices()
+        except Exception:
+            log.exception("warming up the local models failed; the first requests will do it")
+            return
+        if done:
+            figures = ", ".join(f"{model} {seconds:.1f} s" for model, seconds in done.items())
+            log.info("local models warmed up in %.1f s (%s)", time.monotonic() - started, figures)
 
     def _safe_reconcile(self) -> None:
         try:

@@ -52,9 +52,11 @@ def start_worker(env: dict[str, str], data_dir: Path) -> subprocess.Popen[bytes]
     )
 
 
-def completed(api: LiveServer) -> int:
-    with api.client() as c:
-        return int(c.get("/api/images", params={"status": "completed", "limit": 1}).json()["total"])
+def completed(api: LiveServer, key: str) -> int:
+    with api.client(key) as c:
+        answer = c.get("/api/images", params={"status": "completed", "limit": 1})
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["total"])
 
 
 def test_two_apis_two_workers_one_killed(tmp_path: Path, s3: S3Server) -> None:
@@ -80,7 +82,7 @@ def test_two_apis_two_workers_one_killed(tmp_path: Path, s3: S3Server) -> None:
         key = first.admin_key
         assert key
         bodies = [
-            {"prompt": f"product shot {i}", "width": 64, "height": 48, "n": TAKES}
+            {"prompt": f"product shot {i}", "width": 64, "height": 64, "n": TAKES}
             for i in range(REQUESTS + EXTRA)
         ]
 
@@ -94,13 +96,13 @@ def test_two_apis_two_workers_one_killed(tmp_path: Path, s3: S3Server) -> None:
         assert statuses.count(202) == REQUESTS and statuses.count(429) == EXTRA, statuses
 
         deadline = time.monotonic() + 300
-        while completed(first) < 50:
+        while completed(first, key) < 50:
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.2)
         workers[0].send_signal(signal.SIGKILL)  # mid-run: it holds leases and half-done uploads
         workers[0].wait(10)
         total = REQUESTS * TAKES
-        while (done := completed(second)) < total:
+        while (done := completed(second, key)) < total:
             assert time.monotonic() < deadline, f"only {done} of {total} completed"
             time.sleep(0.5)
         check_exactly_once(pg.url, env, tmp_path, total)

@@ -286,6 +286,10 @@ class TestWebhooks:
         assert mg_create.path == "/v1/predictions"
         body = mg_create.json
         assert body["version"] == MUSICGEN_VERSION
+        # No seed asked for: a fresh random one is sent, and kept on the asset to reproduce it.
+        with srv.client() as c:
+            stored = c.get(f"/api/audio/{music['audio_id']}").json()["seed"]
+        assert isinstance(stored, int) and body["input"].pop("seed") == stored
         assert body["input"] == {
             "prompt": SEED_MUSICGEN["prompt"],
             "duration": 10,

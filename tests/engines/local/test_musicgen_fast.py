@@ -61,11 +61,6 @@ class FastOnCpu(MusicgenFamily):
     fast_on_cpu = True
 
 
-class ShortFastWindows(FastOnCpu):
-    window_seconds = 0.6  # 30 frames
-    context_seconds = 0.2  # 10 frames
-
-
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
