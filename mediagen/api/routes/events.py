@@ -90,9 +90,7 @@ def _principal_again(services: Services, api_key: str | None, session_token: obj
     "/api/events",
     response_class=StreamingResponse,
     summary="Follow changes of generations live (Server-Sent Events)",
-    responses={
-        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": STREAM_DOC}
-    },
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": STREAM_DOC}},
 )
 async def stream_events(
     request: Request,
