@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, tuple_
 
 from mediagen.auth.service import Principal
+from mediagen.db.session import Database
 from mediagen.errors import invalid
-from mediagen.generations.presenters import PUBLIC_FIELDS
+from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
 from mediagen.generations.search import TextSearch, text_search
 from mediagen.generations.tables import AssetTag, Generation
 from mediagen.loudness import PRESETS
+from mediagen.vocabulary import MAX_ID
 
 PUBLIC_COLUMNS = tuple(getattr(Generation, name) for name in PUBLIC_FIELDS)
 # Filters that are plain equality on a column of the same name (each has a gallery index).

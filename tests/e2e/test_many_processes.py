@@ -106,6 +106,7 @@ def test_two_apis_two_workers_one_killed(tmp_path: Path, s3: S3Server) -> None:
             assert time.monotonic() < deadline, f"only {done} of {total} completed"
             time.sleep(0.5)
         check_exactly_once(pg.url, env, tmp_path, total)
+        check_revocation_reaches_every_api(first, second, key)
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -117,6 +118,19 @@ def test_two_apis_two_workers_one_killed(tmp_path: Path, s3: S3Server) -> None:
 
         redis.Redis.from_url(queue).flushdb()
         pg.drop()
+
+
+def check_revocation_reaches_every_api(first: LiveServer, second: LiveServer, admin: str) -> None:
+    """A key revoked through one API process stops working on the other within ~1 s (its cache)."""
+    with first.client(admin) as c:
+        made = c.post("/api/keys", json={"name": "short-lived"}).json()
+    with second.client(made["key"]) as c:
+        assert c.get("/api/audio", params={"limit": 1}).status_code == 200  # now cached there too
+    with first.client(admin) as c:
+        assert c.delete(f"/api/keys/{made['id']}").status_code == 204
+    time.sleep(1.5)
+    with second.client(made["key"]) as c:
+        assert c.get("/api/audio", params={"limit": 1}).status_code == 401
 
 
 def check_exactly_once(url: str, env: dict[str, str], tmp_path: Path, total: int) -> None:
