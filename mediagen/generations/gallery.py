@@ -54,6 +54,44 @@ def normalise_tag(tag: str) -> str:
     return tag.strip().lower()
 
 
+@dataclass(frozen=True)
+class GalleryPage:
+    """One page of a gallery: its rows, the count of every match (the page aside), and the cursor
+    of the page after it (None on the last page, and for a search ranked by relevance)."""
+
+    rows: list[AssetRow]
+    total: int
+    next_cursor: str | None
+
+
+def read_page(
+    db: Database,
+    principal: Principal,
+    kind: str,
+    filters: dict[str, Any],
+    *,
+    limit: int,
+    offset: int = 0,
+    q: str | None = None,
+    sort: str | None = None,
+    cursor: str | None = None,
+) -> GalleryPage:
+    """Run a gallery page (see `gallery_statements`) on one read session."""
+    dialect = db.read_engine.dialect.name
+    count_stmt, page_stmt = gallery_statements(
+        principal, kind, filters, limit=limit, offset=offset, q=q, sort=sort, cursor=cursor, dialect=dialect
+    )
+    with db.read() as s:
+        total = s.scalar(count_stmt) or 0
+        rows = s.execute(page_stmt).all()
+    order = page_sort(sort, text_search(dialect, q) if q else None)
+    after = None
+    if len(rows) > limit and order is not None:
+        after = encode_cursor(order, rows[limit - 1])
+    # Column tuples named like the row's attributes: exactly what AssetRow describes.
+    return GalleryPage(cast(list[AssetRow], rows[:limit]), total, after)
+
+
 def gallery_statements(
     principal: Principal,
     kind: str,
@@ -63,6 +101,7 @@ def gallery_statements(
     offset: int,
     q: str | None = None,
     sort: str | None = None,
+    cursor: str | None = None,
     dialect: str = "sqlite",
 ) -> tuple[Select[Any], Select[Any]]:
     """The count and page queries of a gallery page (also run bare by bench/gallery.py).
@@ -71,19 +110,110 @@ def gallery_statements(
     best match first. Ties are broken by id, so paging never repeats or skips an item. An
     unknown filter or sort is an InvalidInput naming it.
 
+    The page starts after `cursor` (a `next_cursor` of the same order) or skips `offset` rows,
+    never both. It reads one row more than `limit`: that row tells whether a next page exists.
+    A cursor is a keyset condition, `(created_at, id) < (?, ?)` for newest first, which the
+    gallery indexes answer by seeking, so a deep page costs what the first does; an offset
+    steps over every row it skips.
+
     The page selects plain public columns, not ORM entities: a page is read-only, and building
     tracked objects cost several times the queries themselves.
     """
     conds = filter_conditions(principal, kind, filters)
     # A search of only white space (or control characters) has no words: it narrows nothing.
     search = text_search(dialect, q) if q else None
+    order = page_sort(sort, search)
     count = select(func.count()).select_from(Generation)
     page = select(*PUBLIC_COLUMNS)
     if search is not None:
         count, page = search.apply(count), search.apply(page)
     count = count.where(*conds)
-    page = page.where(*conds).order_by(*order_by(sort, search)).limit(limit).offset(offset)
+    page = page.where(*conds)
+    if cursor is not None:
+        if offset:
+            raise invalid("cursor", "page by cursor or by offset, not both: give offset=0 with a cursor")
+        if order is None:
+            raise invalid("cursor", "a search ranked by relevance pages by offset; give a sort to page by cursor")
+        page = page.where(after_condition(order, decode_cursor(cursor, order)))
+    page = page.order_by(*order_by(sort, search)).limit(limit + 1).offset(offset)
     return count, page
+
+
+def page_sort(sort: str | None, search: TextSearch | None) -> str | None:
+    """The order a page is in (one of SORT_VALUES), or None for a search ranked by relevance."""
+    if sort is None and search is not None:
+        return None
+    sort = sort or DEFAULT_SORT
+    if sort not in SORT_VALUES:
+        raise invalid("sort", f"unknown order {sort!r}; one of {', '.join(SORT_VALUES)}")
+    return sort
+
+
+# -- cursors ----------------------------------------------------------------------------------------
+# A cursor is opaque to callers: URL-safe base64 (unpadded) of the JSON [sort, key, id], the order it
+# belongs to and the last row's sort key (an ISO time for `created`; null for an unrated or
+# unmeasured row) and id. Nothing in it is trusted: every part is checked before it reaches SQL.
+CURSOR_MAX = 200  # characters; a real cursor is under 100
+
+
+def encode_cursor(sort: str, row: Any) -> str:
+    """The cursor of the page after `row` (a page row, or anything with the sort key and id)."""
+    key = getattr(row, sort.removeprefix("-") + ("_at" if sort.endswith("created") else ""))
+    if isinstance(key, datetime):
+        key = (key if key.tzinfo is not None else key.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    raw = json.dumps([sort, key, row.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    """The (sort key, id) a cursor of `sort` points after; InvalidInput("cursor") for anything
+    this service did not hand out, or a cursor of another order."""
+    try:
+        if len(cursor) > CURSOR_MAX:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        their_sort, key, ident = json.loads(raw)
+        key = _cursor_key(their_sort, key)
+        if type(ident) is not int or not 0 <= ident <= MAX_ID or their_sort not in SORT_VALUES:
+            raise ValueError
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error, OverflowError):
+        raise invalid("cursor", "not a cursor from this list: pass next_cursor as it was given") from None
+    if their_sort != sort:
+        raise invalid("cursor", f"this cursor pages sort={their_sort}, not sort={sort}")
+    return key, ident
+
+
+def _cursor_key(sort: str, key: Any) -> Any:
+    """A cursor's sort key as the column's type; ValueError if it cannot be one."""
+    name = sort.removeprefix("-") if isinstance(sort, str) else None
+    if name == "created":
+        if not isinstance(key, str):
+            raise ValueError
+        when = datetime.fromisoformat(key)
+        return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
+    if key is None:
+        return None
+    if name == "rating" and type(key) is int and abs(key) <= MAX_ID:
+        return key
+    if name == "duration" and type(key) in (int, float) and math.isfinite(key) and abs(key) <= 1e300:
+        return float(key)
+    raise ValueError
+
+
+def after_condition(sort: str, after: tuple[Any, int]) -> ColumnElement[bool]:
+    """The rows after (key, id) in `sort`'s order (see `order_by`): a keyset condition."""
+    key, ident = after
+    descending = sort.startswith("-")
+    column = SORTS[sort.removeprefix("-")]
+    if column is Generation.created_at:
+        # A row value: the (kind, [filter,] created_at, id) indexes seek straight to it.
+        pair, point = tuple_(Generation.created_at, Generation.id), tuple_(key, ident)
+        return pair < point if descending else pair > point
+    later_id = Generation.id < ident if descending else Generation.id > ident
+    if key is None:  # nulls come last: only nulls follow a null
+        return and_(column.is_(None), later_id)
+    later_key = column < key if descending else column > key
+    return or_(later_key, and_(column == key, later_id), column.is_(None))
 
 
 def filter_conditions(principal: Principal, kind: str, filters: dict[str, Any]) -> list[ColumnElement[bool]]:
@@ -120,13 +250,12 @@ def filter_conditions(principal: Principal, kind: str, filters: dict[str, Any]) 
 
 def order_by(sort: str | None, search: TextSearch | None = None) -> list[Any]:
     """ORDER BY terms for `sort` (see SORT_VALUES), ending in id so the order is total."""
-    if sort is None and search is not None:
+    order = page_sort(sort, search)
+    if order is None:
+        assert search is not None
         return [search.rank, Generation.created_at.desc(), Generation.id.desc()]
-    sort = sort or DEFAULT_SORT
-    if sort not in SORT_VALUES:
-        raise invalid("sort", f"unknown order {sort!r}; one of {', '.join(SORT_VALUES)}")
-    descending = sort.startswith("-")
-    key = SORTS[sort.removeprefix("-")]
+    descending = order.startswith("-")
+    key = SORTS[order.removeprefix("-")]
     if key is Generation.created_at:
         # No NULLS LAST on a column that is never null: the (kind, created_at, id) indexes then
         # serve the order in either direction, on PostgreSQL too.
