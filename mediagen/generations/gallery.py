@@ -17,7 +17,7 @@ from mediagen.auth.service import Principal
 from mediagen.db.session import Database
 from mediagen.errors import invalid
 from mediagen.generations.presenters import PUBLIC_FIELDS, AssetRow
-from mediagen.generations.search import TextSearch, text_search
+from mediagen.generations.search import TextSearch, text_search, words
 from mediagen.generations.tables import AssetTag, Generation
 from mediagen.loudness import PRESETS
 from mediagen.vocabulary import MAX_ID
@@ -84,7 +84,7 @@ def read_page(
     with db.read() as s:
         total = s.scalar(count_stmt) or 0
         rows = s.execute(page_stmt).all()
-    order = page_sort(sort, text_search(dialect, q) if q else None)
+    order = page_sort(sort, ranked=sort is None and bool(q and words(q)))
     after = None
     if len(rows) > limit and order is not None:
         after = encode_cursor(order, rows[limit - 1])
@@ -122,7 +122,7 @@ def gallery_statements(
     conds = filter_conditions(principal, kind, filters)
     # A search of only white space (or control characters) has no words: it narrows nothing.
     search = text_search(dialect, q) if q else None
-    order = page_sort(sort, search)
+    order = page_sort(sort, ranked=sort is None and search is not None)
     count = select(func.count()).select_from(Generation)
     page = select(*PUBLIC_COLUMNS)
     if search is not None:
@@ -139,9 +139,9 @@ def gallery_statements(
     return count, page
 
 
-def page_sort(sort: str | None, search: TextSearch | None) -> str | None:
+def page_sort(sort: str | None, *, ranked: bool) -> str | None:
     """The order a page is in (one of SORT_VALUES), or None for a search ranked by relevance."""
-    if sort is None and search is not None:
+    if ranked:
         return None
     sort = sort or DEFAULT_SORT
     if sort not in SORT_VALUES:
@@ -158,7 +158,7 @@ CURSOR_MAX = 200  # characters; a real cursor is under 100
 
 def encode_cursor(sort: str, row: Any) -> str:
     """The cursor of the page after `row` (a page row, or anything with the sort key and id)."""
-    key = getattr(row, sort.removeprefix("-") + ("_at" if sort.endswith("created") else ""))
+    key = getattr(row, SORTS[sort.removeprefix("-")].key)
     if isinstance(key, datetime):
         key = (key if key.tzinfo is not None else key.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
     raw = json.dumps([sort, key, row.id], separators=(",", ":")).encode()
@@ -173,9 +173,9 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
             raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         their_sort, key, ident = json.loads(raw)
-        key = _cursor_key(their_sort, key)
-        if type(ident) is not int or not 0 <= ident <= MAX_ID or their_sort not in SORT_VALUES:
+        if their_sort not in SORT_VALUES or type(ident) is not int or not 0 <= ident <= MAX_ID:
             raise ValueError
+        key = _cursor_key(their_sort, key)
     except (ValueError, TypeError, UnicodeDecodeError, binascii.Error, OverflowError):
         raise invalid("cursor", "not a cursor from this list: pass next_cursor as it was given") from None
     if their_sort != sort:
@@ -185,7 +185,7 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
 
 def _cursor_key(sort: str, key: Any) -> Any:
     """A cursor's sort key as the column's type; ValueError if it cannot be one."""
-    name = sort.removeprefix("-") if isinstance(sort, str) else None
+    name = sort.removeprefix("-")
     if name == "created":
         if not isinstance(key, str):
             raise ValueError
@@ -195,7 +195,7 @@ def _cursor_key(sort: str, key: Any) -> Any:
         return None
     if name == "rating" and type(key) is int and abs(key) <= MAX_ID:
         return key
-    if name == "duration" and type(key) in (int, float) and math.isfinite(key) and abs(key) <= 1e300:
+    if name == "duration" and type(key) in (int, float) and math.isfinite(float(key)):
         return float(key)
     raise ValueError
 
@@ -250,7 +250,7 @@ def filter_conditions(principal: Principal, kind: str, filters: dict[str, Any]) 
 
 def order_by(sort: str | None, search: TextSearch | None = None) -> list[Any]:
     """ORDER BY terms for `sort` (see SORT_VALUES), ending in id so the order is total."""
-    order = page_sort(sort, search)
+    order = page_sort(sort, ranked=sort is None and search is not None)
     if order is None:
         assert search is not None
         return [search.rank, Generation.created_at.desc(), Generation.id.desc()]

@@ -25,7 +25,7 @@ from mediagen.errors import Conflict, NotFound, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
 from mediagen.generations.events import EventType, record_event
-from mediagen.generations.gallery import gallery_statements
+from mediagen.generations.gallery import GalleryPage, read_page
 from mediagen.generations.ingest import IngestError, StorageFailure
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
@@ -424,24 +424,16 @@ class GenerationService:
         offset: int,
         q: str | None = None,
         sort: str | None = None,
+        cursor: str | None = None,
     ) -> tuple[list[AssetRow], int]:
+        """A gallery page's rows and total (`page` has its next cursor too)."""
+        found = self.page(principal, kind, filters, limit=limit, offset=offset, q=q, sort=sort, cursor=cursor)
+        return found.rows, found.total
+
+    def page(self, principal: Principal, kind: str, filters: dict[str, Any], **page: Any) -> GalleryPage:
         """A gallery page from the indexes alone: newest first (with a search `q`, best match
-        first) unless `sort` says otherwise (`gallery.SORT_VALUES`); ties broken by id."""
-        count_stmt, page_stmt = gallery_statements(
-            principal,
-            kind,
-            filters,
-            limit=limit,
-            offset=offset,
-            q=q,
-            sort=sort,
-            dialect=self.db.read_engine.dialect.name,
-        )
-        with self.db.read() as s:
-            total = s.scalar(count_stmt) or 0
-            rows = s.execute(page_stmt).all()
-        # Column tuples named like the row's attributes: exactly what AssetRow describes.
-        return cast(list[AssetRow], list(rows)), total
+        first) unless `sort` says otherwise; ties broken by id (`gallery.read_page`)."""
+        return read_page(self.db, principal, kind, filters, **page)
 
     # delete -----------------------------------------------------------------
     def delete(self, principal: Principal, kind: str, gen_id: int) -> None:
