@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, make_server
-from tests.web.browser_kit import new_context, shot
+from tests.web.browser_kit import new_context, shot, signed_in_state
 from tests.web.test_compose_pages import make_image, make_music, make_video
 
 pytestmark = pytest.mark.browser
@@ -71,16 +71,7 @@ def sources(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
-    ctx = new_context(browser)
-    page = ctx.new_page()
-    page.goto(f"{server.url}/login?next=/compose")
-    page.fill("#email", server.admin_email or "")
-    page.fill("#password", server.admin_password or "")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/compose")
-    state = ctx.storage_state()
-    ctx.close()
-    return state  # type: ignore[no-any-return]
+    return signed_in_state(browser, server, "/compose")
 
 
 # helpers ------------------------------------------------------------------------------------

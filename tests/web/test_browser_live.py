@@ -20,7 +20,7 @@ from mediagen.generations.leases import Rows
 from mediagen.generations.running import RowControl
 from mediagen.vocabulary import Status
 from tests.conftest import LiveServer, make_server
-from tests.web.browser_kit import new_context, shot
+from tests.web.browser_kit import new_context, shot, signed_in_state
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 60_000
@@ -36,16 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
-    ctx = new_context(browser)
-    page = ctx.new_page()
-    page.goto(f"{server.url}/login?next=/music")
-    page.fill("#email", server.admin_email or "")
-    page.fill("#password", server.admin_password or "")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/music")
-    state = ctx.storage_state()
-    ctx.close()
-    return state  # type: ignore[no-any-return]
+    return signed_in_state(browser, server, "/music")
 
 
 def generate(server: LiveServer, prompt: str) -> int:

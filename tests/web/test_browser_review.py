@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, make_server
-from tests.web.browser_kit import new_context
+from tests.web.browser_kit import signed_in_state
 from tests.web.test_compose_pages import make_music
 
 pytestmark = pytest.mark.browser
@@ -56,16 +56,7 @@ def tracks(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
-    ctx = new_context(browser)
-    page = ctx.new_page()
-    page.goto(f"{server.url}/login?next=/music")
-    page.fill("#email", server.admin_email or "")
-    page.fill("#password", server.admin_password or "")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/music")
-    state = ctx.storage_state()
-    ctx.close()
-    return state  # type: ignore[no-any-return]
+    return signed_in_state(browser, server, "/music")
 
 
 def api_item(server: LiveServer, gen_id: int) -> dict[str, Any]:

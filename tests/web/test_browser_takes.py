@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import LiveServer, make_server
-from tests.web.browser_kit import new_context, shot
+from tests.conftest import LiveServer
+from tests.web.browser_kit import ACME_SPRING, new_context, shot, signed_in_state, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -26,30 +26,14 @@ AUDIO = "document.querySelector('#takes-audio')"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = make_server(tmp_path_factory.mktemp("web-takes")).start()
-    with srv.client() as c:
-        for path, body in (
-            ("/api/clients", {"id": "acme", "name": "Acme Corp"}),
-            ("/api/campaigns", {"id": "spring", "client_id": "acme", "name": "Spring Launch"}),
-        ):
-            r = c.post(path, json=body)
-            assert r.status_code == 201, r.text
+    srv = start_server(tmp_path_factory, "web-takes", ACME_SPRING)
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
-    ctx = new_context(browser)
-    page = ctx.new_page()
-    page.goto(f"{server.url}/login?next=/generate/music")
-    page.fill("#email", server.admin_email or "")
-    page.fill("#password", server.admin_password or "")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/generate/music")
-    state = ctx.storage_state()
-    ctx.close()
-    return state  # type: ignore[no-any-return]
+    return signed_in_state(browser, server, "/generate/music")
 
 
 def review_of(page: Any, gen_id: int) -> str:

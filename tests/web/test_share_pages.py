@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, make_server
-from tests.web.browser_kit import new_context, shot
+from tests.conftest import LiveServer
+from tests.web.browser_kit import ACME_SPRING, new_context, shot, signed_in_state, start_server
 from tests.web.test_compose_pages import make_music
 
 pytestmark = pytest.mark.browser
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = make_server(tmp_path_factory.mktemp("web-share")).start()
-    with srv.client() as c:
-        for path, body in (
-            ("/api/clients", {"id": "acme", "name": "Acme Corp"}),
-            ("/api/campaigns", {"id": "spring", "client_id": "acme", "name": "Spring Launch"}),
-        ):
-            r = c.post(path, json=body)
-            assert r.status_code == 201, r.text
+    srv = start_server(tmp_path_factory, "web-share", ACME_SPRING)
     yield srv
     srv.stop()
 
@@ -49,16 +42,7 @@ def track(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> int:
 
 @pytest.fixture(scope="module")
 def admin_state(browser: Any, server: LiveServer) -> dict[str, Any]:
-    ctx = new_context(browser)
-    page = ctx.new_page()
-    page.goto(f"{server.url}/login?next=/campaigns")
-    page.fill("#email", server.admin_email or "")
-    page.fill("#password", server.admin_password or "")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/campaigns")
-    state = ctx.storage_state()
-    ctx.close()
-    return state  # type: ignore[no-any-return]
+    return signed_in_state(browser, server, "/campaigns")
 
 
 @pytest.fixture
