@@ -716,16 +716,18 @@
   }
 
   /** Campaign and brief options follow the chosen client (and the other way round). */
-  function initFiling() {
-    const client = $("#client_id");
-    const campaign = $("#campaign_id");
-    const brief = $("#brief_id");
-    if (!client || !campaign || !brief) return;
-    const all = (sel) => Array.from(sel.options).slice(1).map((o) => o.cloneNode(true));
+  /**
+   * Campaign and brief options follow the chosen client at once (no "Apply"), and choosing a
+   * campaign or brief picks its client. Options carry data-client / data-campaign.
+   */
+  function narrowPickers(client, campaign, brief) {
+    if (!client || !campaign) return;
+    const all = (sel) => (sel ? Array.from(sel.options).slice(1).map((o) => o.cloneNode(true)) : []);
     const campaigns = all(campaign);
     const briefs = all(brief);
 
     function refill(sel, options, keep) {
+      if (!sel) return;
       const value = sel.value;
       sel.replaceChildren(sel.options[0]);
       for (const o of options.filter(keep)) sel.append(o.cloneNode(true));
@@ -745,19 +747,23 @@
       if (o && o.dataset.client && client.value !== o.dataset.client) client.value = o.dataset.client;
       sync();
     });
-    brief.addEventListener("change", () => {
+    brief?.addEventListener("change", () => {
       const o = brief.selectedOptions[0];
       if (!o || !o.value) return;
-      if (client.value !== o.dataset.client) client.value = o.dataset.client;
       const wanted = o.value;
-      if (o.dataset.campaign) {
-        sync();
-        campaign.value = o.dataset.campaign;
-      }
+      if (o.dataset.client && client.value !== o.dataset.client) client.value = o.dataset.client;
       sync();
+      if (o.dataset.campaign) {
+        campaign.value = o.dataset.campaign;
+        sync();
+      }
       brief.value = wanted;
     });
     sync();
+  }
+
+  function initFiling() {
+    narrowPickers($("#client_id"), $("#campaign_id"), $("#brief_id"));
   }
 
   /* ---------------------------------------------------------------- asset page */
@@ -1568,7 +1574,7 @@
   /* What the feature scripts (review.js, share.js, live.js, takes.js) share with this one. */
   window.Mediagen = {
     $, $$, api, ApiFailure, csrf, el, KINDS, RUNNING, apiPath, galleryOf, fmtDuration, fmtSize, fmtUsd,
-    clearFormErrors, localTimes, confirmDialog, buildPlayer, enhanceCards,
+    clearFormErrors, localTimes, confirmDialog, buildPlayer, enhanceCards, narrowPickers,
   };
 
   document.addEventListener("DOMContentLoaded", () => {

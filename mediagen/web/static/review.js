@@ -9,7 +9,7 @@
 (() => {
   "use strict";
 
-  const { $, $$, api, el, apiPath, fmtDuration, confirmDialog, enhanceCards } =
+  const { $, $$, api, el, apiPath, fmtDuration, confirmDialog, enhanceCards, narrowPickers } =
     window.Mediagen;
 
   const REVIEW_LABELS = { draft: "Draft", in_review: "In review", approved: "Approved", rejected: "Rejected" };
@@ -52,51 +52,6 @@
 
   /* ---------------------------------------------------------------- pickers */
 
-  /**
-   * Campaign and brief options follow the chosen client at once (no "Apply"), and choosing a
-   * campaign or brief picks its client. Options carry data-client / data-campaign.
-   */
-  function narrowPickers(client, campaign, brief) {
-    if (!client || !campaign) return;
-    const all = (sel) => (sel ? Array.from(sel.options).slice(1).map((o) => o.cloneNode(true)) : []);
-    const campaigns = all(campaign);
-    const briefs = all(brief);
-
-    function refill(sel, options, keep) {
-      if (!sel) return;
-      const value = sel.value;
-      sel.replaceChildren(sel.options[0]);
-      for (const o of options.filter(keep)) sel.append(o.cloneNode(true));
-      sel.value = Array.from(sel.options).some((o) => o.value === value) ? value : "";
-    }
-
-    function sync() {
-      refill(campaign, campaigns, (o) => !client.value || o.dataset.client === client.value);
-      refill(brief, briefs, (o) =>
-        (!client.value || o.dataset.client === client.value)
-        && (!campaign.value || !o.dataset.campaign || o.dataset.campaign === campaign.value));
-    }
-
-    client.addEventListener("change", sync);
-    campaign.addEventListener("change", () => {
-      const o = campaign.selectedOptions[0];
-      if (o && o.dataset.client && client.value !== o.dataset.client) client.value = o.dataset.client;
-      sync();
-    });
-    brief?.addEventListener("change", () => {
-      const o = brief.selectedOptions[0];
-      if (!o || !o.value) return;
-      const wanted = o.value;
-      if (o.dataset.client && client.value !== o.dataset.client) client.value = o.dataset.client;
-      sync();
-      if (o.dataset.campaign) {
-        campaign.value = o.dataset.campaign;
-        sync();
-      }
-      brief.value = wanted;
-    });
-    sync();
-  }
 
   /* ---------------------------------------------------------------- gallery cards */
 
