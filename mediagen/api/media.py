@@ -10,21 +10,22 @@ those in the thread pool), as its lookup and small reads block.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final, Protocol
 from urllib.parse import quote
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from mediagen.errors import PayloadTooLarge, not_found
-from mediagen.storage.base import BlobInfo, BlobStore
+from mediagen.storage.base import BlobCorruptError, BlobInfo, BlobStore
 
 IMMUTABLE: Final = "private, max-age=31536000, immutable"
-INLINE_BODY_BYTES: Final = 2 * 1024 * 1024
 
 _RANGE_SPEC = re.compile(r"(\d{0,19})-(\d{0,19})")
 _TRUE = {"1", "true", "yes", "on"}
@@ -99,6 +100,82 @@ def _content_disposition(filename: str | None, *, attachment: bool) -> str | Non
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+WINDOW_BYTES: Final = 4 * 1024 * 1024
+
+
+class _Source(Protocol):
+    """A body read one window at a time, in a worker thread (blocking)."""
+
+    done: bool
+
+    def read(self) -> list[bytes]:
+        """The next pieces, together about `WINDOW_BYTES` (the last may hold fewer)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _FileSource:
+    """A byte range of an open file, one `os.pread` per window: no seek, no buffering layer,
+    and no joining (a window is read straight into the bytes object that is sent)."""
+
+    def __init__(self, handle: BinaryIO, key: str, start: int, end: int) -> None:
+        self._handle = handle
+        self._fd = handle.fileno()
+        self._key = key
+        self._position = start
+        self._end = end
+        self.done = start > end
+
+    def read(self) -> list[bytes]:
+        count = min(WINDOW_BYTES, self._end - self._position + 1)
+        data = os.pread(self._fd, count, self._position)
+        if len(data) < count:  # short reads only happen at the end of the file
+            pieces = [data]
+            got = len(data)
+            while got < count:
+                more = os.pread(self._fd, count - got, self._position + got)
+                if not more:
+                    raise BlobCorruptError(f"blob {self._key} is shorter on disk than in the index")
+                pieces.append(more)
+                got += len(more)
+            data = b"".join(pieces)
+        self._position += count
+        self.done = self._position > self._end
+        return [data]
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class _PiecesSource:
+    """A store's `open_range` pieces, grouped into windows of at least `WINDOW_BYTES`.
+
+    The pieces are handed on as they are: joining them would allocate and copy every byte once
+    more, which bounded full downloads (bench/stream.py).
+    """
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self.done = False
+
+    def read(self) -> list[bytes]:
+        window: list[bytes] = []
+        held = 0
+        for piece in self._pieces:
+            window.append(piece)
+            held += len(piece)
+            if held >= WINDOW_BYTES:
+                return window
+        self.done = True
+        return window
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)  # a generator: run its clean-up now
+        if close is not None:
+            close()
+
+
 class _PiecesResponse(Response):
     """A body already in memory as a few pieces, sent one after the other.
 
@@ -119,6 +196,65 @@ class _PiecesResponse(Response):
             await send({"type": "http.response.body", "body": piece, "more_body": index < last})
         if last < 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _WindowedResponse(StreamingResponse):
+    """A large body: its first window (read by the route, already in a worker thread), then one
+    thread hop per window of a few MiB, each piece sent as read.
+
+    Starlette's `StreamingResponse.__call__` stays in charge of the rest: on ASGI servers older
+    than spec 2.4 (uvicorn) it listens for the client's disconnect and cancels the stream, so a
+    client that goes away stops the reads. A read in flight always finishes before the source
+    is closed (thread calls are not abandoned on cancellation).
+    """
+
+    def __init__(
+        self,
+        source: _Source,
+        first: list[bytes],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
+    ) -> None:
+        # Not StreamingResponse.__init__: there is no content iterator to wrap.
+        self._source = source
+        self._first = first
+        self.status_code = status_code
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
+
+    async def stream_response(self, send: Send) -> None:
+        source, pieces = self._source, self._first
+        self._first = []
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            while True:
+                for piece in pieces:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                if source.done:
+                    break
+                pieces = await anyio.to_thread.run_sync(source.read)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            source.close()
+
+
+def _open_source(store: BlobStore, key: str, start: int, end: int) -> _Source:
+    """How to read [start, end] of a blob: its file where the store has one (fs), else the
+    store's own stream."""
+    open_file: Callable[[str], BinaryIO] | None = getattr(store, "open_file", None)
+    if open_file is None:
+        return _PiecesSource(store.open_range(key, start, end))
+    handle = open_file(key)
+    try:
+        return _FileSource(handle, key, start, end)
+    except BaseException:
+        handle.close()
+        raise
 
 
 def blob_response(
@@ -184,36 +320,20 @@ def blob_response(
 
     if request.method == "HEAD" or start > end:
         return Response(status_code=status, headers=headers, media_type=content_type)
-    if end - start + 1 <= INLINE_BODY_BYTES:
-        # Small bodies (thumbnails, peaks, a player's seek) are read right here, already in the
-        # thread pool: a StreamingResponse would cost a thread hop per piece, which is most of
-        # the latency of a 1 MiB range.
-        pieces = list(store.open_range(info.key, start, end))
-        return _PiecesResponse(pieces, status_code=status, headers=headers, media_type=content_type)
-    return StreamingResponse(
-        _batched(store.open_range(info.key, start, end), STREAM_BATCH_BYTES),
-        status_code=status,
-        headers=headers,
-        media_type=content_type,
-    )
-
-
-STREAM_BATCH_BYTES = 4 * 1024 * 1024
-
-
-def _batched(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Hand the server a few MiB at a time: each piece of a sync iterator costs a thread-pool hop,
-    and at 1 MiB pieces the hops, not the reads, bounded a full download (bench/stream.py)."""
-    batch: list[bytes] = []
-    held = 0
-    for piece in pieces:
-        batch.append(piece)
-        held += len(piece)
-        if held >= size:
-            yield b"".join(batch)
-            batch, held = [], 0
-    if batch:
-        yield b"".join(batch)
+    # The first window is read right here, already in the thread pool: a body that fits in it
+    # (thumbnails, peaks, a player's seek) then costs no further thread hop, and a store that
+    # cannot read fails before the status line is sent.
+    source = _open_source(store, info.key, start, end)
+    try:
+        first = source.read()
+        if source.done:
+            source.close()
+    except BaseException:
+        source.close()
+        raise
+    if source.done:
+        return _PiecesResponse(first, status_code=status, headers=headers, media_type=content_type)
+    return _WindowedResponse(source, first, status_code=status, headers=headers, media_type=content_type)
 
 
 # Uploads ---------------------------------------------------------------------------------------

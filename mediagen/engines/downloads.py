@@ -270,8 +270,10 @@ def _temp_beside(dest: Path) -> Iterator[tuple[IO[bytes], Path]]:
 
 
 def _finish(fh: IO[bytes], tmp: Path, dest: Path) -> None:
+    # No fsync: `dest` is a scratch file that a step reads back at once and deletes. The bytes
+    # become durable in the blob store, which syncs what it keeps; syncing here too made every
+    # ingest wait for the disk twice.
     fh.flush()
-    os.fsync(fh.fileno())
     os.replace(tmp, dest)
 
 

@@ -3,15 +3,24 @@ flip the row to completed in the same transaction that references them.
 
 Bytes are content-addressed, so an ingest that runs twice stores nothing twice; a lost race
 leaves unreferenced blobs that the heartbeat's garbage collection removes.
+
+An ingest is three stages with their own bounds: fetching (network and disk, one per queue
+worker), analysing (probe, derivations, loudness: CPU, at most one file per core at a time, so a
+burst of webhooks neither starves the request threads nor holds more decoded audio in memory
+than the cores can use), and storing (bytes, then one transaction that completes the row). An
+audio file is decoded once for its waveform and its loudness.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +36,10 @@ from mediagen.generations.context import CoreContext
 from mediagen.generations.events import EventType, record_event
 from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
-from mediagen.loudness import Measurement, measure_file
+from mediagen.loudness import Measurement
 from mediagen.media import thumbnails, waveform
 from mediagen.media.errors import MediaError
+from mediagen.media.metering import MeterTap, measure_loudness
 from mediagen.media.probe import MediaInfo, probe
 from mediagen.storage.base import BlobInfo, BlobStoreError
 from mediagen.vocabulary import DERIVATION_TYPES, KINDS, Kind, ProviderStatus, Status
@@ -38,7 +48,7 @@ log = logging.getLogger("mediagen.pipeline")
 
 # Derivations made once at ingest, by name (`<name>_<kind>` wins where a kind needs its own).
 DERIVERS: dict[str, Callable[[Path], bytes]] = {
-    "waveform": lambda path: json.dumps(waveform.waveform_peaks(path), separators=(",", ":")).encode(),
+    "waveform": lambda path: _waveform_json(path),
     "thumbnail_image": thumbnails.image_thumbnail,
     "thumbnail_video": thumbnails.video_thumbnail,
     "poster": thumbnails.video_poster,
@@ -64,10 +74,20 @@ class StorageFailure(IngestError):
 Files = Mapping[str, tuple[Path | None, str | None]]  # role -> (local file, content type if known)
 
 
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class Ingestor:
     def __init__(self, ctx: CoreContext) -> None:
         self.ctx = ctx
         self.settings, self.db, self.rows, self.store = ctx.settings, ctx.db, ctx.rows, ctx.store
+        # The analysing stage's bound: more files at once than cores only adds threads contending
+        # for the same cores (and the GIL), each holding its decoded audio.
+        self._analysing = threading.BoundedSemaphore(_cores())
 
     def workdir(self, prefix: str) -> Path:
         """A private scratch directory under the data dir (same filesystem as fs blobs)."""
@@ -79,14 +99,13 @@ class Ingestor:
         row = self.rows.get(gen_id)
         if row is None or row.status != Status.PROCESSING or row.provider_status != ProviderStatus.SUCCEEDED:
             return
-        # This worker holds it now (a webhook handler in another process leased it).
-        self.rows.cas(
-            gen_id,
-            (Status.PROCESSING,),
-            lease_until=self.rows.lease(),
-            lease_owner=self.ctx.workers.process_id,
-        )
         outputs = row.meta.get("outputs") or []
+        # This worker holds it now (a webhook handler in another process leased it); the same
+        # statement notes that the provider's files are about to be downloaded.
+        held: dict[str, Any] = {"lease_until": self.rows.lease(), "lease_owner": self.ctx.workers.process_id}
+        if any(not out["url"].startswith("blob:") for out in outputs):
+            held["download_attempted"] = True
+        self.rows.cas(gen_id, (Status.PROCESSING,), **held)
         cap = self.settings.max_download_bytes(row.kind)
         workdir = self.workdir(f"ingest{gen_id}-")
         try:
@@ -135,7 +154,6 @@ class Ingestor:
                 for chunk in self.store.open_range(key, 0, max(0, info.size - 1)):
                     fh.write(chunk)
             return dest
-        self.rows.cas(row.id, (Status.PROCESSING,), download_attempted=True)
 
         def on_retry(attempt: int, reason: str) -> None:
             self.rows.cas(
@@ -168,27 +186,8 @@ class Ingestor:
             raise IngestError("the model returned no main output")
         if main_path.stat().st_size == 0:
             raise IngestError("the output file is empty")
-        try:
-            info = probe(main_path)
-        except MediaError as exc:
-            raise IngestError(f"the output is not playable media: {exc}") from exc
-        # An audio model may answer with a video container that carries the sound (kept as is).
-        sound_in_video = kind == Kind.AUDIO and info.kind == "video" and bool(info.duration)
-        if info.kind != kind and not sound_in_video:
-            raise IngestError(f"expected {kind} but the output is {info.kind}")
-        derived: dict[str, tuple[bytes, str]] = {}
-        for name in KINDS[Kind(kind)].derivations:
-            fn = DERIVERS.get(f"{name}_{kind}") or DERIVERS[name]
-            try:
-                derived[name] = (fn(main_path), DERIVATION_TYPES[name])
-            except Exception as exc:  # a derivation must not lose the asset itself
-                log.warning("generation %s: %s derivation failed: %s", label, name, exc)
-        loudness = None
-        if kind in (Kind.AUDIO, Kind.VIDEO):
-            try:
-                loudness = measure_file(main_path)
-            except Exception as exc:  # a meter failure must not lose the asset itself
-                log.warning("generation %s: loudness could not be measured: %s", label, exc)
+        with self._analysing:
+            info, derived, loudness = _analyse(kind, main_path, label)
         with main_path.open("rb") as fh:
             main_blob = self._put(fh)
         blobs: dict[str, tuple[str, int, str]] = {}
@@ -250,6 +249,47 @@ class Ingestor:
             # The upload's only event: it is created already completed.
             record_event(s, row.id, EventType.CREATED, stored.event(row.kind, row.id))
         return row
+
+
+def _analyse(
+    kind: str, main_path: Path, label: object
+) -> tuple[MediaInfo, dict[str, tuple[bytes, str]], Measurement | None]:
+    """What the file is, its derivations and its loudness: the CPU-bound part of an ingest."""
+    try:
+        info = probe(main_path)
+    except MediaError as exc:
+        raise IngestError(f"the output is not playable media: {exc}") from exc
+    # An audio model may answer with a video container that carries the sound (kept as is).
+    sound_in_video = kind == Kind.AUDIO and info.kind == "video" and bool(info.duration)
+    if info.kind != kind and not sound_in_video:
+        raise IngestError(f"expected {kind} but the output is {info.kind}")
+    measured = kind in (Kind.AUDIO, Kind.VIDEO)
+    tap = MeterTap() if measured else None
+    metered = False  # the waveform's decode pass fed the meter to the end
+    derived: dict[str, tuple[bytes, str]] = {}
+    for name in KINDS[Kind(kind)].derivations:
+        rides_along = name == "waveform" and tap is not None  # one decode for both
+        fn = (
+            functools.partial(_waveform_json, tap=tap)
+            if rides_along
+            else DERIVERS.get(f"{name}_{kind}") or DERIVERS[name]
+        )
+        try:
+            derived[name] = (fn(main_path), DERIVATION_TYPES[name])
+            metered = metered or rides_along
+        except Exception as exc:  # a derivation must not lose the asset itself
+            log.warning("generation %s: %s derivation failed: %s", label, name, exc)
+    loudness = None
+    if measured:
+        try:
+            loudness = tap.result() if tap is not None and metered else measure_loudness(main_path)
+        except Exception as exc:  # a meter failure must not lose the asset itself
+            log.warning("generation %s: loudness could not be measured: %s", label, exc)
+    return info, derived, loudness
+
+
+def _waveform_json(path: Path, *, tap: MeterTap | None = None) -> bytes:
+    return json.dumps(waveform.waveform_peaks(path, tap=tap), separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ counts only if it is later in the lifecycle than what the row holds (`state.prov
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import or_
+from sqlalchemy.orm import Session
 
 from mediagen.db.base import utcnow
 from mediagen.engines.base import EngineError, State, WebhookAuth
@@ -18,6 +21,9 @@ from mediagen.generations.ports import Step
 from mediagen.generations.state import provider_advances, status_for_provider
 from mediagen.generations.tables import Generation
 from mediagen.vocabulary import ACTIVE, PROVIDER_TERMINAL, ProviderStatus, Status
+
+Also = Callable[[Session], None]
+"""A caller's own write, made in the transaction that applies the provider's news."""
 
 _TERMINAL_ERRORS = {
     ProviderStatus.FAILED: "the model failed without an error message",
@@ -69,42 +75,67 @@ class ProviderSync:
             return
         self.apply_state(gen_id, state)
 
-    def apply_state(self, gen_id: int, state: State) -> bool:
-        """Apply what a provider says (webhook or poll); returns whether it was news."""
+    def apply_state(self, gen_id: int, state: State, *, also: Also | None = None) -> bool:
+        """Apply what a provider says (webhook or poll); returns whether it was news. `also` writes
+        the caller's own record of it (a webhook's delivery id) in the same transaction, so the
+        news and that record commit together or not at all."""
         row = self.rows.get(gen_id)
         if row is None or row.status not in ACTIVE:
+            self._write(also)
             return False
         if not provider_advances(row.provider_status, state.status):
             if state.status in (ProviderStatus.STARTING, ProviderStatus.PROCESSING):
-                self.rows.cas(
-                    gen_id,
-                    (Status.PROCESSING,),
-                    lease_until=self.rows.lease(),
-                    next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
-                )
+                with self._applying(also) as s:
+                    self.rows.cas(
+                        gen_id,
+                        (Status.PROCESSING,),
+                        session=s,
+                        lease_until=self.rows.lease(),
+                        next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
+                    )
+            else:
+                self._write(also)
             return False
         if state.status == ProviderStatus.SUCCEEDED:
-            return self._succeeded(row, state)
+            return self._succeeded(row, state, also)
         if state.status in PROVIDER_TERMINAL:
-            return self.rows.finish(
+            with self._applying(also) as s:
+                return self.rows.finish(
+                    gen_id,
+                    status_for_provider(state.status),
+                    self.rows.provider_earlier_than(state.status),
+                    session=s,
+                    error=state.error or _TERMINAL_ERRORS[ProviderStatus(state.status)],
+                    provider_status=state.status,
+                )
+        with self._applying(also) as s:
+            return self.rows.cas_provider(
                 gen_id,
-                status_for_provider(state.status),
-                self.rows.provider_earlier_than(state.status),
-                error=state.error or _TERMINAL_ERRORS[ProviderStatus(state.status)],
+                state.status,
+                session=s,
+                status=Status.PROCESSING,
                 provider_status=state.status,
+                lease_until=self.rows.lease(),
+                next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
             )
-        return self.rows.cas_provider(
-            gen_id,
-            state.status,
-            status=Status.PROCESSING,
-            provider_status=state.status,
-            lease_until=self.rows.lease(),
-            next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
-        )
 
-    def _succeeded(self, row: Generation, state: State) -> bool:
+    @contextmanager
+    def _applying(self, also: Also | None) -> Iterator[Session]:
+        """The write transaction of a move, with the caller's `also` written in it too."""
+        with self.db.write() as s:
+            yield s
+            if also is not None:
+                also(s)
+
+    def _write(self, also: Also | None) -> None:
+        """`also` alone, when the news moves nothing."""
+        if also is not None:
+            with self._applying(also):
+                pass
+
+    def _succeeded(self, row: Generation, state: State, also: Also | None) -> bool:
         if state.data_removed or not state.outputs:
-            return self.rows.fail(
+            failed = self.rows.fail(
                 row.id,
                 "the provider deleted the output before it was downloaded"
                 if state.data_removed
@@ -112,6 +143,9 @@ class ProviderSync:
                 provider_status=ProviderStatus.SUCCEEDED,
                 download_error="data_removed" if state.data_removed else None,
             )
+            self._write(also)
+            return failed
+        # Before the transaction: an inline output goes into the blob store (its own writes).
         outputs = [self.ingestor.stash_inline(o) for o in state.outputs]
         meta = dict(row.meta)
         meta["outputs"] = [{"role": o.role, "url": o.url, "content_type": o.content_type} for o in outputs]
@@ -120,16 +154,18 @@ class ProviderSync:
         not_final = or_(
             Generation.provider_status.is_(None), Generation.provider_status.notin_(tuple(PROVIDER_TERMINAL))
         )
-        moved = self.rows.cas(
-            row.id,
-            ACTIVE,
-            not_final,
-            status=Status.PROCESSING,
-            provider_status=ProviderStatus.SUCCEEDED,
-            meta=meta,
-            lease_until=self.rows.lease(),
-            next_poll_at=None,
-        )
-        if moved:
+        with self._applying(also) as s:
+            moved = self.rows.cas(
+                row.id,
+                ACTIVE,
+                not_final,
+                session=s,
+                status=Status.PROCESSING,
+                provider_status=ProviderStatus.SUCCEEDED,
+                meta=meta,
+                lease_until=self.rows.lease(),
+                next_poll_at=None,
+            )
+        if moved:  # after the commit, so the ingest task finds the outputs
             self.queue.dispatch(Step.INGEST, row.id)
         return moved

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from mediagen.errors import Conflict, NotFound, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
 from mediagen.generations.context import CoreContext
 from mediagen.generations.events import EventType, record_event
-from mediagen.generations.gallery import GalleryPage, read_page
+from mediagen.generations.gallery import GalleryPage, PageQuery, read_page
 from mediagen.generations.ingest import IngestError, StorageFailure
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
@@ -424,13 +424,14 @@ class GenerationService:
         offset: int,
         q: str | None = None,
         sort: str | None = None,
-        cursor: str | None = None,
     ) -> tuple[list[AssetRow], int]:
-        """A gallery page's rows and total (`page` has its next cursor too)."""
-        found = self.page(principal, kind, filters, limit=limit, offset=offset, q=q, sort=sort, cursor=cursor)
+        """A gallery page's rows and total (`page` gives its next cursor too)."""
+        found = self.page(principal, kind, filters, limit=limit, offset=offset, q=q, sort=sort)
         return found.rows, found.total
 
-    def page(self, principal: Principal, kind: str, filters: dict[str, Any], **page: Any) -> GalleryPage:
+    def page(
+        self, principal: Principal, kind: str, filters: dict[str, Any], **page: Unpack[PageQuery]
+    ) -> GalleryPage:
         """A gallery page from the indexes alone: newest first (with a search `q`, best match
         first) unless `sort` says otherwise; ties broken by id (`gallery.read_page`)."""
         return read_page(self.db, principal, kind, filters, **page)

@@ -16,6 +16,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
@@ -37,7 +39,14 @@ class Generation(Base):
         _gallery_index("brief_id"),
         _gallery_index("status"),
         _gallery_index("model_id"),
-        _gallery_index("collection"),
+        # The collection filter is case-insensitive (`lower(collection) = lower(?)`).
+        Index(
+            "ix_generations_kind_lower_collection_created",
+            "kind",
+            func.lower(text("collection")),
+            "created_at",
+            "id",
+        ),
         _gallery_index("review_status"),
         _gallery_index("take_group"),
         _gallery_index("favorite"),

@@ -2,7 +2,7 @@
 
 Signed callbacks (Replicate's Standard Webhooks) are verified by the engine, which owns the
 signing secret and its rotation; token callbacks (a Cog server, which cannot sign) carry an
-unguessable per-generation token that is checked here. Both end in `Pipeline.apply_state`,
+unguessable per-generation token that is checked here. Both end in `ProviderSync.apply_state`,
 which is idempotent and order-safe, so a redelivery is harmless even past the de-duplication.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mediagen.db.session import Database
 from mediagen.engines.base import Engine, EngineError, WebhookAuth
@@ -66,12 +67,19 @@ class WebhookIntake:
             if marked is not None and state.status in (ProviderStatus.STARTING, ProviderStatus.PROCESSING):
                 return self._cancel_stray(engine, state.ref)
             return "unknown prediction"  # acknowledged so it is not retried: not ours, or deleted
-        applied = self.pipeline.apply_state(gen_id, state)
+
+        def delivered(s: Session) -> None:
+            s.add(WebhookDelivery(webhook_id=webhook_id))
+
+        # The delivery id is written in the transaction that applies it: a crash cannot record one
+        # without the other, and the webhook costs one write instead of two.
         try:
-            with self.db.write() as s:
-                s.add(WebhookDelivery(webhook_id=webhook_id))
+            applied = self.pipeline.provider.apply_state(gen_id, state, also=delivered)
         except IntegrityError:
-            pass
+            with self.db.read() as s:
+                if s.get(WebhookDelivery, webhook_id) is None:
+                    raise  # not the delivery id: a real error
+            return "duplicate"  # its twin, delivered at the same moment, was applied just now
         return "applied" if applied else "ignored"
 
     def _cancel_stray(self, engine: Engine, ref: str) -> str:

@@ -10,17 +10,17 @@ quiet next to a loud one in a gallery.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
-from mediagen.media.containers import open_input
+from mediagen.media.containers import audio_blocks, open_input
 from mediagen.media.errors import MediaError
 
 MAX_LENGTH = 4000  # min/max pairs; longer files get more samples per pixel
-_BATCH = 1 << 16
 
 
 class _Peaks:
@@ -59,10 +59,23 @@ def _merge(mins: np.ndarray, maxs: np.ndarray, factor: int) -> tuple[np.ndarray,
     return mins.reshape(-1, factor).min(axis=1), maxs.reshape(-1, factor).max(axis=1)
 
 
+AudioTap = Callable[[np.ndarray, int], None]
+"""Takes each block a decode pass yields (planar float32, channels × frames) and its sample rate."""
+
+
 def waveform_peaks(
-    path: Path, *, pixels_per_second: int = 100, bits: int = 8, max_length: int = MAX_LENGTH
+    path: Path,
+    *,
+    pixels_per_second: int = 100,
+    bits: int = 8,
+    max_length: int = MAX_LENGTH,
+    tap: AudioTap | None = None,
 ) -> dict[str, Any]:
-    """audiowaveform v2 JSON (mono mix) for an audio file or a video's first audio stream."""
+    """audiowaveform v2 JSON (mono mix) for an audio file or a video's first audio stream.
+
+    `tap` sees every decoded block too, in order, so another reader of the same sound (the
+    loudness meter at ingest) needs no decode of its own; an exception it raises ends the pass.
+    """
     if bits not in (8, 16):
         raise ValueError("bits must be 8 or 16")
     if pixels_per_second < 1 or max_length < 1:
@@ -81,26 +94,15 @@ def waveform_peaks(
         estimate = container.duration / av.time_base if container.duration else 0.0
         spp = max(1, round(rate / pixels_per_second), math.ceil(estimate * rate / max_length))
         peaks = _Peaks(spp)
-        resampler = av.AudioResampler(format="fltp")
-        pending: list[np.ndarray] = []
-        pending_len = 0
         decoded = 0
         try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    mono = out.to_ndarray().mean(axis=0, dtype=np.float32)
-                    pending.append(mono)
-                    pending_len += len(mono)
-                    decoded += len(mono)
-                if pending_len >= _BATCH:
-                    peaks.feed(np.concatenate(pending))
-                    pending, pending_len = [], 0
-            for out in resampler.resample(None):
-                pending.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
+            for block, block_rate in audio_blocks(container, stream):
+                peaks.feed(block.mean(axis=0, dtype=np.float32))
+                decoded += block.shape[1]
+                if tap is not None:
+                    tap(block, block_rate)
         except av.FFmpegError as exc:
             raise MediaError(f"corrupt audio: {exc}") from exc
-        if pending:
-            peaks.feed(np.concatenate(pending))
     if decoded == 0:
         raise MediaError("no decodable audio")
     mins, maxs = peaks.finish()

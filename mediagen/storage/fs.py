@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -129,18 +130,44 @@ class FsBlobStore(IndexedBlobStore):
 
     # Reading -----------------------------------------------------------------------------------
 
+    def _lookup(self, key: str) -> tuple[int, int] | None:
+        """(size, chunk_size) from the index on a bare pooled DBAPI connection.
+
+        One statement needs no ORM session: ~10 µs against ~90 µs, on the path of every byte
+        request (the same override as in db.py; both belong in `IndexedBlobStore._lookup`).
+        """
+        if self._lookup_sql is None:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            return super()._lookup(key)
+        connection = self.database.read_engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._lookup_sql, {"key": key})
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()  # back to the pool, which rolls back (PostgreSQL's implicit BEGIN)
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def open_file(self, key: str) -> BinaryIO:
+        """The blob's file, opened unbuffered for reading; the caller closes it.
+
+        For callers that read large windows with `os.pread` (HTTP byte serving) rather than the
+        chunk-sized pieces of `open_range`. Raises BlobNotFoundError when the file is missing.
+        """
+        if not is_blob_key(key):
+            raise BlobNotFoundError(key)
+        try:
+            return open(self.path_for(key), "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(key) from exc
+
     def open_range(self, key: str, start: int, end_inclusive: int) -> Iterator[bytes]:
         """Stream bytes [start, end_inclusive] with one large read per chunk.
 
         The file alone answers (its size from fstat): it exists exactly as long as its index row,
         and callers that need the index's word (HTTP: 404 or not) ask `stat` first anyway.
         """
-        if not is_blob_key(key):
-            raise BlobNotFoundError(key)
-        try:
-            handle = open(self.path_for(key), "rb", buffering=0)  # noqa: SIM115 - closed below
-        except FileNotFoundError as exc:
-            raise BlobNotFoundError(key) from exc
+        handle = self.open_file(key)
         with handle:
             end_inclusive = clamp_range(os.fstat(handle.fileno()).st_size, start, end_inclusive)
             handle.seek(start)

@@ -35,7 +35,9 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -51,9 +53,10 @@ from mediagen.app import create_app
 from mediagen.config import Settings
 from mediagen.db.migrate import upgrade
 from mediagen.engines.synth.video import render_video
+from mediagen.generations.gallery import encode_cursor
 from mediagen.generations.tables import Derivation, Generation
 from mediagen.services import Services
-from mediagen.vocabulary import KINDS, Kind
+from mediagen.vocabulary import KINDS, MAX_ID, Kind
 
 PASSWORD = "correct horse battery"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -1118,9 +1121,17 @@ def _review_lists(kind: Kind) -> Callable[[World], list[dict[str, Any]]]:
             {"q": g.word, "sort": "created"},
             {"q": g.search_words()[0]},
             {"collection": g.collection.upper()},
+            {"cursor": FIRST_CURSOR, "limit": 100},
+            {"cursor": FIRST_CURSOR, "client_id": g.client},
         ]
 
     return build
+
+
+# A keyset cursor that every row of the newest-first order comes after: a cursor page is scoped too.
+FIRST_CURSOR = encode_cursor(
+    "-created", SimpleNamespace(created_at=datetime(9999, 1, 1, tzinfo=UTC), id=MAX_ID)
+)
 
 
 LISTS.update({("GET", f"/api/{info.path}"): _review_lists(kind) for kind, info in KINDS.items()})

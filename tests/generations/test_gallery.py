@@ -7,8 +7,10 @@ own and lists that client, so no test sees another's."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +27,7 @@ from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
 from mediagen.errors import InvalidInput
 from mediagen.generations import search
-from mediagen.generations.gallery import SORT_VALUES
+from mediagen.generations.gallery import SORT_VALUES, gallery_statements
 from mediagen.generations.tables import Generation
 from mediagen.services import Services
 from mediagen.studio.schemas import AssetPatch
@@ -107,6 +109,22 @@ class Gallery:
             sort=sort,
         )
         return [r.id for r in rows], total
+
+    def walk(self, client: str, *, limit: int, sort: str | None = None, **query: Any) -> list[list[int]]:
+        """Every page from the first, each started after the previous page's next_cursor."""
+        pages: list[list[int]] = []
+        cursor = None
+        kind, filters = query.pop("kind", "audio"), {"client_id": client, **query.pop("filters", {})}
+        while True:
+            found = self.services.generations.page(
+                self.admin, kind, filters, limit=limit, sort=sort, cursor=cursor, **query
+            )
+            pages.append([r.id for r in found.rows])
+            assert len(pages) < 100, "the cursors never end"
+            if found.next_cursor is None:
+                return pages
+            assert len(found.rows) == limit  # only a full page has a page after it
+            cursor = found.next_cursor
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -197,6 +215,147 @@ def test_every_order_both_ways_with_nulls_last_and_ties_by_id(gallery: Gallery) 
     for sort in SORT_VALUES:
         pages = [gallery.ids(c, sort=sort, limit=2, offset=o) for o in (0, 2, 4)]
         assert [i for p in pages for i in p] == ids(c, sort=sort), sort
+
+
+# -- cursors --------------------------------------------------------------------------------------
+
+
+def _ties_and_nulls(gallery: Gallery, c: str) -> None:
+    """Eleven assets: ties in every sort key (and in created_at), nulls in rating and duration."""
+    for minute, rating, duration in [
+        (1, 3, 8.0), (2, None, 2.0), (3, 5, None), (3, 3, 8.0), (0, None, None), (3, 5, 2.5),
+        (7, None, 8.0), (7, 1, None), (5, 3, 0.5), (3, None, 2.0), (9, 5, 8.0),
+    ]:  # fmt: skip
+        gallery.add(c, minute, rating=rating, duration=duration, favorite=minute % 2 == 1)
+
+
+def test_cursor_pages_walk_every_row_once_in_every_order(gallery: Gallery) -> None:
+    c = gallery.client()
+    _ties_and_nulls(gallery, c)
+    gallery.add(c, 4, kind="image")  # another kind is never on the page
+    for sort in (None, *SORT_VALUES):
+        whole = gallery.ids(c, sort=sort)
+        assert len(whole) == 11
+        for limit in (1, 2, 3, 4, 11, 50):
+            pages = gallery.walk(c, limit=limit, sort=sort)
+            assert [i for p in pages for i in p] == whole, (sort, limit)
+            assert len(pages) == max(1, -(-11 // limit)), (sort, limit)  # no empty page at the end
+
+
+def test_cursor_pages_keep_to_the_filters_and_a_sorted_search(gallery: Gallery) -> None:
+    c = gallery.client()
+    _ties_and_nulls(gallery, c)
+    for extra in ({"favorite": True}, {"rating_min": 3}, {"favorite": True, "rating_min": 3}):
+        for sort in SORT_VALUES:
+            whole = gallery.ids(c, sort=sort, **extra)
+            assert whole, extra
+            pages = gallery.walk(c, limit=2, sort=sort, filters=extra)
+            assert [i for p in pages for i in p] == whole, (sort, extra)
+    d = gallery.client()
+    for minute in range(7):
+        gallery.add(
+            d, minute // 2, prompt="piano loop" if minute != 3 else "drums", rating=minute % 3 or None
+        )
+    for sort in SORT_VALUES:
+        whole = gallery.ids(d, q="piano", sort=sort)
+        assert len(whole) == 6
+        assert [i for p in gallery.walk(d, limit=4, sort=sort, q="piano") for i in p] == whole
+
+
+def test_a_search_ranked_by_relevance_pages_by_offset_only(gallery: Gallery) -> None:
+    c = gallery.client()
+    for minute in range(3):
+        gallery.add(c, minute, prompt="kazoo solo")
+    ranked = gallery.services.generations.page(gallery.admin, "audio", {"client_id": c}, limit=1, q="kazoo")
+    assert (len(ranked.rows), ranked.total, ranked.next_cursor) == (1, 3, None)
+    cursor = gallery.services.generations.page(gallery.admin, "audio", {"client_id": c}, limit=1).next_cursor
+    with pytest.raises(InvalidInput) as exc:
+        gallery.services.generations.page(
+            gallery.admin, "audio", {"client_id": c}, limit=1, q="kazoo", cursor=cursor
+        )
+    assert exc.value.field == "cursor"
+    # With a sort, a search pages by cursor; a search of no words is no search (newest first).
+    assert gallery.services.generations.page(
+        gallery.admin, "audio", {"client_id": c}, limit=1, q="kazoo", sort="-created", cursor=cursor
+    ).rows
+    assert gallery.services.generations.page(
+        gallery.admin, "audio", {"client_id": c}, limit=1, q=" \t ", cursor=cursor
+    ).next_cursor
+
+
+def test_a_cursor_does_not_repeat_or_skip_rows_when_new_ones_arrive(gallery: Gallery) -> None:
+    c = gallery.client()
+    old = [gallery.add(c, minute) for minute in range(5)]
+    first = gallery.services.generations.page(gallery.admin, "audio", {"client_id": c}, limit=2)
+    assert [r.id for r in first.rows] == old[:2:-1]
+    gallery.add(c, 10)  # newer than all: an offset page would now repeat old[2]
+    rest = gallery.services.generations.page(
+        gallery.admin, "audio", {"client_id": c}, limit=10, cursor=first.next_cursor
+    )
+    assert [r.id for r in rest.rows] == old[2::-1]
+    assert (rest.total, rest.next_cursor) == (6, None)
+
+
+def _cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["x", "!!!!", "====", "\u00e9t\u00e9", _cursor("-created", "2026-01-01T00:00:00+00:00"),
+     base64.urlsafe_b64encode(b"\xff\xfe").decode(), base64.urlsafe_b64encode(b"not json").decode(),
+     _cursor("-created", "yesterday", 1), _cursor("-created", None, 1), _cursor("-created", 5, 1),
+     _cursor("-created", "2026-01-01T00:00:00", 2**63), _cursor("-created", "2026-01-01T00:00:00", -1),
+     _cursor("-created", "2026-01-01T00:00:00", True), _cursor("-created", "2026-01-01T00:00:00", 1.5),
+     _cursor("-created", "2026-01-01T00:00:00", "1"), _cursor("size", 1, 1), _cursor(["-created"], 1, 1),
+     _cursor("-rating", 2**63, 1), _cursor("-rating", 2.5, 1), _cursor("-rating", "5", 1),
+     _cursor("-rating", True, 1), _cursor("duration", "1.0", 1), _cursor("duration", 10**400, 1),
+     base64.urlsafe_b64encode(b'["duration", NaN, 1]').decode(),
+     base64.urlsafe_b64encode(b'["duration", Infinity, 1]').decode(),
+     base64.urlsafe_b64encode(b'{"a": 1, "b": 2, "c": 3}').decode(), _cursor("-created") * 40,
+     _cursor("created", "2026-01-01T00:00:00+00:00", 1), _cursor("rating", None, 1)],
+)  # fmt: skip
+def test_a_malformed_cursor_or_one_of_another_order_is_refused(gallery: Gallery, cursor: str) -> None:
+    c = gallery.client()
+    with pytest.raises(InvalidInput) as exc:
+        gallery.services.generations.page(gallery.admin, "audio", {"client_id": c}, limit=5, cursor=cursor)
+    assert exc.value.field == "cursor"
+
+
+def test_a_cursor_with_an_offset_is_refused(gallery: Gallery) -> None:
+    c = gallery.client()
+    cursor = _cursor("-created", "2026-01-01T00:00:00+00:00", 1)
+    assert gallery.services.generations.page(gallery.admin, "audio", {}, limit=5, offset=0, cursor=cursor)
+    with pytest.raises(InvalidInput) as exc:
+        gallery.services.generations.page(
+            gallery.admin, "audio", {"client_id": c}, limit=5, offset=1, cursor=cursor
+        )
+    assert exc.value.field == "cursor"
+
+
+def test_a_cursor_page_seeks_in_the_gallery_index(gallery: Gallery) -> None:
+    """Newest first after a cursor is a range of a (kind, [filter,] created_at, id) index read in
+    its order: no sort step and nothing stepped over, so a deep page costs what the first does.
+    (SQLite's plan names the index; PostgreSQL picks among them by its statistics.)"""
+    cursor = _cursor("-created", "2026-01-01T00:00:00+00:00", 1)
+    for filters, index in (
+        ({}, "ix_generations_kind_created"),
+        ({"campaign_id": "x"}, "ix_generations_kind_campaign_id_created"),
+    ):
+        _, page = gallery_statements(
+            gallery.admin, "audio", filters, limit=50, offset=0, cursor=cursor, dialect=gallery.dialect
+        )
+        with gallery.services.db.read() as s:
+            sql = page.compile(s.get_bind(), compile_kwargs={"literal_binds": True})
+            if gallery.dialect == "sqlite":
+                plan = "\n".join(str(r[-1]) for r in s.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+                assert f"USING INDEX {index} (kind=? AND" in plan and "created_at<?)" in plan, plan
+                assert "TEMP B-TREE" not in plan, plan
+            else:
+                s.execute(text("SET LOCAL enable_seqscan = off"))
+                plan = "\n".join(r[0] for r in s.execute(text(f"EXPLAIN {sql}")))
+                assert "Index Cond:" in plan and "ROW(created_at, id) < ROW(" in plan, plan
+                assert "Sort" not in plan, plan
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -325,6 +484,55 @@ def test_the_list_api_filters_sorts_and_searches(api: tuple[TestClient, Gallery]
     assert ids(collection="cuts") == [b]
     assert ids(q="hero theme") == [a] and ids(q='"(NEAR*') == []
     assert ids(q="hero", sort="created") == [a, b]
+
+
+def test_the_list_api_pages_by_cursor(api: tuple[TestClient, Gallery]) -> None:
+    http, g = api
+    c = g.client()
+    made = [g.add(c, minute // 2, rating=minute % 3 or None) for minute in range(7)]
+    for sort in ("-created", "rating", "-rating"):
+        seen: list[int] = []
+        params: dict[str, Any] = {"client_id": c, "sort": sort, "limit": 3}
+        while True:
+            r = http.get("/api/audio", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert (body["total"], body["offset"], body["count"]) == (7, 0, len(body["audio"]))
+            seen += [item["id"] for item in body["audio"]]
+            if body["next_cursor"] is None:
+                break
+            params["cursor"] = body["next_cursor"]
+        assert sorted(seen) == sorted(made) and len(seen) == 7, sort
+        assert seen == [
+            i["id"] for i in http.get("/api/audio", params={"client_id": c, "sort": sort}).json()["audio"]
+        ]
+    # An empty cursor is the first page; the whole list on one page has no next one.
+    first = http.get("/api/audio", params={"client_id": c, "cursor": "", "limit": 7}).json()
+    assert (len(first["audio"]), first["next_cursor"]) == (7, None)
+    assert http.get("/api/audio", params={"client_id": c, "limit": 6}).json()["next_cursor"]
+    ranked = http.get("/api/audio", params={"client_id": c, "q": "asset", "limit": 1}).json()
+    assert (ranked["total"], ranked["next_cursor"]) == (7, None)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"cursor": "nonsense"}, "not a cursor"),
+        ({"cursor": "x" * 201}, ""),
+        ({"cursor": _cursor("-created", "2026-01-01T00:00:00+00:00", 1), "sort": "created"}, "sort=-created"),
+        ({"cursor": _cursor("rating", None, 1)}, "sort=rating"),
+        ({"cursor": _cursor("-created", "2026-01-01T00:00:00+00:00", 1), "offset": "5"}, "offset"),
+        ({"cursor": _cursor("-created", "2026-01-01T00:00:00+00:00", 1), "q": "hero"}, "relevance"),
+    ],
+)
+def test_the_list_api_refuses_a_bad_cursor_naming_it(
+    api: tuple[TestClient, Gallery], params: dict[str, str], needle: str
+) -> None:
+    http, _ = api
+    r = http.get("/api/audio", params=params)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["cursor"]
+    assert needle in r.json()["detail"]
 
 
 def test_the_api_offers_exactly_the_orders_the_service_knows() -> None:

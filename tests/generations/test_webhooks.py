@@ -8,13 +8,17 @@ receiver stands at that URL and records each delivery, and the test hands its he
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
+from mediagen.engines.base import State
 from mediagen.errors import Unauthenticated, Unavailable
 from mediagen.generations.ports import Step
+from mediagen.generations.provider import Also
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import WebhookDelivery
 from mediagen.jobs.memory import Dispatched
@@ -115,6 +119,72 @@ def test_a_late_start_webhook_after_completed_is_ignored(hooked: Hosted, receive
     row = reread(services, gen_id)
     assert (row.status, row.provider_status) == (Status.PROCESSING, ProviderStatus.SUCCEEDED)
     assert queue.history == [Dispatched(Step.INGEST, gen_id, 0.0)]
+
+
+@pytest.mark.timeout(60)
+def test_a_webhook_is_applied_and_recorded_in_one_write(
+    hooked: Hosted, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = hooked.services
+    gen_id, ref = start(hooked)
+    began, finished = deliveries(receiver, ref, "processing", "succeeded")
+    writes: list[int] = []
+    real = services.db.write
+
+    def counted() -> AbstractContextManager[Session]:
+        writes.append(1)
+        return real()
+
+    monkeypatch.setattr(services.db, "write", counted)
+    for hook, writes_before in ((began, 0), (finished, 1)):
+        assert len(writes) == writes_before
+        assert deliver(services, hook) == "applied"
+    assert len(writes) == 2  # one each: the news and its delivery id together
+    assert deliver(services, began) == "duplicate" and len(writes) == 2
+    with services.db.read() as s:
+        assert all(s.get(WebhookDelivery, h.headers["webhook-id"]) for h in (began, finished))
+    assert reread(services, gen_id).provider_status == ProviderStatus.SUCCEEDED
+
+
+@pytest.mark.timeout(60)
+def test_the_delivery_id_commits_with_the_news_or_not_at_all(
+    hooked: Hosted, receiver: WebhookReceiver
+) -> None:
+    services = hooked.services
+    gen_id, ref = start(hooked)
+    (finished,) = deliveries(receiver, ref, "succeeded")
+    state = hooked.engine.read_webhook(finished.headers, finished.body)
+
+    def broken(s: Session) -> None:
+        raise RuntimeError("the delivery could not be written")
+
+    with pytest.raises(RuntimeError):
+        services.pipeline.provider.apply_state(gen_id, state, also=broken)
+    row = reread(services, gen_id)  # the news was rolled back with it: a redelivery applies it
+    assert row.provider_status != ProviderStatus.SUCCEEDED and hooked.queue.history == []
+    assert deliver(services, finished) == "applied"
+    assert hooked.queue.history == [Dispatched(Step.INGEST, gen_id, 0.0)]
+
+
+@pytest.mark.timeout(60)
+def test_twin_deliveries_at_the_same_moment_apply_once(
+    hooked: Hosted, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = hooked.services
+    gen_id, ref = start(hooked)
+    (finished,) = deliveries(receiver, ref, "succeeded")
+    provider = services.pipeline.provider
+    real = provider.apply_state
+
+    def twin_first(gen: int, state: State, *, also: Also | None = None) -> bool:
+        # Both passed the duplicate check; the twin's transaction commits first.
+        assert real(gen, state, also=also) is True
+        return real(gen, state, also=also)
+
+    monkeypatch.setattr(provider, "apply_state", twin_first)
+    assert deliver(services, finished) == "duplicate"
+    assert hooked.queue.history == [Dispatched(Step.INGEST, gen_id, 0.0)]
+    assert reread(services, gen_id).provider_status == ProviderStatus.SUCCEEDED
 
 
 @pytest.mark.timeout(60)

@@ -26,7 +26,7 @@ from mediagen.api.limits import FilingRef, GenId, IdFilter, Limit, Offset
 from mediagen.api.media import blob_response
 from mediagen.auth.service import Principal
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from mediagen.generations.gallery import MAX_TAG
+from mediagen.generations.gallery import CURSOR_MAX, MAX_TAG
 from mediagen.generations.presenters import accepted_json, asset_json
 from mediagen.generations.schemas import GenerateAccepted, GenerateRequest, GenerationOut, RetryRequest
 from mediagen.services import Services
@@ -136,6 +136,7 @@ def _register(info: KindInfo) -> None:
         "total": (int, ...),
         "limit": (int, ...),
         "offset": (int, ...),
+        "next_cursor": (str | None, ...),
     }
     page_model = create_model(f"{info.label.rstrip('s')}Page", **page_fields)
 
@@ -146,7 +147,8 @@ def _register(info: KindInfo) -> None:
         f"list_{path}",
         f"List {kind} with filters, a full-text search (`q`) and an order (`sort`): newest first "
         "by default, best match first for a search. Every filter narrows the list; a query "
-        "parameter that is not one of these is a 422 naming it, never silently ignored.",
+        "parameter that is not one of these is a 422 naming it, never silently ignored. Page with "
+        "`offset`, or with `cursor` set to the previous page's `next_cursor`.",
         response_class=JSONResponse,
         responses={200: {"model": page_model}},
     )
@@ -156,6 +158,14 @@ def _register(info: KindInfo) -> None:
         principal: PrincipalDep,
         limit: Limit = 50,
         offset: Offset = 0,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=CURSOR_MAX,
+                description="Start after this `next_cursor` of an earlier page (same `sort`; "
+                "not with `offset`); a deep page then costs what the first does. Empty: the first page",
+            ),
+        ] = None,
         model_id: Annotated[str | None, Query(max_length=128)] = None,
         collection: Annotated[str | None, Query(max_length=128, description="Any case")] = None,
         client_id: IdFilter = None,
@@ -174,7 +184,8 @@ def _register(info: KindInfo) -> None:
             Query(
                 max_length=200,
                 description="Full-text search of prompt, title, notes and tags: every word must "
-                "match (the last also as a prefix); ranked best match first unless `sort` is given",
+                "match (the last also as a prefix); ranked best match first unless `sort` is given "
+                "(a ranked search pages by `offset`: its `next_cursor` is null)",
             ),
         ] = None,
         sort: Annotated[
@@ -206,16 +217,17 @@ def _register(info: KindInfo) -> None:
             "take_group": take_group,
             "loudness": tuple(loudness.split(":")) if loudness else None,
         }
-        rows, total = services.generations.list(
-            principal, kind, filters=filters, limit=limit, offset=offset, q=q, sort=sort
+        page = services.generations.page(
+            principal, kind, filters, limit=limit, offset=offset, q=q, sort=sort, cursor=cursor or None
         )
         return FastJSONResponse(
             {
-                list_key: [asset_json(r, info) for r in rows],
-                "count": len(rows),
-                "total": total,
+                list_key: [asset_json(r, info) for r in page.rows],
+                "count": len(page.rows),
+                "total": page.total,
                 "limit": limit,
                 "offset": offset,
+                "next_cursor": page.next_cursor,
             }
         )
 

@@ -1,4 +1,5 @@
-"""what many processes share: rate limit hits, and duties only one process does at a time
+"""what many processes share: rate limit hits, and duties only one process does at a time; the
+collection filter's case-insensitive index
 
 Revision ID: 0010
 Revises: 0009
@@ -19,6 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # The collection filter became case-insensitive: index what it compares.
+    op.drop_index("ix_generations_kind_collection_created", table_name="generations")
+    op.create_index(
+        "ix_generations_kind_lower_collection_created",
+        "generations",
+        ["kind", sa.text("lower(collection)"), "created_at", "id"],
+    )
     op.create_table(
         "rate_hits",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -40,3 +48,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("duties")
     op.drop_table("rate_hits")
+    op.drop_index("ix_generations_kind_lower_collection_created", table_name="generations")
+    op.create_index(
+        "ix_generations_kind_collection_created", "generations", ["kind", "collection", "created_at", "id"]
+    )
