@@ -77,10 +77,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle(pid: int, *, quiet_s: float = 1.0, busy: float = 0.05, limit_s: float = 60.0) -> float:
+def settle(pid: int, *, quiet_s: float = 1.0, busy: float = 0.05, limit_s: float = 5.0) -> float:
     """Wait until the server has been idle (under `busy` of a core) for `quiet_s`: at start-up
     it warms up the local models in the background (importing their libraries), which would
-    otherwise be counted against the burst's time, CPU and RSS."""
+    otherwise be counted against the burst's time, CPU and RSS. Not for long: from about 10 s
+    after they were made, the generations' safety-net polls fall due and keep it busy."""
     started = time.monotonic()
     while time.monotonic() < started + limit_s:
         before = cpu_s(pid)
