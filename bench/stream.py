@@ -1,10 +1,12 @@
 """Blob streaming: `mediagen serve` against nginx serving the same bytes as a static file.
 
-    .venv/bin/python bench/stream.py [--size-mb 200] [--ranges 200] [--rounds 3]
+    .venv/bin/python bench/stream.py [--size-mb 200] [--ranges 200] [--rounds 3] [--route data]
 
 Starts `python -m mediagen.cli serve` on a fresh data dir (so it prints its first admin key),
-uploads one blob through `PUT /api/blobs`, starts nginx (installed with apt-get if missing) on
-another loopback port with its own temporary config, and measures both in the same run:
+uploads one blob through `PUT /api/blobs` (or, with `--route data`, the same bytes behind a WAV
+header as an audio asset, served by `GET /api/audio/{id}/data` with its row lookup and tenant
+scoping), starts nginx (installed with apt-get if missing) on another loopback port with its own
+temporary config, and measures both in the same run:
 
 * full download throughput, best of `--rounds`;
 * latency of `--ranges` random 1 MiB ranges over one keep-alive connection (p50, p95);
@@ -32,6 +34,7 @@ import re
 import shlex
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -59,11 +62,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_payload(path: Path, size: int) -> str:
-    """Deterministic bytes, written piece by piece (never all in memory); returns the sha256."""
+def write_payload(path: Path, size: int, header: bytes = b"") -> str:
+    """Deterministic bytes after `header`, written piece by piece (never all in memory); returns
+    the sha256 of the whole file."""
     block = random.Random(2024).randbytes(MiB + 7)  # odd length: pieces never align with chunks
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(header)
     with path.open("wb") as out:
+        out.write(header)
         index = written = 0
         while written < size:
             piece = (index.to_bytes(8, "big") + block[8:])[: size - written]
@@ -292,6 +297,38 @@ def upload(port: int, key: str, payload: Path) -> dict[str, object]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+def wav_header(data_bytes: int) -> bytes:
+    """A 44-byte PCM WAV header (stereo, 48 kHz, 16-bit) for `data_bytes` of samples: any bytes
+    are valid samples, so the payload becomes an audio file that `POST /api/audio/upload` takes."""
+    fmt = struct.pack("<IHHIIHH", 16, 1, 2, 48000, 48000 * 4, 4, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+def upload_asset(port: int, key: str, payload: Path) -> dict[str, object]:
+    """The payload as an audio asset (probed and derived like any upload); its JSON."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900, blocksize=MiB)
+    with payload.open("rb") as body:
+        conn.request(
+            "POST",
+            "/api/audio/upload?title=bench",
+            body=body,
+            headers={"X-API-Key": key, "Content-Length": str(payload.stat().st_size)},
+        )
+        response = conn.getresponse()
+        text = response.read()
+    conn.close()
+    if response.status != 201:
+        raise RuntimeError(f"asset upload failed: {response.status} {text[:300]!r}")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 def drain(response: http.client.HTTPResponse, buffer: memoryview, digest: Any = None) -> int:
     total = 0
     while True:
@@ -350,12 +387,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
-    size = args.size_mb * MiB
     static = workdir / "static"
     static.mkdir()
-    payload = static / "blob.bin"
+    as_asset = args.route == "data"
+    # The data route serves an asset: the same deterministic bytes, behind a WAV header.
+    header = wav_header(args.size_mb * MiB) if as_asset else b""
+    size = args.size_mb * MiB + len(header)
+    payload = static / ("take.wav" if as_asset else "blob.bin")
     print(f"writing a {args.size_mb} MiB payload ...", flush=True)
-    sha = write_payload(payload, size)
+    sha = write_payload(payload, args.size_mb * MiB, header)
     # nginx's worker may run as another user: let it traverse and read the bench directory.
     for path in (workdir, static):
         path.chmod(0o755)
@@ -364,6 +404,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     mediagen = nginx = None
     try:
         extra_env = dict(item.split("=", 1) for item in args.env)
+        if as_asset:
+            extra_env.setdefault("MEDIAGEN_MAX_UPLOAD_BYTES", str(size + MiB))
         mediagen, mg_port, api_key = start_mediagen(workdir, shlex.split(args.serve_cmd), extra_env)
         print(f"mediagen up on :{mg_port} (pid {mediagen.pid})", flush=True)
         nginx, ng_port = start_nginx(workdir, static)
@@ -371,16 +413,26 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         waited = wait_settled(mediagen.pid)
         print(f"mediagen settled after {waited:.0f} s; load average {load_average()}", flush=True)
 
-        rss = RssSampler(mediagen.pid).start()
-        started = time.perf_counter()
-        created = upload(mg_port, api_key, payload)
-        upload_mbps = size / (time.perf_counter() - started) / 1e6
-        if created.get("key") != sha or created.get("size") != size:
-            raise RuntimeError(f"upload answered {created}, expected key {sha}")
+        if as_asset:
+            # Ingest (probe, waveform, loudness) is not byte serving: memory counts from after it.
+            started = time.perf_counter()
+            asset = upload_asset(mg_port, api_key, payload)
+            upload_mbps = size / (time.perf_counter() - started) / 1e6
+            wait_settled(mediagen.pid)
+            rss = RssSampler(mediagen.pid).start()
+            route = f"/api/audio/{asset['id']}/data"
+        else:
+            rss = RssSampler(mediagen.pid).start()
+            started = time.perf_counter()
+            created = upload(mg_port, api_key, payload)
+            upload_mbps = size / (time.perf_counter() - started) / 1e6
+            if created.get("key") != sha or created.get("size") != size:
+                raise RuntimeError(f"upload answered {created}, expected key {sha}")
+            route = f"/api/blobs/{sha}"
 
         targets = [
-            Target("mediagen", mg_port, f"/api/blobs/{sha}", {"X-API-Key": api_key}),
-            Target("nginx", ng_port, "/blob.bin"),
+            Target("mediagen", mg_port, route, {"X-API-Key": api_key}),
+            Target("nginx", ng_port, f"/{payload.name}"),
         ]
         buffer = memoryview(bytearray(MiB))
         full_download(targets[0], size, buffer, verify=sha)  # correctness, and warms caches
@@ -414,7 +466,10 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     print()
     print(f"backend {backend}; load average at the end {load_average()} ({os.cpu_count()} CPUs)")
     print(f"blob: {args.size_mb} MiB, {args.rounds} full downloads and {args.ranges} 1 MiB ranges each")
-    print(f"upload through PUT /api/blobs: {upload_mbps:.0f} MB/s")
+    if as_asset:
+        print(f"route {mg.path}; upload through POST /api/audio/upload (with ingest): {upload_mbps:.0f} MB/s")
+    else:
+        print(f"route {mg.path}; upload through PUT /api/blobs: {upload_mbps:.0f} MB/s")
     print(f"{'':28}{'mediagen':>10}{'nginx':>10}{'ratio':>8}  target")
     print(
         f"{'full download, MB/s (best)':28}{max(mg.full_mbps):>10.0f}{max(ng.full_mbps):>10.0f}"
@@ -439,6 +494,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=int, default=200, help="blob size in MiB (default 200)")
     parser.add_argument("--ranges", type=int, default=200, help="random 1 MiB ranges per server")
     parser.add_argument("--rounds", type=int, default=3, help="full downloads per server (best counts)")
+    parser.add_argument(
+        "--route",
+        choices=["blobs", "data"],
+        default="blobs",
+        help="blobs: GET /api/blobs/{sha} (admin key); data: GET /api/audio/{id}/data, the asset "
+        "route with its row lookup and tenant scoping (the payload is uploaded as a WAV); "
+        "RSS growth then counts from after the upload's ingest",
+    )
     parser.add_argument(
         "--serve-cmd",
         default=f"{shlex.quote(sys.executable)} -m mediagen.cli serve",

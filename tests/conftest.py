@@ -99,6 +99,9 @@ class LiveServer:
         return env
 
     def start(self, timeout: float = 60.0) -> LiveServer:
+        if self.proc is not None and self.proc.poll() is None:
+            # A second start would orphan the running process (nothing would ever stop it).
+            raise RuntimeError("this server is already running")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mediagen.cli", "serve"],
             cwd=self.data_dir.parent,

@@ -260,7 +260,9 @@ def test_a_client_that_goes_away_stops_its_stream(world: World, monkeypatch: pyt
             with http.stream("GET", "/api/events", headers={"X-API-Key": world.admin_key}) as r:
                 assert r.status_code == 200
                 assert next(r.iter_lines()).startswith("retry:")
-                time.sleep(0.3)
+                waited = time.monotonic() + 10  # a loaded machine may take a while to poll once
+                while not reads and time.monotonic() < waited:
+                    time.sleep(0.05)
         assert reads, "the stream never read the log"
         time.sleep(0.5)  # poll is 0.05 s here: a live stream would read ten times meanwhile
         settled = len(reads)

@@ -18,7 +18,7 @@ def test_local_jobs_run_on_the_servers_device_queue_in_one_batch(
     save_tiny_musicgen(models)
     server = server_factory(
         MEDIAGEN_MODELS_DIR=str(models), MEDIAGEN_LOCAL_BATCH_WINDOW_MS="1500", MEDIAGEN_LOCAL_DEVICE="cpu"
-    ).start()
+    )
     body = {"model": "local/musicgen-small", "prompt": "upbeat electronic", "duration": 1}
 
     def post(seed: int) -> int:
