@@ -171,14 +171,20 @@ class LocalEngine(BaseEngine):
         Default: the models whose weights are here and whose family says it has something to
         prepare on this device (`warms_up`); none when fast decoding is off."""
         if model_ids is None:
+            # Only models that can run here: checking that (weights on disk, libraries found)
+            # imports nothing, so a server without local models never loads torch for this.
+            ready = [
+                model_id
+                for model_id, spec in self.specs.items()
+                if self.fast_decode and spec.family in FAMILIES and self.unavailable_reason(model_id) is None
+            ]
+            if not ready:
+                return {}
             device = self.device()
             model_ids = [
                 model_id
-                for model_id, spec in self.specs.items()
-                if self.fast_decode
-                and spec.family in FAMILIES
-                and getattr(family(spec.family), "warms_up", lambda _: False)(device)
-                and self.unavailable_reason(model_id) is None
+                for model_id in ready
+                if getattr(family(self.specs[model_id].family), "warms_up", lambda _: False)(device)
             ]
         seconds: dict[str, float] = {}
         for model_id in model_ids:

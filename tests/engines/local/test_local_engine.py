@@ -190,6 +190,7 @@ def test_corrupt_weights_fail_the_asset_saying_so(local: Local) -> None:
 
 
 def test_the_base_install_never_imports_torch() -> None:
+    """Neither listing models nor a worker's warm-up loads torch when no local model can run."""
     code = (
         "import sys\n"
         "import mediagen.app\n"
@@ -201,6 +202,7 @@ def test_the_base_install_never_imports_torch() -> None:
         "r = EngineRouter(s, c, build_engines(s, c))\n"
         "ms = r.models()\n"
         "assert any(m.id.startswith('local/') for m in ms)\n"
+        "assert r.engines['local'].warm_up() == {}\n"  # a worker's start, with no weights here
         "heavy = sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
