@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -106,3 +109,15 @@ class Server:
     def pid(self) -> int:
         assert self.proc
         return self.proc.pid
+
+
+def in_workdir(prefix: str, keep: bool, run: Callable[[Path], int]) -> int:
+    """Run a benchmark in a fresh temporary directory, removed afterwards unless `keep`."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(workdir)
+    finally:
+        if keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -24,9 +24,7 @@ import argparse
 import hashlib
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import in_workdir  # noqa: E402
 from bench.stream import (  # noqa: E402
     MiB,
     RssSampler,
@@ -147,14 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
-    workdir = Path(tempfile.mkdtemp(prefix="mediagen-bench-s3-"))
-    try:
-        return run(args, workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return in_workdir("mediagen-bench-s3-", args.keep, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import in_workdir  # noqa: E402
 
 MiB = 1024 * 1024
 RANGE_BYTES = MiB
@@ -280,21 +282,24 @@ http {{
 # Measurements ------------------------------------------------------------------------------------
 
 
-def upload(port: int, key: str, payload: Path) -> dict[str, object]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600, blocksize=MiB)
+def _send_file(port: int, key: str, payload: Path, method: str, path: str) -> dict[str, object]:
+    """Stream `payload` as the body of one request (1 MiB writes); the 201 answer's JSON."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900, blocksize=MiB)
     with payload.open("rb") as body:
         conn.request(
-            "PUT",
-            "/api/blobs",
-            body=body,
-            headers={"X-API-Key": key, "Content-Length": str(payload.stat().st_size)},
+            method, path, body=body, headers={"X-API-Key": key, "Content-Length": str(payload.stat().st_size)}
         )
         response = conn.getresponse()
         text = response.read()
     conn.close()
     if response.status != 201:
-        raise RuntimeError(f"upload failed: {response.status} {text[:300]!r}")
+        raise RuntimeError(f"{method} {path} failed: {response.status} {text[:300]!r}")
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+def upload(port: int, key: str, payload: Path) -> dict[str, object]:
+    """The payload as a bare blob (`PUT /api/blobs`)."""
+    return _send_file(port, key, payload, "PUT", "/api/blobs")
 
 
 def wav_header(data_bytes: int) -> bytes:
@@ -313,20 +318,7 @@ def wav_header(data_bytes: int) -> bytes:
 
 def upload_asset(port: int, key: str, payload: Path) -> dict[str, object]:
     """The payload as an audio asset (probed and derived like any upload); its JSON."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900, blocksize=MiB)
-    with payload.open("rb") as body:
-        conn.request(
-            "POST",
-            "/api/audio/upload?title=bench",
-            body=body,
-            headers={"X-API-Key": key, "Content-Length": str(payload.stat().st_size)},
-        )
-        response = conn.getresponse()
-        text = response.read()
-    conn.close()
-    if response.status != 201:
-        raise RuntimeError(f"asset upload failed: {response.status} {text[:300]!r}")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return _send_file(port, key, payload, "POST", "/api/audio/upload?title=bench")
 
 
 def drain(response: http.client.HTTPResponse, buffer: memoryview, digest: Any = None) -> int:
@@ -521,14 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--size-mb must be at least 2")
     if any("=" not in item for item in args.env):
         parser.error("--env takes NAME=VALUE")
-    workdir = Path(tempfile.mkdtemp(prefix="mediagen-bench-"))
-    try:
-        return run(args, workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return in_workdir("mediagen-bench-", args.keep, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":
