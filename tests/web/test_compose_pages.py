@@ -23,14 +23,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import update
 
-from mediagen.app import create_app
 from mediagen.auth.service import Principal
-from mediagen.campaigns import schemas as sc
-from mediagen.config import Settings
-from mediagen.db.migrate import upgrade
 from mediagen.generations.tables import Generation
 from mediagen.services import Services
-from tests.web.test_pages import PASSWORD, csrf_of
+from tests.web.page_kit import PASSWORD, page_world
+from tests.web.test_pages import csrf_of
 
 
 def make_video(path: Path, seconds: float = 1.0) -> Path:
@@ -84,16 +81,8 @@ class Studio:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    data = tmp_path_factory.mktemp("web-compose")
-    settings = Settings(data_dir=Path(data), secret_key="test-secret", generate_rate_limit_per_minute=0)
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, run_workers=False)
-    services: Services = app.state.services
-    user = services.auth.create_user(email="admin@example.com", password=PASSWORD, role="admin")
-    services.auth.create_user(email="limited@example.com", password=PASSWORD, clients=["globex"])
-    admin = services.auth.principal_for_user(user)
-    services.campaigns.create_client(admin, sc.ClientCreate(id="acme", name="Acme"))
-    services.campaigns.create_client(admin, sc.ClientCreate(id="globex", name="Globex"))
+    world = page_world(tmp_path_factory, "web-compose", spring=False)
+    app, services, admin = world.app, world.services, world.admin
     media = Path(tmp_path_factory.mktemp("media"))
     yield Studio(app, services, admin, media)
     services.db.dispose()

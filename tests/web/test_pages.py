@@ -8,44 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from mediagen.app import create_app
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
-from mediagen.config import Settings
-from mediagen.db.migrate import upgrade
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Generation
 from mediagen.services import Services
 from mediagen.web.galleries import PAGE_SIZE
 from mediagen.web.session import safe_next
-
-PASSWORD = "correct horse battery"
+from tests.web.page_kit import PASSWORD, page_world
 
 
 @pytest.fixture(scope="module")
 def app_and_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Services]]:
-    data = tmp_path_factory.mktemp("web-pages")
-    settings = Settings(data_dir=Path(data), secret_key="test-secret", generate_rate_limit_per_minute=0)
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, run_workers=False)
-    services: Services = app.state.services
-    admin = services.auth.create_user(email="admin@example.com", password=PASSWORD, role="admin")
-    services.auth.create_user(email="limited@example.com", password=PASSWORD, clients=["globex"])
-    principal = services.auth.principal_for_user(admin)
-    services.campaigns.create_client(principal, sc.ClientCreate(id="acme", name="Acme"))
-    services.campaigns.create_client(principal, sc.ClientCreate(id="globex", name="Globex"))
-    services.campaigns.create_campaign(
-        principal, sc.CampaignCreate(id="spring", client_id="acme", name="Spring Launch")
-    )
-    yield app, services
-    services.db.dispose()
+    world = page_world(tmp_path_factory, "web-pages")
+    yield world.app, world.services
+    world.services.db.dispose()
 
 
 @pytest.fixture(scope="module")

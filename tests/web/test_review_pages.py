@@ -19,11 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from mediagen.app import create_app
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
-from mediagen.config import Settings
-from mediagen.db.migrate import upgrade
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Generation
 from mediagen.services import Services
@@ -31,7 +28,8 @@ from mediagen.studio.schemas import AssetPatch
 from mediagen.web.filters import fmt_duration, time_ago
 from mediagen.web.galleries import PAGE_SIZE
 from mediagen.web.listing import campaign_labels
-from tests.web.test_pages import PASSWORD, csrf_of
+from tests.web.page_kit import PASSWORD, page_world
+from tests.web.test_pages import csrf_of
 
 SYNTH_META = {"genre": "lofi_hip_hop", "bpm": 84, "key": "D", "mode": "minor", "scale": "D minor", "seed": 7}
 
@@ -59,15 +57,8 @@ class Studio:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    data = tmp_path_factory.mktemp("web-review")
-    settings = Settings(data_dir=Path(data), secret_key="test-secret", generate_rate_limit_per_minute=0)
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, run_workers=False)
-    services: Services = app.state.services
-    user = services.auth.create_user(email="admin@example.com", password=PASSWORD, role="admin")
-    admin = services.auth.principal_for_user(user)
-    for cid, name in (("acme", "Acme"), ("globex", "Globex")):
-        services.campaigns.create_client(admin, sc.ClientCreate(id=cid, name=name))
+    world = page_world(tmp_path_factory, "web-review", limited=False, spring=False)
+    app, services, admin = world.app, world.services, world.admin
     # Two clients, one campaign name: the pickers must tell them apart.
     services.campaigns.create_campaign(
         admin, sc.CampaignCreate(id="spring-acme", client_id="acme", name="Spring Launch")

@@ -16,25 +16,19 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mediagen.app import create_app
 from mediagen.auth.service import Principal
-from mediagen.campaigns import schemas as sc
-from mediagen.config import Settings
-from mediagen.db.migrate import upgrade
 from mediagen.generations.ports import Step
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.services import Services
 from mediagen.web.keys import seal, unseal
 from mediagen.web.prefill import track_uses
-
-PASSWORD = "correct horse battery"
+from tests.web.page_kit import PASSWORD, page_world
 
 
 # fixtures -----------------------------------------------------------------------------------
@@ -61,19 +55,8 @@ class Studio:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    data = tmp_path_factory.mktemp("web-takes")
-    settings = Settings(data_dir=Path(data), secret_key="test-secret", generate_rate_limit_per_minute=0)
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, run_workers=False)
-    services: Services = app.state.services
-    admin = services.auth.create_user(email="admin@example.com", password=PASSWORD, role="admin")
-    services.auth.create_user(email="limited@example.com", password=PASSWORD, clients=["globex"])
-    principal = services.auth.principal_for_user(admin)
-    services.campaigns.create_client(principal, sc.ClientCreate(id="acme", name="Acme"))
-    services.campaigns.create_client(principal, sc.ClientCreate(id="globex", name="Globex"))
-    services.campaigns.create_campaign(
-        principal, sc.CampaignCreate(id="spring", client_id="acme", name="Spring Launch")
-    )
+    world = page_world(tmp_path_factory, "web-takes")
+    app, services, principal = world.app, world.services, world.admin
     yield Studio(app, services, principal)
     services.db.dispose()
 
