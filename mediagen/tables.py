@@ -5,6 +5,7 @@ the database layer sits below them all."""
 
 from mediagen.auth.tables import ApiKey, User
 from mediagen.campaigns.tables import Brief, Campaign, Client
+from mediagen.catalog.tables import AddedModel
 from mediagen.db.base import Base
 from mediagen.generations.tables import (
     AssetTag,
@@ -19,10 +20,12 @@ from mediagen.generations.tables import (
     WebhookDelivery,
     Worker,
 )
+from mediagen.kits.tables import Plan
 from mediagen.storage.tables import Blob, BlobChunk
 from mediagen.studio.tables import Comment, ReviewEvent, Share
 
 __all__ = [
+    "AddedModel",
     "ApiKey",
     "AssetTag",
     "Base",
@@ -38,6 +41,7 @@ __all__ = [
     "Export",
     "ExportItem",
     "Generation",
+    "Plan",
     "RateHit",
     "ReviewEvent",
     "Share",

@@ -74,6 +74,36 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+HexColour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")]
+BrandWord = Annotated[str, Field(min_length=1, max_length=60)]
+Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
+LoudnessPreset = Literal["social", "broadcast_eu", "broadcast_us", "podcast"]
+
+
+class BrandMusic(_In):
+    genres: list[BrandWord] = Field(default_factory=list, max_length=10)
+    moods: list[BrandWord] = Field(default_factory=list, max_length=10)
+    bpm: tuple[int, int] | None = Field(default=None, description="Tempo range [low, high], 40–240")
+
+
+class Brand(_In):
+    """A client's brand guidelines, applied to every generation filed under the client
+    (campaigns/branding.py) and read by the kit planner (kits/)."""
+
+    palette: list[HexColour] = Field(default_factory=list, max_length=12)
+    style_keywords: list[BrandWord] = Field(default_factory=list, max_length=20)
+    avoid: list[BrandWord] = Field(
+        default_factory=list,
+        max_length=30,
+        description="Never in a prompt sent; a negative prompt where the model has one",
+    )
+    music: BrandMusic | None = None
+    aspects: list[Aspect] = Field(default_factory=list, max_length=4)
+    loudness: LoudnessPreset | None = None
+    logo_image_id: int | None = Field(default=None, ge=1, le=MAX_INT64, description="A stored image")
+    fonts: list[BrandWord] = Field(default_factory=list, max_length=5)
+
+
 class ClientCreate(_In):
     id: str | None = IdField
     name: str = Field(min_length=1, max_length=200)

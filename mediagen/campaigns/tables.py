@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediagen.db.base import Base, UTCDateTime, utcnow
@@ -17,6 +17,9 @@ class Client(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The client's brand (campaigns.schemas.Brand as JSON): applied to every generation filed
+    # under the client unless a request says `brand: false`. Null: no brand set.
+    brand: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -30,6 +33,8 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200))
     goal: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="draft")
+    # What the campaign may spend on hosted generations (USD); null: no budget.
+    budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -49,5 +54,13 @@ class Brief(Base):
     title: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text, default="")
     direction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Structured direction a planner reads (kits/): every field optional.
+    objective: Mapped[str | None] = mapped_column(Text, nullable=True)
+    audience: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_messages: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    tone: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # export channel names
+    lengths: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)  # spot lengths (s)
+    must_haves: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

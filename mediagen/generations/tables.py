@@ -84,7 +84,21 @@ class Generation(Base):
     download_attempted: Mapped[bool] = mapped_column(Boolean, default=False)
     download_retries: Mapped[int] = mapped_column(Integer, default=0)
     download_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)  # the catalog's estimate
+    # What it really cost: the provider's compute seconds times its hardware's price (hosted), 0
+    # for local and synth engines; null until known. `compute_seconds` is the provider's
+    # `predict_time`, or this machine's device time for local models.
+    actual_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    compute_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The prompt as sent to the model, when it differs from `prompt` (the client's brand applied).
+    prompt_sent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Campaign performance figures the team reports back (CTR is derived, never stored).
+    views: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    clicks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    conversions: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The kit plan and deliverable this asset was made for (kits/): a plan run is idempotent by item.
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    plan_item: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The process holding the lease (`workers.id`), so a dead holder's jobs are taken back at once.
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)

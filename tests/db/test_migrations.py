@@ -21,6 +21,7 @@ from mediagen.db.migrate import SEARCH_OBJECTS, alembic_config, current, include
 from mediagen.tables import Base
 
 EXPECTED_TABLES = {
+    "added_models",
     "api_keys",
     "asset_tags",
     "blob_chunks",
@@ -35,6 +36,7 @@ EXPECTED_TABLES = {
     "export_items",
     "exports",
     "generations",
+    "plans",
     "rate_hits",
     "review_events",
     "sessions",
