@@ -48,6 +48,7 @@ def worker_host(services: Services, lanes: frozenset[Lane] = frozenset(Lane)) ->
     return WorkerHost(
         services.queue,
         services.pipeline,
+        plans=services.kits.runner,
         workers=services.settings.workers,
         interval=services.settings.reconcile_interval_seconds,
         lanes=lanes,

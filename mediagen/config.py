@@ -116,6 +116,21 @@ class Settings(BaseSettings):
     )
     events_keep_days: int = Field(default=7, ge=1, description="Events older than this are pruned")
 
+    # Kits: who drafts a brief's plan
+    planner: Literal["auto", "rules", "llm"] = Field(
+        default="auto",
+        description="rules: the offline rule-based planner; llm: a language model on Replicate writes "
+        "the scenes and prompts (falls back to rules on any error); auto: llm when a Replicate token is set",
+    )
+    planner_model: str = Field(
+        default="meta/meta-llama-3-8b-instruct",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The official Replicate language model the LLM planner asks (owner/name)",
+    )
+    planner_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="How long the LLM planner may take before the rules take over"
+    )
+
     # Limits
     max_download_bytes_audio: int = 200 * 1024 * 1024
     max_download_bytes_image: int = 50 * 1024 * 1024

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from mediagen.auth.service import AuthService
 from mediagen.campaigns.service import CampaignService
+from mediagen.catalog.added import AddedModels
+from mediagen.catalog.browse import ModelBrowser
 from mediagen.catalog.registry import Catalog
 from mediagen.config import Settings
 from mediagen.db.session import Database
@@ -30,6 +32,8 @@ from mediagen.generations.takes import TakeService
 from mediagen.generations.webhooks import WebhookIntake
 from mediagen.generations.workers import WorkerRegistry, new_process_id
 from mediagen.jobs.queue import HueyJobQueue, make_huey
+from mediagen.kits.runner import KitRunner
+from mediagen.kits.service import KitService
 from mediagen.storage import make_store
 from mediagen.storage.base import BlobStore
 from mediagen.studio.bulk import BulkService
@@ -59,6 +63,8 @@ class Services:
     review: ReviewService
     comments: CommentService
     bulk: BulkService
+    kits: KitService
+    model_browser: ModelBrowser
 
     def close(self) -> None:
         self.db.dispose()
@@ -70,7 +76,9 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     settings.ensure_dirs()
     db = Database(settings.resolved_database_url)
     store = make_store(settings, db)
-    catalog = Catalog.load(overrides=settings.data_dir / "catalog")  # `mediagen models sync` output
+    added_models = AddedModels(db)  # models added from Replicate: every process reads them
+    # The packaged entries, `mediagen models sync` output in the data dir, and the added models.
+    catalog = Catalog.load(overrides=settings.data_dir / "catalog", added=added_models)
     router = EngineRouter(settings, catalog, build_engines(settings, catalog))
     jobs = queue if queue is not None else HueyJobQueue(make_huey(settings), make_huey(settings, Lane.DEVICE))
     assets = AssetRecords(store)
@@ -84,10 +92,23 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
     generations = GenerationService(
         core, campaigns=campaigns, assets=assets, pipeline=pipeline, rate_limiter=rate_limiter
     )
+    auth = AuthService(db)
+    downloads = DownloadService(db, store)
+    kits = KitService(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        router=router,
+        campaigns=campaigns,
+        generations=generations,
+        downloads=downloads,
+        store=store,
+        runner=KitRunner(db, auth, generations, catalog),
+    )
     return Services(
         settings=settings,
         db=db,
-        auth=AuthService(db),
+        auth=auth,
         store=store,
         catalog=catalog,
         router=router,
@@ -98,10 +119,12 @@ def build_services(settings: Settings, *, queue: JobQueue | None = None) -> Serv
         queue=jobs,
         webhooks=WebhookIntake(database=db, router=router, pipeline=pipeline),
         takes=TakeService(db),
-        downloads=DownloadService(db, store),
+        downloads=downloads,
         events=EventStream(db),
         shares=ShareService(db, settings, campaigns, reviewer_limiter()),
         review=ReviewService(db, campaigns),
         comments=CommentService(db),
         bulk=BulkService(db, assets, campaigns),
+        kits=kits,
+        model_browser=ModelBrowser(settings, catalog, added_models),
     )

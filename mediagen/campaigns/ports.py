@@ -18,13 +18,35 @@ Scope = Literal["client", "campaign", "brief"]
 
 
 class Tally(NamedTuple):
-    """Assets of one kind and status under a scope."""
+    """Assets of one kind and status under a scope: counts, media seconds, money (the estimate,
+    the provider's figures where recorded, and the two coalesced) and performance sums."""
 
     kind: str
     status: str
     assets: int
     duration_seconds: float
     cost_usd: float
+    actual_cost_usd: float = 0.0
+    spent_usd: float = 0.0  # per asset: the actual cost where recorded, else the estimate
+    views: int = 0
+    clicks: int = 0
+    conversions: int = 0
+
+
+class Spend(NamedTuple):
+    """A campaign's money as its budget counts it: `spent_usd` over completed assets (actual cost
+    where recorded, else the estimate), `committed_usd` the estimate of pending and processing ones."""
+
+    spent_usd: float
+    committed_usd: float
+
+
+class AssetFacts(NamedTuple):
+    """What a reference to one asset (a brand's logo) is checked against."""
+
+    kind: str
+    status: str
+    client_id: str | None
 
 
 class AssetPort(Protocol):
@@ -41,5 +63,13 @@ class AssetPort(Protocol):
         ...
 
     def tally(self, s: Session, scope: Scope, ident: str) -> list[Tally]:
-        """Counts, seconds and cost per kind and status, for a client's or campaign's stats."""
+        """Counts, seconds, cost and performance per kind and status, for a client's or campaign's stats."""
+        ...
+
+    def spend(self, s: Session, campaign_id: str) -> Spend:
+        """What the campaign's assets have spent and hold committed (inside the caller's transaction)."""
+        ...
+
+    def facts(self, s: Session, asset_id: int) -> AssetFacts | None:
+        """The kind, status and client of one asset, or None when there is no such asset."""
         ...

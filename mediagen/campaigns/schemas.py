@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
+
+from mediagen.campaigns.channels import CHANNELS, Aspect
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 IdField = Field(default=None, pattern=ID_PATTERN, description="Optional; generated when omitted")
@@ -76,14 +78,33 @@ class _In(BaseModel):
 
 HexColour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")]
 BrandWord = Annotated[str, Field(min_length=1, max_length=60)]
-Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
 LoudnessPreset = Literal["social", "broadcast_eu", "broadcast_us", "podcast"]
+
+
+MIN_BPM, MAX_BPM = 40, 240
 
 
 class BrandMusic(_In):
     genres: list[BrandWord] = Field(default_factory=list, max_length=10)
     moods: list[BrandWord] = Field(default_factory=list, max_length=10)
-    bpm: tuple[int, int] | None = Field(default=None, description="Tempo range [low, high], 40–240")
+    bpm: tuple[int, int] | None = Field(
+        default=None, description=f"Tempo range [low, high], {MIN_BPM}–{MAX_BPM}, low ≤ high"
+    )
+
+    @field_validator("bpm")
+    @classmethod
+    def _tempo_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        # Checked as one range, so the error names `bpm` rather than one end of it.
+        if value is None:
+            return None
+        low, high = value
+        if not (MIN_BPM <= low <= MAX_BPM and MIN_BPM <= high <= MAX_BPM):
+            raise PydanticCustomError(
+                "bpm_range", "tempo must be within {low}–{high} bpm", {"low": MIN_BPM, "high": MAX_BPM}
+            )
+        if low > high:
+            raise PydanticCustomError("bpm_order", "the low tempo must not be above the high one")
+        return value
 
 
 class Brand(_In):
@@ -104,15 +125,23 @@ class Brand(_In):
     fonts: list[BrandWord] = Field(default_factory=list, max_length=5)
 
 
+BRAND_DOC = (
+    "The client's brand, applied to every generation filed under the client. "
+    "On update it is replaced whole; null clears it"
+)
+
+
 class ClientCreate(_In):
     id: str | None = IdField
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
+    brand: Brand | None = Field(default=None, description=BRAND_DOC)
 
 
 class ClientUpdate(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
+    brand: Brand | None = Field(default=None, description=BRAND_DOC)
 
 
 class ClientOut(BaseModel):
@@ -120,8 +149,17 @@ class ClientOut(BaseModel):
     id: str
     name: str
     description: str | None
+    brand: Brand | None = None
     created_at: datetime
     updated_at: datetime
+
+
+MAX_BUDGET_USD = 1e9
+Budget = Annotated[float | None, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
+BUDGET_DOC = (
+    "What the campaign may spend on generations, in USD; null: no budget. A generation or plan run "
+    "that would exceed what is left is refused (409)"
+)
 
 
 class CampaignCreate(_In):
@@ -130,12 +168,14 @@ class CampaignCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     goal: str | None = Field(default=None, max_length=5000)
     status: CampaignStatus = "draft"
+    budget_usd: Budget = Field(default=None, description=BUDGET_DOC)
 
 
 class CampaignUpdate(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     goal: str | None = Field(default=None, max_length=5000)
     status: CampaignStatus | None = None
+    budget_usd: Budget = Field(default=None, description=BUDGET_DOC)
 
 
 class CampaignOut(BaseModel):
@@ -145,8 +185,20 @@ class CampaignOut(BaseModel):
     name: str
     goal: str | None
     status: str
+    budget_usd: float | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class BudgetOut(BaseModel):
+    """A campaign's money: `spent_usd` is what its completed generations cost (the provider's
+    figure where known, else the estimate), `committed_usd` the estimate of those still running,
+    `remaining_usd` the budget less both (null without a budget; negative once overridden)."""
+
+    budget_usd: float | None
+    spent_usd: float
+    committed_usd: float
+    remaining_usd: float | None
 
 
 MAX_BRIEF_TEXT = 20000
@@ -156,7 +208,51 @@ DIRECTION_DOC = (
 )
 
 
-class BriefCreate(_In):
+def _known_channel(name: str) -> str:
+    if name not in CHANNELS:
+        raise PydanticCustomError(
+            "unknown_channel",
+            "unknown channel '{name}'; channels: {known}",
+            {"name": name, "known": ", ".join(CHANNELS)},
+        )
+    return name
+
+
+MAX_BRIEF_ITEMS = 20
+MAX_LENGTHS = 10
+MAX_SPOT_SECONDS = 600
+BriefLine = Annotated[str, Field(min_length=1, max_length=300)]
+ChannelName = Annotated[str, AfterValidator(_known_channel)]
+SpotLength = Annotated[float, Field(ge=1, le=MAX_SPOT_SECONDS, allow_inf_nan=False)]
+
+
+class BriefFields(_In):
+    """The structured direction a kit planner works from; every field optional. On update a
+    field sent replaces the stored one (a list whole); null clears it."""
+
+    objective: str | None = Field(default=None, max_length=2000, description="What the work must achieve")
+    audience: str | None = Field(default=None, max_length=2000, description="Who it speaks to")
+    key_messages: list[BriefLine] | None = Field(default=None, max_length=MAX_BRIEF_ITEMS)
+    tone: str | None = Field(default=None, max_length=200)
+    channels: list[ChannelName] | None = Field(
+        default=None, max_length=len(CHANNELS), description=f"Export channels: {', '.join(CHANNELS)}"
+    )
+    lengths: list[SpotLength] | None = Field(
+        default=None, max_length=MAX_LENGTHS, description=f"Spot lengths in seconds (1–{MAX_SPOT_SECONDS})"
+    )
+    must_haves: list[BriefLine] | None = Field(default=None, max_length=MAX_BRIEF_ITEMS)
+
+    @field_validator("channels", "lengths")
+    @classmethod
+    def _once_each(cls, value: list[Any] | None) -> list[Any] | None:
+        # A channel or length named twice would plan its spots twice.
+        return None if value is None else list(dict.fromkeys(value))
+
+
+BRIEF_FIELDS = tuple(BriefFields.model_fields)
+
+
+class BriefCreate(BriefFields):
     id: str | None = IdField
     client_id: Ref | None = Field(default=None, description="Implied by campaign_id when omitted")
     campaign_id: Ref | None = None
@@ -165,11 +261,15 @@ class BriefCreate(_In):
     direction: Direction = Field(default_factory=dict, description=DIRECTION_DOC)
 
 
-class BriefUpdate(_In):
+class BriefUpdate(BriefFields):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     text: str | None = Field(default=None, max_length=MAX_BRIEF_TEXT)
     direction: Direction | None = Field(default=None, description=DIRECTION_DOC)
     campaign_id: Ref | None = Field(default=None, description="Move the brief to this campaign")
+
+
+def _none_is_empty(value: Any) -> Any:
+    return [] if value is None else value
 
 
 class BriefOut(BaseModel):
@@ -180,8 +280,19 @@ class BriefOut(BaseModel):
     title: str
     text: str
     direction: dict[str, Any]
+    objective: str | None = None
+    audience: str | None = None
+    key_messages: list[str] = Field(default_factory=list)
+    tone: str | None = None
+    channels: list[str] = Field(default_factory=list)
+    lengths: list[float] = Field(default_factory=list)
+    must_haves: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
+
+    _lists = field_validator("key_messages", "channels", "lengths", "must_haves", mode="before")(
+        _none_is_empty
+    )
 
 
 EXCERPT_CHARS = 280
@@ -198,8 +309,11 @@ class BriefSummary(BaseModel):
     title: str
     text: str = Field(description=f"The start of the text (up to {EXCERPT_CHARS} characters)")
     text_truncated: bool = Field(description="The text goes on beyond `text`")
+    channels: list[str] = Field(default_factory=list, description="The export channels it asks for")
     created_at: datetime
     updated_at: datetime
+
+    _channels = field_validator("channels", mode="before")(_none_is_empty)
 
 
 class ClientList(BaseModel):
@@ -225,6 +339,17 @@ class KindStats(BaseModel):
     by_status: dict[str, int] = Field(default_factory=dict)
     duration_seconds: float = 0.0
     cost_usd: float = 0.0
+    actual_cost_usd: float = 0.0
+    spent_usd: float = 0.0
+
+
+class Performance(BaseModel):
+    """Campaign figures set on assets (`PATCH`), summed; CTR is clicks per view."""
+
+    views: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    ctr: float | None = Field(default=None, description="clicks / views; null without views")
 
 
 class Stats(BaseModel):
@@ -234,4 +359,9 @@ class Stats(BaseModel):
     by_kind: dict[str, KindStats]
     by_status: dict[str, int]
     duration_seconds: float
-    cost_usd: float
+    cost_usd: float = Field(description="The catalog's estimate, summed over every asset")
+    actual_cost_usd: float = Field(description="The provider's own figures, where recorded")
+    spent_usd: float = Field(description="Completed assets: the actual cost where known, else the estimate")
+    committed_usd: float = Field(description="The estimate of assets still pending or processing")
+    budget: BudgetOut | None = Field(default=None, description="A campaign with a budget: what is left")
+    performance: Performance

@@ -15,13 +15,23 @@ from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
-from mediagen.campaigns.ports import AssetPort, Scope
+from mediagen.campaigns.ports import AssetPort, Scope, Tally
 from mediagen.campaigns.tables import Brief, Campaign, Client
 from mediagen.db.session import Database
 from mediagen.errors import Conflict, Forbidden, invalid, not_found
 from mediagen.vocabulary import KINDS, Status
 
 T = TypeVar("T", Client, Campaign, Brief)
+LOGO_FIELD = "brand.logo_image_id"
+# Sums of floats drift in the last places; a request that fits within this much of what is left fits.
+BUDGET_SLACK_USD = 1e-9
+
+
+def usd(amount: float) -> str:
+    """Money as a person reads it: cents, or more places when a small amount needs them."""
+    text = f"{amount:,.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
 
 
 def _new_id(prefix: str) -> str:
@@ -114,10 +124,12 @@ class CampaignService:
         if principal.clients is not None:
             raise Forbidden("This key is limited to some clients and cannot create new ones")
         with self.db.write() as s:
+            ident = data.id or _new_id("client")
+            brand = self._checked_brand(s, principal, ident, data.brand)
             return self._insert(
                 s,
                 Client,
-                Client(id=data.id or _new_id("client"), name=data.name, description=data.description),
+                Client(id=ident, name=data.name, description=data.description, brand=brand),
                 "client",
             )
 
@@ -137,9 +149,31 @@ class CampaignService:
             for key, value in data.model_dump(exclude_unset=True).items():
                 if key == "name" and value is None:
                     raise invalid("name", "must not be null")
+                if key == "brand":  # replaced whole (the dump above keeps only what was sent in it)
+                    value = self._checked_brand(s, principal, row.id, data.brand)
                 setattr(row, key, value)
             s.flush()
             return row
+
+    def _checked_brand(
+        self, s: Session, principal: Principal, client_id: str, brand: sc.Brand | None
+    ) -> dict[str, Any] | None:
+        """The brand as stored, once its logo is known to be a finished image the caller can see,
+        of this client or of none (another client's image must not become this one's logo)."""
+        if brand is None:
+            return None
+        logo = brand.logo_image_id
+        if logo is not None:
+            facts = self.assets.facts(s, logo)
+            if facts is None or not principal.can_see_client(facts.client_id):
+                raise invalid(LOGO_FIELD, f"image {logo} not found")
+            if facts.kind != "image":
+                raise invalid(LOGO_FIELD, f"asset {logo} is {facts.kind}, not an image")
+            if facts.status != Status.COMPLETED:
+                raise invalid(LOGO_FIELD, f"image {logo} is {facts.status}, not completed")
+            if facts.client_id not in (None, client_id):
+                raise invalid(LOGO_FIELD, f"image {logo} is filed under another client")
+        return brand.model_dump(mode="json")
 
     def delete_client(self, principal: Principal, client_id: str, *, cascade: bool) -> None:
         with self.db.write() as s:
@@ -157,6 +191,7 @@ class CampaignService:
                 name=data.name,
                 goal=data.goal,
                 status=data.status,
+                budget_usd=data.budget_usd,
             )
             return self._insert(s, Campaign, row, "campaign")
 
@@ -222,6 +257,7 @@ class CampaignService:
                 title=data.title,
                 text=data.text,
                 direction=data.direction,
+                **data.model_dump(include=set(sc.BRIEF_FIELDS)),
             )
             return self._insert(s, Brief, row, "brief")
 
@@ -244,6 +280,7 @@ class CampaignService:
                     Brief.client_id,
                     Brief.campaign_id,
                     Brief.title,
+                    Brief.channels,
                     func.substr(Brief.text, 1, excerpt).label("text"),
                     (func.length(Brief.text) > excerpt).label("text_truncated"),
                     Brief.created_at,
@@ -322,30 +359,97 @@ class CampaignService:
                 raise invalid("client_id", "required for a key limited to several clients")
         return client_id, campaign_id, brief_id
 
+    # budget ---------------------------------------------------------------
+    def check_budget(self, s: Session, campaign_id: str | None, amount_usd: float) -> None:
+        """Refuse (409) work that would take the campaign past its budget, inside the caller's
+        write transaction so the check and the row it admits commit together. The campaign row is
+        locked first (PostgreSQL), so two requests cannot both take the last of a budget."""
+        if campaign_id is None or amount_usd <= 0:
+            return
+        budget = s.scalar(select(Campaign.budget_usd).where(Campaign.id == campaign_id).with_for_update())
+        if budget is None:
+            return
+        spent, committed = self.assets.spend(s, campaign_id)
+        remaining = budget - spent - committed
+        over = amount_usd - remaining
+        if over > BUDGET_SLACK_USD:
+            raise Conflict(
+                f"Over budget: campaign {campaign_id!r} has {usd(max(remaining, 0.0))} left of its "
+                f"{usd(budget)} budget ({usd(spent)} spent, {usd(committed)} committed); this needs "
+                f"{usd(amount_usd)}, {usd(over)} more than is left",
+                field="campaign_id",
+            )
+
+    def budget(self, principal: Principal, campaign_id: str) -> sc.BudgetOut:
+        with self.db.read() as s:
+            campaign = self._get(s, principal, Campaign, campaign_id, "campaign")
+            return self._budget(s, campaign)
+
+    def _budget(self, s: Session, campaign: Campaign) -> sc.BudgetOut:
+        spent, committed = self.assets.spend(s, campaign.id)
+        budget = campaign.budget_usd
+        return sc.BudgetOut(
+            budget_usd=budget,
+            spent_usd=round(spent, 6),
+            committed_usd=round(committed, 6),
+            remaining_usd=None if budget is None else round(budget - spent - committed, 6),
+        )
+
     # stats ------------------------------------------------------------------
     def stats(self, principal: Principal, scope: str, ident: str) -> sc.Stats:
+        budget: sc.BudgetOut | None = None
         with self.db.read() as s:
             if scope == "client":
                 self._get(s, principal, Client, ident, "client")
             else:
-                self._get(s, principal, Campaign, ident, "campaign")
+                campaign = self._get(s, principal, Campaign, ident, "campaign")
+                if campaign.budget_usd is not None:
+                    budget = self._budget(s, campaign)
             rows = self.assets.tally(s, "client" if scope == "client" else "campaign", ident)
-        by_kind = {str(k): sc.KindStats() for k in KINDS}
-        by_status: dict[str, int] = {}
-        for kind, status, count, duration, cost in rows:
-            ks = by_kind.setdefault(kind, sc.KindStats())
-            ks.total += count
-            ks.by_status[status] = ks.by_status.get(status, 0) + count
-            if status == Status.COMPLETED:
-                ks.duration_seconds += float(duration)
-            ks.cost_usd += float(cost)
-            by_status[status] = by_status.get(status, 0) + count
-        return sc.Stats(
-            scope="client" if scope == "client" else "campaign",
-            id=ident,
-            total=sum(k.total for k in by_kind.values()),
-            by_kind=by_kind,
-            by_status=by_status,
-            duration_seconds=round(sum(k.duration_seconds for k in by_kind.values()), 3),
-            cost_usd=round(sum(k.cost_usd for k in by_kind.values()), 6),
+        return _stats("client" if scope == "client" else "campaign", ident, rows, budget)
+
+
+def _stats(scope: Scope, ident: str, rows: Sequence[Tally], budget: sc.BudgetOut | None) -> sc.Stats:
+    by_kind = {str(k): sc.KindStats() for k in KINDS}
+    by_status: dict[str, int] = {}
+    views = clicks = conversions = 0
+    committed = 0.0
+    for row in rows:
+        ks = by_kind.setdefault(row.kind, sc.KindStats())
+        ks.total += row.assets
+        ks.by_status[row.status] = ks.by_status.get(row.status, 0) + row.assets
+        ks.cost_usd += row.cost_usd
+        ks.actual_cost_usd += row.actual_cost_usd
+        if row.status == Status.COMPLETED:
+            ks.duration_seconds += row.duration_seconds
+            ks.spent_usd += row.spent_usd
+        elif row.status in (Status.PENDING, Status.PROCESSING):
+            committed += row.cost_usd
+        by_status[row.status] = by_status.get(row.status, 0) + row.assets
+        views, clicks, conversions = views + row.views, clicks + row.clicks, conversions + row.conversions
+    for ks in by_kind.values():
+        ks.cost_usd, ks.actual_cost_usd, ks.spent_usd = (
+            round(ks.cost_usd, 6),
+            round(ks.actual_cost_usd, 6),
+            round(ks.spent_usd, 6),
         )
+    kinds = by_kind.values()
+    return sc.Stats(
+        scope="client" if scope == "client" else "campaign",
+        id=ident,
+        total=sum(k.total for k in kinds),
+        by_kind=by_kind,
+        by_status=by_status,
+        duration_seconds=round(sum(k.duration_seconds for k in kinds), 3),
+        cost_usd=round(sum(k.cost_usd for k in kinds), 6),
+        actual_cost_usd=round(sum(k.actual_cost_usd for k in kinds), 6),
+        spent_usd=round(sum(k.spent_usd for k in kinds), 6),
+        committed_usd=round(committed, 6),
+        budget=budget,
+        performance=sc.Performance(
+            views=views,
+            clicks=clicks,
+            conversions=conversions,
+            ctr=round(clicks / views, 6) if views else None,
+        ),
+    )

@@ -8,17 +8,21 @@ its own defaults), how the unified request maps onto the model's inputs, and its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from mediagen.catalog.hardware import HardwareTable, load_hardware
 from mediagen.errors import invalid
 from mediagen.vocabulary import Kind
 
@@ -194,13 +198,83 @@ def _describe(error: ValidationError) -> str:
     return error.message
 
 
+ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelEntry))
+
+
+def entry_from_json(raw: Mapping[str, Any]) -> ModelEntry:
+    """A ModelEntry from stored JSON; keys it does not know (an added model's `source`) are
+    ignored, so what we keep beside an entry never stops it loading."""
+    return ModelEntry(**{k: v for k, v in raw.items() if k in ENTRY_FIELDS})
+
+
+class AddedSource(Protocol):
+    """Where models added at run time live (the `added_models` table, shared by every process).
+
+    `stamp()` is cheap and changes whenever the set or any entry changes; `load()` reads them all.
+    Either may raise; the catalog then keeps what it had.
+    """
+
+    def stamp(self) -> object: ...
+
+    def load(self) -> list[ModelEntry]: ...
+
+
 class Catalog:
-    def __init__(self, entries: Iterable[ModelEntry]) -> None:
+    """The packaged entries (with `models sync` overrides), plus any added from Replicate.
+
+    Added models are re-read from their source when its stamp changes, checked at most every
+    `added_ttl_s` and at once on a miss, so a model added through one API process is usable in
+    every other process and worker without a restart. A packaged entry always wins over an
+    added one of the same id.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[ModelEntry],
+        hardware: HardwareTable | None = None,
+        *,
+        added: AddedSource | None = None,
+        added_ttl_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.entries: dict[str, ModelEntry] = {e.id: e for e in entries}
+        # Price per second of each hosted hardware SKU: what a time-billed prediction cost.
+        self.hardware = hardware if hardware is not None else HardwareTable.packaged()
         self._validators = {e.id: Draft202012Validator(e.input_schema) for e in self.entries.values()}
+        self._added_source = added
+        self._added_ttl_s = added_ttl_s
+        self._clock = clock
+        self._added_lock = threading.Lock()
+        self._added: dict[str, ModelEntry] = {}
+        self._added_stamp: object = None
+        self._added_checked = -float("inf")
+        self._added_validators: dict[str, tuple[ModelEntry, Draft202012Validator]] = {}
+
+    def added(self, *, fresh: bool = False) -> dict[str, ModelEntry]:
+        """The added models as last read (re-read when stale or `fresh`), packaged ids left out."""
+        source = self._added_source
+        if source is None:
+            return {}
+        with self._added_lock:
+            now = self._clock()
+            if fresh or now - self._added_checked >= self._added_ttl_s:
+                self._added_checked = now
+                try:
+                    stamp = source.stamp()
+                    if stamp != self._added_stamp:
+                        loaded = {e.id: e for e in source.load() if e.id not in self.entries}
+                        self._added, self._added_stamp = loaded, stamp
+                except Exception as exc:  # the database is away: keep serving what we had
+                    log.warning("could not read the added models: %s", exc)
+            return self._added
+
+    def is_added(self, model_id: str) -> bool:
+        return model_id not in self.entries and model_id in self.added()
 
     @classmethod
-    def load(cls, directory: Path = MODELS_DIR, overrides: Path | None = None) -> Catalog:
+    def load(
+        cls, directory: Path = MODELS_DIR, overrides: Path | None = None, *, added: AddedSource | None = None
+    ) -> Catalog:
         """The packaged entries, each replaced by a same-id file in `overrides` when there is one
         (`mediagen models sync` writes those into the data dir). A broken override is logged and
         skipped, so one bad file never stops the server or loses the packaged entry."""
@@ -220,19 +294,36 @@ class Catalog:
                     log.warning("ignoring catalog override %s: %s", path, exc)
                     continue
                 entries[entry.id] = entry
-        return cls(entries.values())
+        return cls(entries.values(), load_hardware(overrides), added=added)
 
     def get(self, model_id: str) -> ModelEntry | None:
-        return self.entries.get(model_id)
+        found = self.entries.get(model_id)
+        if found is not None or self._added_source is None:
+            return found
+        found = self.added().get(model_id)
+        if found is None:  # added a moment ago by another process? one cheap check says
+            found = self.added(fresh=True).get(model_id)
+        return found
 
     def main_key_for(self, model_id: str) -> str | None:
         """Which key of an object output is the asset itself (riffusion: "audio")."""
-        entry = self.entries.get(model_id)
+        entry = self.get(model_id)
         main = entry.output.get("main_key") if entry else None
         return str(main) if main else None
 
     def list(self, kind: str | None = None) -> list[ModelEntry]:
-        return [e for e in self.entries.values() if kind is None or e.kind == kind]
+        every = [*self.entries.values(), *self.added().values()]
+        return [e for e in every if kind is None or e.kind == kind]
+
+    def _validator(self, entry: ModelEntry) -> Draft202012Validator:
+        if self.entries.get(entry.id) is entry:
+            return self._validators[entry.id]
+        with self._added_lock:
+            cached = self._added_validators.get(entry.id)
+            if cached is None or cached[0] is not entry:
+                cached = (entry, Draft202012Validator(entry.input_schema))
+                self._added_validators[entry.id] = cached
+            return cached[1]
 
     def build_inputs(
         self, entry: ModelEntry, named: Mapping[str, Any], parameters: Mapping[str, Any]
@@ -291,7 +382,7 @@ class Catalog:
                 inputs[name] = int(value)  # 10.0 from a float field is the integer 10 to the model
         # Asset ids stand in for URLs until the pipeline hands the bytes over; validate them as such.
         check = {k: (f"https://asset.invalid/{media[k]}" if k in media else v) for k, v in inputs.items()}
-        errors = sorted(self._validators[entry.id].iter_errors(check), key=lambda e: list(e.path))
+        errors = sorted(self._validator(entry).iter_errors(check), key=lambda e: list(e.path))
         if errors:
             err = errors[0]
             if err.validator == "required":
@@ -318,4 +409,14 @@ def check_model_kind(entry: ModelEntry | None, model_id: str, kind: str) -> Mode
     return entry
 
 
-__all__ = ["BuiltInputs", "Catalog", "ModelEntry", "check_model_kind", "error_path", "media_refs", "set_path"]
+__all__ = [
+    "AddedSource",
+    "BuiltInputs",
+    "Catalog",
+    "ModelEntry",
+    "check_model_kind",
+    "entry_from_json",
+    "error_path",
+    "media_refs",
+    "set_path",
+]

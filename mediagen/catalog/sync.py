@@ -22,6 +22,10 @@ validator speaks: `allOf: [{$ref}]` enums (an older Cog convention) are inlined,
 
 Non-official models run a pinned version (`POST /predictions` needs one), so sync records
 `latest_version.id`; official models run through the model endpoint and keep no version.
+
+Models added from Replicate (the model browser, `mediagen models add`) live in the database's
+`added_models`, not in files: sync re-reads each of them too (`catalog/added.py`), moving it to
+its latest version unless a version was asked for when it was added.
 """
 
 from __future__ import annotations
@@ -38,11 +42,20 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from mediagen.catalog.hardware import refresh_hardware
 from mediagen.catalog.registry import MODELS_DIR, Catalog, ModelEntry
 from mediagen.config import Settings
+from mediagen.db.session import Database
 from mediagen.engines.base import EngineError
 
-__all__ = ["OVERRIDES_DIRNAME", "overrides_dir", "override_path", "schema_from_openapi", "sync_models"]
+__all__ = [
+    "OVERRIDES_DIRNAME",
+    "overrides_dir",
+    "override_path",
+    "schema_from_openapi",
+    "sync_hardware",
+    "sync_models",
+]
 
 log = logging.getLogger("mediagen.catalog.sync")
 
@@ -238,11 +251,15 @@ def sync_models(settings: Settings, model_ids: list[str] | None = None) -> Itera
 
     base = Catalog.load(MODELS_DIR)
     hosted = [e for e in base.list() if e.engine == "replicate"]
+    added_db, added_ids = _added_models(settings)
+    later: list[str] = []  # added models named: refreshed after the packaged ones
     if model_ids:
         wanted: list[ModelEntry] = []
         for model_id in model_ids:
             entry = base.get(model_id)
-            if entry is None:
+            if entry is None and model_id in added_ids:
+                later.append(model_id)
+            elif entry is None:
                 yield f"{model_id}: skipped: not in the catalog (mediagen models list shows it)"
             elif entry.engine != "replicate":
                 yield f"{model_id}: skipped: runs on {entry.engine}, not a hosted model"
@@ -297,3 +314,84 @@ def sync_models(settings: Settings, model_ids: list[str] | None = None) -> Itera
             if notes:
                 line += "; " + "; ".join(notes)
             yield line
+    if added_db is not None:
+        try:
+            if added_ids and (not model_ids or later):
+                yield from _refresh_added(settings, added_db, later or None)
+        finally:
+            added_db.dispose()
+
+
+def _added_models(settings: Settings) -> tuple[Database | None, set[str]]:
+    """The server's database and the models added to it from Replicate (`added_models`); none
+    when there is no database yet (sync never makes one) or it cannot be read."""
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mediagen.catalog.tables import AddedModel
+
+    url = settings.resolved_database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:") or not Path(str(parsed.database)).is_file():
+            return None, set()
+    db = Database(url)
+    try:
+        with db.read() as s:
+            return db, set(s.scalars(select(AddedModel.id)))
+    except SQLAlchemyError as exc:
+        log.info("no added models to refresh: %s", exc)
+        db.dispose()
+        return None, set()
+
+
+def _refresh_added(settings: Settings, db: Database, model_ids: list[str] | None) -> Iterator[str]:
+    from mediagen.catalog.added import AddedModels
+    from mediagen.catalog.browse import ModelBrowser
+
+    store = AddedModels(db)
+    catalog = Catalog.load(MODELS_DIR, overrides_dir(settings), added=store)
+    yield from ModelBrowser(settings, catalog, store).refresh(model_ids)
+
+
+def _listed_hardware(settings: Settings) -> list[dict[str, Any]]:
+    """Replicate's hardware list (`GET /v1/hardware`: `[{name, sku}]`)."""
+    import httpx
+
+    url = f"{settings.replicate_base_url.rstrip('/')}/hardware"
+    headers = {"Authorization": f"Bearer {settings.replicate_api_token}", "Accept": "application/json"}
+    try:
+        response = httpx.get(url, headers=headers, timeout=httpx.Timeout(20.0, connect=10.0))
+    except httpx.HTTPError as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    if not response.is_success:
+        raise ValueError(f"Replicate answered {response.status_code} for GET /hardware")
+    try:
+        listed = response.json()
+    except ValueError as exc:
+        raise ValueError("Replicate's hardware list is not JSON") from exc
+    if not isinstance(listed, list):
+        raise ValueError("Replicate's hardware list is not a list")
+    return [dict(item) for item in listed if isinstance(item, Mapping)]
+
+
+def sync_hardware(settings: Settings) -> Iterator[str]:
+    """Refresh the hardware SKUs (prices stay ours: Replicate's API lists none) and say which
+    SKUs, and which catalog entries' hardware, have no price, so their actual cost is unknown."""
+    if not settings.replicate_api_token:
+        raise ValueError("REPLICATE_API_TOKEN is not set")
+    directory = overrides_dir(settings)
+    try:
+        listed = _listed_hardware(settings)
+    except ValueError as exc:
+        yield f"hardware: failed: {exc}"
+        return
+    table, notes = refresh_hardware(directory, listed)
+    priced = len(table.skus) - len(table.unpriced())
+    yield f"hardware: {len(listed)} SKUs listed, {priced} with a price → {directory / 'hardware'}"
+    yield from notes
+    for entry in Catalog.load(MODELS_DIR, directory).list():
+        sku = entry.price.get("hardware")
+        if sku and table.price(str(sku)) is None:
+            yield f"{entry.id}: runs on {sku}, which has no price: its actual cost stays unknown"

@@ -167,6 +167,17 @@ def generate(
         typer.Option("--n", "-n", min=1, help="How many takes: distinct seeds, one take group, all saved"),
     ] = 1,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Model input key=value")] = None,
+    brand: Annotated[
+        bool,
+        typer.Option(
+            "--brand/--no-brand",
+            help="Apply the client's brand to the prompt (--no-brand sends it as typed)",
+        ),
+    ] = True,
+    override_budget: Annotated[
+        bool,
+        typer.Option(help="Admins only: make it even if it takes the campaign over its budget"),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -201,6 +212,10 @@ def generate(
     _named_vs_params(named, params, kind, model, _settings())
     body: dict[str, Any] = {"prompt": prompt, "parameters": params}
     body.update({name: value for name, (_, value) in named.items()})
+    if not brand:
+        body["brand"] = False
+    if override_budget:
+        body["override_budget"] = True
     if n > 1:
         body["n"] = n
         if output is not None and not output.is_dir() and output.suffix:

@@ -6,13 +6,17 @@ downloadable as one streamed zip.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from mediagen.auth.service import Principal
+
+# Re-exported (`as`) for the pages and routes that read the channels from here.
+from mediagen.campaigns.channels import CHANNELS as CHANNELS
+from mediagen.campaigns.channels import Aspect
+from mediagen.campaigns.channels import Channel as Channel
 from mediagen.db.base import utcnow
 from mediagen.errors import InvalidInput, MediagenError, NotFound, invalid, not_found
 from mediagen.generations.compose import ClipIn, ComposeRequest, MusicIn, as_sent
@@ -24,32 +28,6 @@ from mediagen.generations.tables import Export, ExportItem, Generation
 from mediagen.generations.zipstream import ZipMember, zip_blobs
 from mediagen.loudness import PRESETS
 from mediagen.vocabulary import KINDS, Kind, Status
-
-Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
-
-
-@dataclass(frozen=True)
-class Channel:
-    name: str
-    kind: Literal["video", "audio"]
-    aspect: Aspect | None  # video channels
-    loudness: str
-    max_length: float | None = None
-
-
-CHANNELS: dict[str, Channel] = {
-    c.name: c
-    for c in (
-        Channel("youtube", "video", "16:9", "social"),
-        Channel("instagram-reel", "video", "9:16", "social", 60.0),
-        Channel("tiktok", "video", "9:16", "social", 60.0),
-        Channel("instagram-feed", "video", "4:5", "social", 60.0),
-        Channel("tv-eu", "video", "16:9", "broadcast_eu"),
-        Channel("tv-us", "video", "16:9", "broadcast_us"),
-        Channel("radio", "audio", None, "podcast"),
-        Channel("podcast", "audio", None, "podcast"),
-    )
-}
 
 
 class _Strict(BaseModel):

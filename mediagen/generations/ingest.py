@@ -33,6 +33,7 @@ from mediagen.engines.base import OutputFile
 from mediagen.engines.downloads import DownloadError
 from mediagen.errors import MediagenError
 from mediagen.generations.context import CoreContext
+from mediagen.generations.costs import hosted_cost, inline_cost
 from mediagen.generations.events import EventType, record_event
 from mediagen.generations.ports import Step
 from mediagen.generations.tables import Derivation, Generation
@@ -212,7 +213,20 @@ class Ingestor:
             )
 
     def complete(self, row: Generation, files: Files, *, metadata: Mapping[str, Any], cost: float) -> None:
-        """Probe, derive, store, then flip to completed in one transaction with the blob refs."""
+        """Probe, derive, store, then flip to completed in one transaction with the blob refs.
+
+        `cost` is what an inline engine reports its run cost (its actual cost; the estimate stays
+        in `cost_usd`), and its compute time is the wall time since the claim (`row` is the row as
+        claimed). A remote prediction's figures were recorded when the provider said it finished."""
+        figures: dict[str, Any]
+        engine = self.ctx.router.engine(row.engine)
+        metrics = metadata.get("metrics")
+        if engine is not None and engine.capabilities.inline:
+            figures = inline_cost(row.updated_at, cost)
+        elif isinstance(metrics, Mapping):  # a remote engine that answered at once (Cog's sync mode)
+            figures = hosted_cost(self.ctx.catalog, row, metrics)
+        else:
+            figures = {}
         stored = self.prepare(row.kind, files, label=row.id)
         meta = {**row.meta, **metadata, **stored.meta()}
         with self.db.write() as s:
@@ -222,11 +236,11 @@ class Ingestor:
                 Generation.status == Status.PROCESSING,
                 session=s,
                 meta=meta,
-                cost_usd=cost,
                 error=None,
                 download_error=None,
                 event_data=stored.event(row.kind, row.id),
                 **stored.columns(),
+                **figures,
             )
             if not completed:
                 return  # another run finished first (or it was canceled); our blobs get collected

@@ -36,6 +36,12 @@ class AssetRow(Protocol):
     download_retries: int
     download_error: str | None
     cost_usd: float
+    actual_cost_usd: float | None
+    compute_seconds: float | None
+    prompt_sent: str | None
+    views: int | None
+    clicks: int | None
+    conversions: int | None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -70,6 +76,21 @@ def loudness_json(row: AssetRow) -> dict[str, float | None] | None:
         "true_peak_dbtp": row.true_peak_dbtp,
         "lra": row.loudness_range,
     }
+
+
+def ctr(clicks: int | None, views: int | None) -> float | None:
+    """Click-through rate, derived and never stored: null without views to divide by."""
+    if not views or clicks is None:
+        return None
+    return round(clicks / views, 6)
+
+
+def prompt_sent(row: AssetRow) -> str | None:
+    """What the model was given: the branded prompt when the brand changed it, else the prompt
+    as typed; an upload was given to no model."""
+    if row.prompt_sent is not None:
+        return row.prompt_sent
+    return None if (row.meta or {}).get("uploaded") else row.prompt
 
 
 def asset_json(
@@ -112,6 +133,14 @@ def asset_json(
         "content_type": row.content_type,
         "size_bytes": row.size_bytes,
         "cost_usd": row.cost_usd,
+        "actual_cost_usd": row.actual_cost_usd,
+        "compute_seconds": row.compute_seconds,
+        "prompt_sent": prompt_sent(row),
+        "brand_applied": list((row.meta or {}).get("brand_applied") or []),
+        "views": row.views,
+        "clicks": row.clicks,
+        "conversions": row.conversions,
+        "ctr": ctr(row.clicks, row.views),
         "data_url": data_url,
         info.url_field: data_url,
         "derivations": names,

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from mediagen.db.base import utcnow
 from mediagen.engines.base import EngineError, State, WebhookAuth
 from mediagen.generations.context import CoreContext
+from mediagen.generations.costs import hosted_cost
 from mediagen.generations.ingest import Ingestor
 from mediagen.generations.ports import Step
 from mediagen.generations.state import provider_advances, status_for_provider
@@ -81,7 +83,7 @@ class ProviderSync:
         news and that record commit together or not at all."""
         row = self.rows.get(gen_id)
         if row is None or row.status not in ACTIVE:
-            self._write(also)
+            self._write(also, row, state)
             return False
         if not provider_advances(row.provider_status, state.status):
             if state.status in (ProviderStatus.STARTING, ProviderStatus.PROCESSING):
@@ -94,7 +96,7 @@ class ProviderSync:
                         next_poll_at=utcnow() + timedelta(seconds=self.poll_delay(row)),
                     )
             else:
-                self._write(also)
+                self._write(also, row, state)
             return False
         if state.status == ProviderStatus.SUCCEEDED:
             return self._succeeded(row, state, also)
@@ -107,6 +109,8 @@ class ProviderSync:
                     session=s,
                     error=state.error or _TERMINAL_ERRORS[ProviderStatus(state.status)],
                     provider_status=state.status,
+                    # A failed run is billed for the time it ran too.
+                    **self._late_cost(row, state),
                 )
         with self._applying(also) as s:
             return self.rows.cas_provider(
@@ -127,11 +131,27 @@ class ProviderSync:
             if also is not None:
                 also(s)
 
-    def _write(self, also: Also | None) -> None:
-        """`also` alone, when the news moves nothing."""
-        if also is not None:
-            with self._applying(also):
-                pass
+    def _write(self, also: Also | None, row: Generation | None = None, state: State | None = None) -> None:
+        """`also` alone, when the news moves nothing; with the cost figures it brought, if any
+        (a finished prediction's metrics, after the news that it finished)."""
+        cost = self._late_cost(row, state) if row is not None and state is not None else {}
+        if also is None and not cost:
+            return
+        with self._applying(also) as s:
+            if row is not None and cost:
+                s.execute(
+                    update(Generation)
+                    .where(Generation.id == row.id, Generation.compute_seconds.is_(None))
+                    .values(**cost)
+                )
+
+    def _late_cost(self, row: Generation | None, state: State) -> dict[str, Any]:
+        """The cost figures a finished prediction's news carries, for a row that lacks them."""
+        if row is None or state.status not in PROVIDER_TERMINAL or row.compute_seconds is not None:
+            return {}
+        return hosted_cost(
+            self.ctx.catalog, row, state.metrics, succeeded=state.status == ProviderStatus.SUCCEEDED
+        )
 
     def _succeeded(self, row: Generation, state: State, also: Also | None) -> bool:
         if state.data_removed or not state.outputs:
@@ -142,6 +162,7 @@ class ProviderSync:
                 else "the model finished without an output",
                 provider_status=ProviderStatus.SUCCEEDED,
                 download_error="data_removed" if state.data_removed else None,
+                **self._late_cost(row, state),  # billed all the same
             )
             self._write(also)
             return failed
@@ -165,6 +186,7 @@ class ProviderSync:
                 meta=meta,
                 lease_until=self.rows.lease(),
                 next_poll_at=None,
+                **hosted_cost(self.ctx.catalog, row, state.metrics),
             )
         if moved:  # after the commit, so the ingest task finds the outputs
             self.queue.dispatch(Step.INGEST, row.id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mediagen.campaigns.schemas import MAX_INT64, MIN_INT64, Ref, bounded_json
 from mediagen.vocabulary import Kind, ReviewStatus, Status
@@ -23,6 +24,8 @@ Parameters = Annotated[dict[str, Any], AfterValidator(bounded_json(MAX_PARAMETER
 
 # The request fields that are not model inputs: they file the asset or pick the model.
 FILING_FIELDS = ("model", "client_id", "campaign_id", "brief_id", "collection", "parameters")
+# Fields that steer how the request is made, not what the model is given.
+CONTROL_FIELDS = ("n", "brand", "override_budget")
 # The most takes (`n`) a request can ever ask for; `Settings.max_takes` may lower it.
 MAX_TAKES = 8
 
@@ -30,13 +33,20 @@ MAX_TAKES = 8
 class GenerateRequest(BaseModel):
     """Named fields from the seed's API plus `parameters` for any other model input.
 
-    Every named field is optional except the prompt; a field the chosen model does not take is
+    Every named field is optional except the prompt (which only a request with a `brief_id` may
+    leave out: the brief's plan gives the prompts); a field the chosen model does not take is
     refused with a 422 naming it, rather than silently dropped.
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PROMPT,
+        description="Required, except with a brief_id (an image request then takes the prompts of the "
+        "brief's scenes)",
+    )
     model: str | None = Field(default=None, max_length=128, description="Model id; default per kind")
     duration: float | None = Field(default=None, gt=0, description="Seconds")
     seed: Int64 | None = Field(
@@ -57,6 +67,16 @@ class GenerateRequest(BaseModel):
     parameters: Parameters = Field(
         default_factory=dict,
         description=f"Any model input by name: at most {MAX_PARAMETERS_BYTES // 1024} KiB of JSON",
+    )
+    brand: bool = Field(
+        default=True,
+        description="Apply the client's brand to the prompt (style, palette, music, words to avoid); "
+        "false sends the prompt as typed",
+    )
+    override_budget: bool = Field(
+        default=False,
+        description="Admins only: make it even if it takes the campaign over its budget "
+        "(anyone else gets a 403)",
     )
     # audio (MusicGen & co.)
     temperature: float | None = None
@@ -87,10 +107,27 @@ class GenerateRequest(BaseModel):
     height: Int64 | None = None
     num_outputs: Int64 | None = None
 
+    @model_validator(mode="after")
+    def _prompt_or_brief(self) -> GenerateRequest:
+        if self.prompt is None and self.brief_id is None:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "missing", "field required (it may be left out only with a brief_id)"
+                        ),
+                        loc=("prompt",),
+                        input=None,
+                    )
+                ],
+            )
+        return self
+
     def named_inputs(self) -> dict[str, Any]:
-        """The fields that map onto model inputs (everything but filing fields)."""
+        """The fields that map onto model inputs (everything but filing and control fields)."""
         data = self.model_dump(exclude_unset=True, exclude_none=True)
-        return {k: v for k, v in data.items() if k not in FILING_FIELDS and k != "n"}
+        return {k: v for k, v in data.items() if k not in FILING_FIELDS and k not in CONTROL_FIELDS}
 
 
 class RetryRequest(BaseModel):
@@ -174,7 +211,26 @@ class GenerationOut(BaseModel):
     height: int | None
     content_type: str | None
     size_bytes: int | None
-    cost_usd: float
+    cost_usd: float = Field(description="The catalog's estimate, made when it was asked for")
+    actual_cost_usd: float | None = Field(
+        default=None,
+        description="What it really cost: hosted, the provider's compute seconds × its hardware's price "
+        "(official models: their price per output); local and synth engines 0; null until known",
+    )
+    compute_seconds: float | None = Field(
+        default=None, description="The provider's predict_time, or this machine's run time"
+    )
+    prompt_sent: str | None = Field(
+        default=None,
+        description="The prompt the model was given (the client's brand applied); null for uploads",
+    )
+    brand_applied: list[str] = Field(
+        default_factory=list, description="What the client's brand added or left out, in words"
+    )
+    views: int | None = Field(default=None, description="Campaign performance, as reported by the team")
+    clicks: int | None = None
+    conversions: int | None = None
+    ctr: float | None = Field(default=None, description="clicks / views (null without views)")
     data_url: str | None
     waveform_url: str | None = None
     thumbnail_url: str | None = None

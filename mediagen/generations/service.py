@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -18,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns.service import CampaignService
-from mediagen.catalog.registry import ModelEntry, check_model_kind
+from mediagen.catalog.registry import ModelEntry
 from mediagen.db.base import utcnow
 from mediagen.engines.base import InputError
-from mediagen.errors import Conflict, NotFound, Unavailable, invalid, not_found
+from mediagen.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable, invalid, not_found
 from mediagen.generations.assets import AssetRecords
+from mediagen.generations.branded import brand_inputs, client_brand, explain_length, within_budget
 from mediagen.generations.context import CoreContext
+from mediagen.generations.drafts import resolve_model
 from mediagen.generations.events import EventType, record_event
 from mediagen.generations.gallery import GalleryPage, PageQuery, read_page
 from mediagen.generations.ingest import IngestError, StorageFailure
@@ -31,7 +34,6 @@ from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Step
 from mediagen.generations.presenters import AssetRow
 from mediagen.generations.ratelimit import Limiter
-from mediagen.generations.routing import Routing
 from mediagen.generations.schemas import GenerateRequest
 from mediagen.generations.tables import Derivation, Generation, Source
 from mediagen.generations.takes import (
@@ -69,10 +71,6 @@ def request_hash(kind: str, req: GenerateRequest) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def routing_reason(routing: Routing) -> str:
-    return routing.reason or "no engine"
-
-
 class GenerationService:
     def __init__(
         self,
@@ -83,6 +81,7 @@ class GenerationService:
         pipeline: Pipeline,
         rate_limiter: Limiter,
     ) -> None:
+        self.ctx = ctx
         self.settings, self.db, self.catalog, self.router, self.queue = (
             ctx.settings,
             ctx.db,
@@ -127,49 +126,37 @@ class GenerationService:
             existing = self._by_idempotency(principal, idempotency_key)
             if existing is not None:
                 return self._replay(existing, fingerprint)
-        model_id = req.model or self.router.default_model(kind)
-        entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
-        routing = self.router.route(model_id)
-        named = req.named_inputs()
-        parameters_in = dict(req.parameters)
-        notice: dict[str, Any] = {}
-        if routing.engine is None:
-            fallback = self.router.default_model(kind) if self.settings.offline_fallback else None
-            if (
-                not routing.draftable
-                or fallback is None
-                or fallback == model_id
-                or self.router.route(fallback).engine is None
-            ):
-                raise invalid("model", routing_reason(routing))
-            # No way to reach the hosted model here: make an offline draft instead, and say so in
-            # the response and on the asset rather than pass it off as the model that was asked for.
-            requested, model_id, requested_entry = model_id, fallback, entry
-            entry = check_model_kind(self.catalog.get(model_id), model_id, kind)
-            routing = self.router.route(model_id)
-            takes = entry.properties
-            dropped = sorted(
-                {k for k in named if entry.request_map.get(k, k) not in takes}
-                | {k for k in parameters_in if entry.request_map.get(k, k) not in takes}
-            )
-            # A stored asset named as an input is checked even though the draft will not use it:
-            # another client's asset (or none at all) is a 422 here too, never a silent drop.
-            self._check_dropped_media(principal, requested_entry, dropped, named, parameters_in)
-            named = {k: v for k, v in named.items() if entry.request_map.get(k, k) in takes}
-            parameters_in = {k: v for k, v in parameters_in.items() if entry.request_map.get(k, k) in takes}
-            notice = {
-                "requested_model": requested,
-                "ignored_inputs": dropped,
-                "notice": f"{requested} is not reachable ({routing_reason(self.router.route(requested))}); "
-                f"made an offline draft with {model_id} instead",
-            }
-        built = self.catalog.build_inputs(entry, named, parameters_in)
+        if req.override_budget and not principal.is_admin:
+            raise Forbidden("only an admin may override a campaign's budget", field="override_budget")
+        if req.prompt is None:  # a prompt-less brief request is expanded by the route (kits)
+            raise invalid("prompt", "field required")
+        resolved = resolve_model(
+            self.ctx,
+            kind,
+            req.model or self.router.default_model(kind),
+            req.named_inputs(),
+            dict(req.parameters),
+            functools.partial(self._check_dropped_media, principal),
+        )
+        model_id, entry, routing = resolved.model_id, resolved.entry, resolved.routing
+        filing = (req.client_id, req.campaign_id, req.brief_id)
+        brand = client_brand(self.db, self.campaigns, principal, filing) if req.brand else None
+        branded = brand_inputs(brand, entry, kind, resolved.named, resolved.parameters)
+        try:
+            built = self.catalog.build_inputs(entry, branded.named, branded.parameters)
+        except InvalidInput as exc:
+            raise explain_length(exc, branded) from exc
+        prompt_sent, brand_meta = branded.row_fields(req.prompt, brand_off=not req.brand)
         parameters = dict(built.inputs)
         for name, asset_id in built.media.items():
             if name in entry.media_inputs:  # top-level; nested ids are already in place
                 parameters[name] = asset_id
         seed_name = seed_input(entry)
-        chosen = built.inputs.get(seed_name or "") if given_seed(entry, named, parameters_in) else None
+        chosen = (
+            built.inputs.get(seed_name or "")
+            if given_seed(entry, branded.named, branded.parameters)
+            else None
+        )
         seeds = plan_seeds(entry, chosen, req.n)
         rows: list[Generation] = []
         with self.db.write() as s:
@@ -189,16 +176,21 @@ class GenerationService:
                         exc.field or "", f"parameters.{exc.field}" if exc.field else "parameters"
                     )
                     raise invalid(where, exc.message) from exc
+            takes_inputs = [
+                parameters if seed is None else {**parameters, seed_name or "seed": seed} for seed in seeds
+            ]
+            total = sum(entry.estimate_cost(inputs) for inputs in takes_inputs)
+            overridden = within_budget(self.campaigns, s, campaign_id, total, override=req.override_budget)
             self.rate_limiter.check(principal.key_id or principal.user_id, s)
             now = utcnow()
             group = join_group(s, regenerate) if regenerate is not None else None
             group = group or (new_group() if req.n > 1 else None)
-            for take, seed in enumerate(seeds):
-                inputs = parameters if seed is None else {**parameters, seed_name or "seed": seed}
+            for take, (seed, inputs) in enumerate(zip(seeds, takes_inputs, strict=True)):
                 first = take == 0 and idempotency_key is not None  # the key is unique: on one row
                 row = Generation(
                     kind=kind,
                     prompt=req.prompt,
+                    prompt_sent=prompt_sent,
                     model_id=model_id,
                     engine=routing.engine,
                     parameters=inputs,
@@ -208,7 +200,12 @@ class GenerationService:
                     campaign_id=campaign_id,
                     brief_id=brief_id,
                     cost_usd=entry.estimate_cost(inputs),
-                    meta={**({"engine_label": entry.label} if entry.label else {}), **notice},
+                    meta={
+                        **({"engine_label": entry.label} if entry.label else {}),
+                        **resolved.notice,
+                        **brand_meta,
+                        **({"budget_override": overridden} if overridden else {}),
+                    },
                     seed=seed,
                     take_group=group,
                     idempotency_key=idempotency_key if first else None,
@@ -473,8 +470,10 @@ class GenerationService:
         reuses the stored one), in the original's take group (one is made if it had none)."""
         row = self.get(principal, kind, gen_id)
         params = dict(row.parameters)
-        params.pop("prompt", None)
         entry = self.catalog.get(row.model_id)
+        # The prompt comes from what was typed (the brand is applied again, as it stands now).
+        params.pop(entry.request_map.get("prompt", "prompt") if entry is not None else "prompt", None)
+        params.pop("prompt", None)
         seed_name = seed_input(entry) if entry is not None else None
         if seed_name is not None and not same_seed:
             params.pop(seed_name, None)
@@ -489,6 +488,7 @@ class GenerationService:
                 brief_id=row.brief_id,
                 collection=row.collection,
                 parameters=params,
+                brand=not (row.meta or {}).get("brand_off", False),
             )
         except ValidationError as exc:  # stored before today's input limits
             raise Conflict(

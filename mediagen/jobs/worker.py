@@ -1,4 +1,8 @@
-"""Runs huey workers plus the reconcile heartbeat, inside `serve` or as `mediagen worker`."""
+"""Runs huey workers plus the reconcile heartbeat, inside `serve` or as `mediagen worker`.
+
+The heartbeat also moves running kit plans on (`kits.runner`): a deliverable whose inputs are
+done is asked for on the next tick, whichever process made them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from huey.consumer import Consumer
 from mediagen.generations.pipeline import Pipeline
 from mediagen.generations.ports import Lane
 from mediagen.jobs.queue import HueyJobQueue
+from mediagen.kits.runner import KitRunner
 
 log = logging.getLogger("mediagen.jobs")
 GC_INTERVAL_SECONDS = 600
@@ -33,6 +38,7 @@ class WorkerHost:
         queue: HueyJobQueue,
         pipeline: Pipeline,
         *,
+        plans: KitRunner,
         workers: int,
         interval: float,
         lanes: frozenset[Lane] = frozenset(Lane),
@@ -62,6 +68,7 @@ class WorkerHost:
             )
         self.lanes = lanes
         self.pipeline = pipeline
+        self.plans = plans
         self.interval = interval
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="mediagen-reconcile", daemon=True)
@@ -96,6 +103,12 @@ class WorkerHost:
         except Exception:
             log.exception("reconcile failed; will try again")
 
+    def _advance_plans(self) -> None:
+        try:
+            self.plans.advance_running()
+        except Exception:
+            log.exception("advancing kit plans failed; will try again")
+
     def _tick(self) -> None:
         last_gc = time.monotonic()
         while not self._stop.wait(self.interval):
@@ -107,6 +120,7 @@ class WorkerHost:
             # dies, another takes the duty over once its hold lapses (a few ticks).
             if self._duty("reconcile", self.interval * 3):
                 self._safe_reconcile()
+                self._advance_plans()
             if time.monotonic() - last_gc > GC_INTERVAL_SECONDS:
                 last_gc = time.monotonic()
                 if self._duty("blob-gc", GC_INTERVAL_SECONDS * 0.9):

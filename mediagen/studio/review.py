@@ -25,8 +25,9 @@ from mediagen.studio.tables import ReviewEvent
 from mediagen.vocabulary import ReviewStatus
 
 FILING = ("client_id", "campaign_id", "brief_id")
-# What PATCH may change besides the filing and the review status, in the order events list them.
-FIELDS = ("title", "notes", "tags", "favorite", "rating", "collection")
+# What PATCH may change besides the filing and the review status, in the order events list them
+# (the last three: campaign performance figures, as the team reports them).
+FIELDS = ("title", "notes", "tags", "favorite", "rating", "collection", "views", "clicks", "conversions")
 
 
 def visible_asset(

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from mediagen.campaigns.schemas import Ref
+from mediagen.campaigns.schemas import MAX_INT64, Ref
 from mediagen.generations.gallery import MAX_TAG, normalise_tag
 from mediagen.generations.schemas import AssetId
 from mediagen.vocabulary import Kind, ReviewStatus
@@ -53,6 +53,7 @@ Lines = Annotated[str, AfterValidator(_lines)]  # may hold line breaks and tabs
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG), AfterValidator(_line)]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(normalise_tags)]
 Rating = Annotated[int, Field(ge=1, le=5, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT64, strict=True)]
 
 
 class AssetPatch(BaseModel):
@@ -61,7 +62,8 @@ class AssetPatch(BaseModel):
     `null` clears title, notes, tags, rating and the filing (as does "" for the text fields);
     `favorite` and `review_status` always have a value. Moving the client clears a campaign and
     brief not given with it, moving the campaign clears the brief, and a campaign or brief brings
-    its own client (as when generating)."""
+    its own client (as when generating). `views`, `clicks` and `conversions` are the campaign's
+    performance figures for the asset, as the team reports them (null clears); its CTR is derived."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
@@ -82,6 +84,9 @@ class AssetPatch(BaseModel):
     campaign_id: Ref | None = None
     brief_id: Ref | None = None
     collection: Line | None = Field(default=None, max_length=MAX_COLLECTION)
+    views: Count | None = Field(default=None, description="Times it was seen (≥ 0); null clears")
+    clicks: Count | None = Field(default=None, description="Clicks on it (≥ 0); null clears")
+    conversions: Count | None = Field(default=None, description="Conversions it led to (≥ 0); null clears")
 
 
 class HistoryEntry(BaseModel):

@@ -1,8 +1,8 @@
 """Request and response shapes of review links (`POST /api/shares`, the list, the reviewer's posts).
 
-A target is one of three shapes, `{kind, id}`, `{take_group}` or `{campaign_id}`, read by one model
-with a check that exactly one is given: a pydantic union would answer a mistake with one error per
-alternative, none of them naming what to send.
+A target is one of four shapes, `{kind, id}`, `{take_group}`, `{campaign_id}` or `{plan_id}`, read by
+one model with a check that exactly one is given: a pydantic union would answer a mistake with one
+error per alternative, none of them naming what to send.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ Lines = Annotated[str, AfterValidator(lambda v: plain_text(v, lines=True))]
 
 
 class ShareTarget(BaseModel):
-    """What a link opens: one asset, every asset of a take group, or a campaign's finished assets."""
+    """What a link opens: one asset, every asset of a take group, a campaign's finished assets, or
+    a kit plan's finished deliverables (for the client's sign-off)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     kind: Kind | None = Field(default=None, description="With `id`: one asset")
@@ -38,13 +39,18 @@ class ShareTarget(BaseModel):
     campaign_id: OneLine | None = Field(
         default=None, min_length=1, max_length=64, description="Every finished asset of a campaign"
     )
+    plan_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Every finished deliverable of a kit plan"
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> ShareTarget:
         asset = self.kind is not None or self.id is not None
-        shapes = sum((asset, self.take_group is not None, self.campaign_id is not None))
+        shapes = sum(
+            (asset, self.take_group is not None, self.campaign_id is not None, self.plan_id is not None)
+        )
         if shapes != 1 or (asset and (self.kind is None or self.id is None)):
-            raise ValueError('give {"kind", "id"}, {"take_group"} or {"campaign_id"}')
+            raise ValueError('give {"kind", "id"}, {"take_group"}, {"campaign_id"} or {"plan_id"}')
         return self
 
     def public(self) -> dict[str, Any]:
@@ -52,6 +58,8 @@ class ShareTarget(BaseModel):
             return {"kind": str(self.kind), "id": self.id}
         if self.take_group is not None:
             return {"take_group": self.take_group}
+        if self.plan_id is not None:
+            return {"plan_id": self.plan_id}
         return {"campaign_id": self.campaign_id}
 
 
@@ -73,7 +81,9 @@ class ShareOut(BaseModel):
     """A link as the team sees it; the token is never shown again after creation."""
 
     id: int
-    target: dict[str, Any] = Field(description='{"kind", "id"}, {"take_group"} or {"campaign_id"}')
+    target: dict[str, Any] = Field(
+        description='{"kind", "id"}, {"take_group"}, {"campaign_id"} or {"plan_id"}'
+    )
     label: str | None
     state: ShareState = Field(description="active, revoked or expired")
     client_id: str | None

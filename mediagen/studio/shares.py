@@ -1,5 +1,5 @@
-"""Review links: expiring, revocable URLs that open one asset, a take group or a campaign to someone
-without an account.
+"""Review links: expiring, revocable URLs that open one asset, a take group, a campaign or a kit
+plan's deliverables to someone without an account.
 
 The token is the only credential, so:
 * it is 32 random bytes (`secrets.token_urlsafe`), and only its sha256 is stored: a copy of the
@@ -49,7 +49,7 @@ from mediagen.vocabulary import Kind, Status
 
 PAGE_CAP = 200  # assets one review page shows; a campaign may hold more (the page says so)
 REVIEWER_POSTS_PER_MINUTE = 30  # comments and verdicts per link
-ASSET, TAKE_GROUP, CAMPAIGN = "asset", "take_group", "campaign"
+ASSET, TAKE_GROUP, CAMPAIGN, PLAN = "asset", "take_group", "campaign", "plan"
 
 
 class ShareGone(NotFound):
@@ -94,6 +94,8 @@ def target_of(share: Share) -> dict[str, Any]:
         return {"kind": share.asset_kind, "id": share.asset_id}
     if share.target == TAKE_GROUP:
         return {"take_group": share.take_group}
+    if share.target == PLAN:
+        return {"plan_id": share.asset_id}  # a plan link keeps the plan's id where an asset's goes
     return {"campaign_id": share.campaign_id}
 
 
@@ -110,6 +112,8 @@ def _scope(share: Share) -> list[ColumnElement[bool]]:
         where.append(Generation.take_group == share.take_group)
     elif share.target == CAMPAIGN:
         where += [Generation.campaign_id == share.campaign_id, Generation.status == Status.COMPLETED]
+    elif share.target == PLAN and share.asset_id is not None:
+        where += [Generation.plan_id == share.asset_id, Generation.status == Status.COMPLETED]
     else:  # an unknown target reaches nothing
         where.append(Generation.id.is_(None))
     return where
@@ -162,6 +166,9 @@ class ShareService:
             elif target.take_group is not None:
                 share.target, share.take_group = TAKE_GROUP, target.take_group
                 share.client_id, share.campaign_id = self._take_group_filing(s, principal, target.take_group)
+            elif target.plan_id is not None:
+                share.target, share.asset_id = PLAN, target.plan_id
+                share.client_id, share.campaign_id = self._plan_filing(s, principal, target.plan_id)
             s.add(share)
             s.flush()
             out = self._out(s, [share])[0]
@@ -185,6 +192,21 @@ class ShareService:
         client_id, campaign_id = visible[0]
         same_campaign = all(c == campaign_id for _, c in visible)
         return client_id, campaign_id if same_campaign else None
+
+    @staticmethod
+    def _plan_filing(s: Session, principal: Principal, plan_id: int) -> tuple[str | None, str | None]:
+        """The client and campaign of a kit plan, from what its run made (a plan is filed under its
+        brief's client and campaign, and so is everything it makes): 404 naming `target` when the
+        caller can see nothing made for it, whether the plan is another tenant's or not run yet."""
+        found = s.execute(
+            select(Generation.client_id, Generation.campaign_id)
+            .where(Generation.plan_id == plan_id)
+            .order_by(Generation.id)
+            .limit(1)
+        ).first()
+        if found is None or not principal.can_see_client(found[0]):
+            raise NotFound(f"plan {plan_id} not found, or nothing of it made yet", field="target")
+        return found[0], found[1]
 
     def list_visible(
         self,

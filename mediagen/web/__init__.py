@@ -17,14 +17,17 @@ from mediagen.web import (
     galleries,
     generate,
     keys,
+    kits,
+    models,
     shares,
     takes,
 )
 from mediagen.web.pages import STATIC_DIR, install_not_found_page
 
 router = APIRouter()
-for _family in (auth, account, generate, compose, assets, galleries, clients, campaigns, keys, takes):
+for _family in (auth, account, generate, compose, assets, galleries, clients, campaigns, keys, takes, kits):
     router.include_router(_family.router)
+router.include_router(models.router)  # the model browser: /models
 router.include_router(shares.router)  # review links: public, under /s/
 
 

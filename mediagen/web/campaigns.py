@@ -1,8 +1,11 @@
 """Campaigns: the list with a form for a new one, and one campaign's page (its assets by kind, its
-briefs with a form to add one, a form to edit it, and its review links)."""
+money against its budget, its briefs with a form to add one, a form to edit it, and its review
+links); and one brief's page, which shows and edits its structured direction."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -10,8 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from mediagen.auth.service import Principal
 from mediagen.campaigns import schemas as sc
+from mediagen.campaigns.channels import CHANNELS
+from mediagen.campaigns.tables import Brief
 from mediagen.vocabulary import KINDS
-from mediagen.web.forms import FormState, PageForm, form_route, render_forms
+from mediagen.web.forms import FormState, PageForm, Submission, form_route, render_forms
 from mediagen.web.listing import (
     LIST_PAGE_SIZE,
     blank,
@@ -30,6 +35,11 @@ from mediagen.web.shares import campaign_links
 CAMPAIGN_STRIP = 4  # cards per kind on a campaign page; the full gallery is one click away
 
 router = page_router()
+
+
+def money(text: str | None) -> str | None:
+    """A budget as typed ("$1,200.50" reads as 1200.50); empty is no budget."""
+    return text.replace("$", "").replace(",", "").strip() or None if text else None
 
 
 def campaigns_render(
@@ -65,7 +75,7 @@ def campaigns_page(
 
 
 CREATE_CAMPAIGN = PageForm(
-    fields={"client_id": "", "id": "", "name": "", "goal": "", "status": "active"},
+    fields={"client_id": "", "id": "", "name": "", "goal": "", "status": "active", "budget_usd": ""},
     build=lambda f: sc.CampaignCreate.model_validate(
         {
             "client_id": f.text("client_id"),
@@ -73,6 +83,7 @@ CREATE_CAMPAIGN = PageForm(
             "name": f.text("name"),
             "goal": f.optional("goal"),
             "status": f.values["status"],
+            "budget_usd": money(f.values["budget_usd"]),
         }
     ),
     act=lambda f, body: f.services.campaigns.create_campaign(f.me, body),
@@ -80,6 +91,63 @@ CREATE_CAMPAIGN = PageForm(
     again=lambda f, form: campaigns_render(f.request, f.me, form),
 )
 form_route(router, "/campaigns", "create_campaign", CREATE_CAMPAIGN)
+
+
+# The brief's structured fields as a form: lists one item a line (lengths: numbers, any separator).
+BRIEF_FORM_FIELDS: dict[str, str | list[str]] = {
+    "objective": "",
+    "audience": "",
+    "key_messages": "",
+    "tone": "",
+    "channels": [],
+    "lengths": "",
+    "must_haves": "",
+}
+LINE_LISTS = ("key_messages", "must_haves")
+
+
+def lines(text: str) -> list[str] | None:
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    return found or None
+
+
+def brief_fields(f: Submission) -> dict[str, Any]:
+    v = f.values
+    lengths = [n for n in re.split(r"[\s,;]+", v["lengths"]) if n.strip()]
+    return {
+        "objective": f.optional("objective"),
+        "audience": f.optional("audience"),
+        "key_messages": lines(v["key_messages"]),
+        "tone": f.optional("tone"),
+        "channels": v["channels"] or None,
+        "lengths": lengths or None,
+        "must_haves": lines(v["must_haves"]),
+    }
+
+
+def brief_values(brief: Brief | None) -> dict[str, Any]:
+    if brief is None:
+        return {**BRIEF_FORM_FIELDS}
+    out = sc.BriefOut.model_validate(brief)
+    return {
+        "title": out.title,
+        "text": out.text,
+        "objective": out.objective or "",
+        "audience": out.audience or "",
+        "key_messages": "\n".join(out.key_messages),
+        "tone": out.tone or "",
+        "channels": list(out.channels),
+        "lengths": ", ".join(f"{n:g}" for n in out.lengths),
+        "must_haves": "\n".join(out.must_haves),
+    }
+
+
+def field_of(errors: Mapping[str, str]) -> dict[str, str]:
+    """`channels.1` -> `channels`: a list's item error beside the list's field."""
+    out: dict[str, str] = {}
+    for place, message in errors.items():
+        out.setdefault(place.split(".")[0], message)
+    return out
 
 
 def campaign_render(request: Request, me: Principal, campaign_id: str, **forms: FormState) -> Response:
@@ -100,9 +168,11 @@ def campaign_render(request: Request, me: Principal, campaign_id: str, **forms: 
         "strips": strips,
         "briefs": brief_choices(services, me, campaign_id=campaign.id),
         "share_links": campaign_links(services, me, campaign.id),
+        "channels": list(CHANNELS.values()),
     }
+    budget = "" if campaign.budget_usd is None else f"{campaign.budget_usd:g}"
     edit = forms.get("edit") or FormState(
-        {"name": campaign.name, "goal": campaign.goal or "", "status": campaign.status}
+        {"name": campaign.name, "goal": campaign.goal or "", "status": campaign.status, "budget_usd": budget}
     )
     brief = forms.get("brief") or FormState({})
     return render_forms(
@@ -116,9 +186,14 @@ def campaign_page(request: Request, campaign_id: str, me: Me) -> Response:
 
 
 UPDATE_CAMPAIGN = PageForm(
-    fields={"name": "", "goal": "", "status": ""},
+    fields={"name": "", "goal": "", "status": "", "budget_usd": ""},
     build=lambda f: sc.CampaignUpdate.model_validate(
-        {"name": f.text("name"), "goal": f.optional("goal"), "status": f.values["status"] or None}
+        {
+            "name": f.text("name"),
+            "goal": f.optional("goal"),
+            "status": f.values["status"] or None,
+            "budget_usd": money(f.values["budget_usd"]),
+        }
     ),
     act=lambda f, body: f.services.campaigns.update_campaign(f.me, f.path("campaign_id"), body),
     done=lambda f, _: f.redirect(f"/campaigns/{f.path('campaign_id')}", "Saved."),
@@ -128,15 +203,60 @@ UPDATE_CAMPAIGN = PageForm(
 form_route(router, "/campaigns/{campaign_id}", "update_campaign", UPDATE_CAMPAIGN)
 
 CREATE_BRIEF = PageForm(
-    fields={"title": "", "text": ""},
-    build=lambda f: sc.BriefCreate(
-        campaign_id=f.path("campaign_id"), title=f.text("title"), text=f.text("text")
+    fields={"title": "", "text": "", **BRIEF_FORM_FIELDS},
+    build=lambda f: sc.BriefCreate.model_validate(
+        {
+            "campaign_id": f.path("campaign_id"),
+            "title": f.text("title"),
+            "text": f.text("text"),
+            **brief_fields(f),
+        }
     ),
     act=lambda f, body: f.services.campaigns.create_brief(f.me, body),
-    done=lambda f, brief: f.redirect(
-        f"/campaigns/{f.path('campaign_id')}#briefs", f"Added brief {brief.title}."
+    done=lambda f, brief: f.redirect(f"/briefs/{brief.id}", f"Added brief {brief.title}."),
+    again=lambda f, form: campaign_render(
+        f.request,
+        f.me,
+        f.path("campaign_id"),
+        brief=FormState(form.values, field_of(form.errors), form.error, form.status_code),
     ),
-    again=lambda f, form: campaign_render(f.request, f.me, f.path("campaign_id"), brief=form),
     missing_is_page=True,
 )
 form_route(router, "/campaigns/{campaign_id}/briefs", "create_brief", CREATE_BRIEF)
+
+
+def brief_render(request: Request, me: Principal, brief_id: str, form: FormState | None = None) -> Response:
+    services = svc(request)
+    brief = services.campaigns.get_brief(me, brief_id)
+    context: dict[str, Any] = {
+        "brief": sc.BriefOut.model_validate(brief),
+        "campaign": name_of(services.campaigns.get_campaign, me, brief.campaign_id),
+        "client": name_of(services.campaigns.get_client, me, brief.client_id),
+        "channels": list(CHANNELS.values()),
+    }
+    form = form or FormState(brief_values(brief))
+    return render_forms(request, "brief.html", context, {"": form}, me=me, section="campaigns")
+
+
+@router.get("/briefs/{brief_id}", response_class=HTMLResponse)
+def brief_page(request: Request, brief_id: str, me: Me) -> Response:
+    return brief_render(request, me, brief_id)
+
+
+UPDATE_BRIEF = PageForm(
+    fields={"title": "", "text": "", **BRIEF_FORM_FIELDS},
+    # Every field is sent: one left empty is cleared, as the form shows it.
+    build=lambda f: sc.BriefUpdate.model_validate(
+        {"title": f.text("title"), "text": f.text("text"), **brief_fields(f)}
+    ),
+    act=lambda f, body: f.services.campaigns.update_brief(f.me, f.path("brief_id"), body),
+    done=lambda f, _: f.redirect(f"/briefs/{f.path('brief_id')}", "Saved."),
+    again=lambda f, form: brief_render(
+        f.request,
+        f.me,
+        f.path("brief_id"),
+        FormState(form.values, field_of(form.errors), form.error, form.status_code),
+    ),
+    missing_is_page=True,
+)
+form_route(router, "/briefs/{brief_id}", "update_brief", UPDATE_BRIEF)

@@ -139,6 +139,8 @@ def heading(services: Services, share: Share, rows: list[Generation]) -> str:
         return f"{name or 'Campaign'}: for review"
     if share.target == "take_group":
         return f"Takes of “{rows[0].title or rows[0].prompt}”" if rows else "Takes"
+    if share.target == "plan":
+        return "Campaign kit: for sign-off"
     return (rows[0].title or rows[0].prompt) if rows else "For review"
 
 
@@ -190,6 +192,8 @@ def link_view(link: dict[str, Any]) -> dict[str, Any]:
         href = f"/assets/{target['kind']}/{target['id']}"
     elif "take_group" in target:
         what, href = f"Takes {target['take_group']}", None
+    elif "plan_id" in target:
+        what, href = f"Kit of plan #{target['plan_id']}", f"/plans/{target['plan_id']}/kit"
     else:
         what, href = "The whole campaign", None
     return {**link, "what": what, "href": href}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+import pytest
+
 from tests.conftest import LiveServer
 
 
@@ -127,3 +132,189 @@ def test_campaign_delete_with_assets_needs_cascade(live_server: LiveServer) -> N
         assert c.delete("/api/campaigns/nucleus", params={"cascade": "true"}).status_code == 204
         assert c.get(f"/api/audio/{gen_id}").status_code == 404
         assert c.get("/api/clients/hooli/stats").json()["total"] == 0
+
+
+def contract_brand(logo_image_id: int) -> dict[str, Any]:
+    """The issue's contract example, with a logo that exists on this server."""
+    return {
+        "palette": ["#ff6600"],
+        "style_keywords": ["bold", "sunny"],
+        "avoid": ["dark"],
+        "music": {"genres": ["house"], "moods": ["uplifting"], "bpm": [110, 128]},
+        "aspects": ["9:16", "16:9"],
+        "loudness": "social",
+        "logo_image_id": logo_image_id,
+        "fonts": ["Inter"],
+    }
+
+
+def make_image(server: LiveServer, c: httpx.Client, client_id: str | None) -> int:
+    body: dict[str, Any] = {"prompt": "a round logo", "model": "synth/image"}
+    if client_id:
+        body["client_id"] = client_id
+    r = c.post("/api/v2/generate/image", json=body)
+    assert r.status_code == 202, r.text
+    image_id = int(r.json()["image_id"])
+    assert server.wait_for("images", image_id)["status"] == "completed"
+    return image_id
+
+
+def test_client_brand_contract(live_server_any_db: LiveServer) -> None:
+    with live_server_any_db.client() as c:
+        assert c.post("/api/clients", json={"id": "brandco", "name": "Brand Co"}).json()["brand"] is None
+        logo = make_image(live_server_any_db, c, "brandco")
+        r = c.patch("/api/clients/brandco", json={"brand": contract_brand(logo)})
+        assert r.status_code == 200, r.text
+        assert r.json()["brand"] == contract_brand(logo) and r.json()["name"] == "Brand Co"
+        assert c.get("/api/clients/brandco").json()["brand"] == contract_brand(logo)
+        listed = c.get("/api/clients", params={"q": "brand co"}).json()["clients"]
+        assert listed[0]["brand"]["palette"] == ["#ff6600"]
+        # Sent again, the brand replaces the stored one whole.
+        r = c.patch("/api/clients/brandco", json={"brand": {"fonts": ["Roboto"]}})
+        assert r.json()["brand"]["fonts"] == ["Roboto"] and r.json()["brand"]["palette"] == []
+        assert r.json()["brand"]["logo_image_id"] is None and r.json()["brand"]["music"] is None
+        r = c.patch("/api/clients/brandco", json={"brand": None})
+        assert r.status_code == 200 and r.json()["brand"] is None
+        r = c.patch("/api/clients/brandco", json={"brand": {"logo_image_id": 2**62}})  # beyond any row
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "brand.logo_image_id"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"music": {"bpm": [128, 110]}}, "brand.music.bpm"),
+        ({"music": {"bpm": [20, 100]}}, "brand.music.bpm"),
+        ({"music": {"bpm": [100, 300]}}, "brand.music.bpm"),
+        ({"palette": ["#ff6600", "orange"]}, "brand.palette[1]"),
+        ({"aspects": ["2:1"]}, "brand.aspects[0]"),
+        ({"loudness": "loud"}, "brand.loudness"),
+        ({"logo_image_id": 987654}, "brand.logo_image_id"),
+        ({"colour": "red"}, "brand.colour"),
+    ],
+)
+def test_bad_brand_fields_are_named(live_server: LiveServer, change: dict[str, Any], field: str) -> None:
+    with live_server.client() as c:
+        c.post("/api/clients", json={"id": "badbrand", "name": "Bad Brand"})
+        r = c.patch(
+            "/api/clients/badbrand", json={"brand": {**contract_brand(1), "logo_image_id": None, **change}}
+        )
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+        assert c.get("/api/clients/badbrand").json()["brand"] is None
+
+
+def test_a_logo_must_be_a_finished_image_of_the_client(live_server: LiveServer) -> None:
+    with live_server.client() as c:
+        for cid in ("logoco", "otherco"):
+            c.post("/api/clients", json={"id": cid, "name": cid})
+        others = make_image(live_server, c, "otherco")
+        r = c.patch("/api/clients/logoco", json={"brand": {"logo_image_id": others}})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "brand.logo_image_id"
+        assert "another client" in r.json()["detail"]
+        unfiled = make_image(live_server, c, None)
+        r = c.patch("/api/clients/logoco", json={"brand": {"logo_image_id": unfiled}})
+        assert r.status_code == 200 and r.json()["brand"]["logo_image_id"] == unfiled
+
+
+BRIEF = {
+    "title": "Summer drop",
+    "text": "Launch the summer range.",
+    "objective": "Awareness among commuters",
+    "audience": "Urban 18-30",
+    "key_messages": ["Light as air", "Made to last"],
+    "tone": "playful",
+    "channels": ["instagram-reel", "youtube"],
+    "lengths": [15],
+    "must_haves": ["logo end card"],
+}
+
+
+def test_brief_structured_fields(live_server_any_db: LiveServer) -> None:
+    with live_server_any_db.client() as c:
+        c.post("/api/clients", json={"id": "briefco", "name": "Brief Co"})
+        c.post("/api/campaigns", json={"id": "summer", "client_id": "briefco", "name": "Summer"})
+        r = c.post("/api/briefs", json={**BRIEF, "client_id": "briefco", "campaign_id": "summer"})
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert {k: made[k] for k in BRIEF} == {**BRIEF, "lengths": [15.0]}
+        assert c.get(f"/api/briefs/{made['id']}").json()["key_messages"] == BRIEF["key_messages"]
+        listed = c.get("/api/briefs", params={"campaign_id": "summer"}).json()["briefs"]
+        assert listed[0]["channels"] == ["instagram-reel", "youtube"]
+        r = c.patch(
+            f"/api/briefs/{made['id']}",
+            json={"channels": ["tv-eu", "tv-eu"], "objective": None, "lengths": [6, 30]},
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["channels"], r.json()["objective"], r.json()["lengths"]) == (
+            ["tv-eu"],
+            None,
+            [6.0, 30.0],
+        )
+        assert r.json()["must_haves"] == ["logo end card"]  # not sent: kept
+        r = c.patch(f"/api/briefs/{made['id']}", json={"must_haves": None})
+        assert r.json()["must_haves"] == []
+        plain = c.post("/api/briefs", json={"client_id": "briefco", "title": "Plain"}).json()
+        assert (plain["channels"], plain["objective"], plain["lengths"]) == ([], None, [])
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"channels": ["youtube", "myspace"]}, "channels[1]"),
+        ({"lengths": [15, 0]}, "lengths[1]"),
+        ({"lengths": [601]}, "lengths[0]"),
+        ({"lengths": [5] * 11}, "lengths"),
+        ({"key_messages": ["x"] * 21}, "key_messages"),
+        ({"key_messages": ["x" * 301]}, "key_messages[0]"),
+        ({"must_haves": [""]}, "must_haves[0]"),
+        ({"tone": "t" * 201}, "tone"),
+    ],
+)
+def test_bad_brief_fields_are_named(live_server: LiveServer, change: dict[str, Any], field: str) -> None:
+    with live_server.client() as c:
+        c.post("/api/clients", json={"id": "badbrief", "name": "Bad Brief"})
+        r = c.post("/api/briefs", json={**BRIEF, "client_id": "badbrief", **change})
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+        if field == "channels[1]":
+            assert "myspace" in r.json()["detail"] and "instagram-reel" in r.json()["detail"]
+
+
+def test_campaign_budget_and_stats(live_server_any_db: LiveServer) -> None:
+    with live_server_any_db.client() as c:
+        c.post("/api/clients", json={"id": "budgetco", "name": "Budget Co"})
+        r = c.post(
+            "/api/campaigns", json={"id": "lean", "client_id": "budgetco", "name": "Lean", "budget_usd": 5}
+        )
+        assert r.status_code == 201 and r.json()["budget_usd"] == 5.0
+        r = c.patch("/api/campaigns/lean", json={"budget_usd": -1})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "budget_usd"
+        r = c.post(
+            "/api/v2/generate/audio",
+            json={"prompt": "calm piano", "campaign_id": "lean", "duration": 1, "model": "synth/music"},
+        )
+        assert r.status_code == 202, r.text
+        audio_id = r.json()["audio_id"]
+        assert live_server_any_db.wait_for("audio", audio_id)["status"] == "completed"
+        r = c.patch(f"/api/audio/{audio_id}", json={"views": 400, "clicks": 10, "conversions": 1})
+        assert r.status_code == 200, r.text
+        stats = c.get("/api/campaigns/lean/stats").json()
+        assert stats["total"] == 1 and stats["by_status"] == {"completed": 1}
+        assert (stats["cost_usd"], stats["actual_cost_usd"], stats["spent_usd"], stats["committed_usd"]) == (
+            0,
+            0,
+            0,
+            0,
+        )
+        assert stats["budget"] == {
+            "budget_usd": 5.0,
+            "spent_usd": 0.0,
+            "committed_usd": 0.0,
+            "remaining_usd": 5.0,
+        }
+        assert stats["performance"] == {"views": 400, "clicks": 10, "conversions": 1, "ctr": 0.025}
+        client = c.get("/api/clients/budgetco/stats").json()
+        assert client["budget"] is None and client["performance"]["views"] == 400
+        r = c.patch("/api/campaigns/lean", json={"budget_usd": None})
+        assert r.json()["budget_usd"] is None
+        assert c.get("/api/campaigns/lean/stats").json()["budget"] is None

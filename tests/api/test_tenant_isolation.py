@@ -77,7 +77,7 @@ MISSING_BLOB = "0" * 64
 
 TABLES = (
     "users", "api_keys", "clients", "campaigns", "briefs", "generations", "derivations", "blobs", "sources",
-    "exports", "export_items", "shares", "comments", "review_events", "asset_tags",
+    "exports", "export_items", "shares", "comments", "review_events", "asset_tags", "plans",
 )  # fmt: skip
 
 
@@ -128,6 +128,7 @@ class Tenant:
     export: int = 0  # a channel export of its uploaded video
     take_group: str = ""  # two takes of a pending image (`n`: 2)
     share: int = 0  # a review link to its campaign
+    plan: int = 0  # a kit plan drafted from its brief
 
     def asset_ids(self) -> set[int]:
         return {i for roles in self.assets.values() for i in roles.values()}
@@ -245,6 +246,7 @@ def populate(w: World, t: Tenant, by: Caller, media: dict[Kind, bytes], *, idemp
     t.blob_keys = sorted(k for k in keys if k)
     link = {"target": {"campaign_id": t.campaign}, "label": f"{t.word} review round"}
     t.share = ok(by.post("/api/shares", json=link), 201)["id"]
+    t.plan = ok(by.post(f"/api/briefs/{t.brief}/plan"), 201)["id"]
     # Three files, a waveform, two thumbnails and a poster (a poster and a thumbnail of a clip this
     # small may be the same bytes, stored once).
     assert len(t.blob_keys) >= 6, t.blob_keys
@@ -813,6 +815,61 @@ TARGETED.update(
         ],
     }
 )
+
+
+def _plan_probes(method: str, suffix: str = "", **kw: Any) -> Builder:
+    """One of globex's kit plans read, edited, approved, run, retried or zipped: a 404 as for a
+    plan that exists nowhere, and the plan reads back unchanged."""
+
+    def build(w: World) -> list[Probe]:
+        plan = w.globex.plan
+        url = f"/api/plans/{plan}{suffix}"
+        return [Probe(method, url, 404, plan, MISSING_ASSET, reread=f"/api/plans/{plan}", **kw)]
+
+    return build
+
+
+def _brief_plan_probes(method: str, suffix: str) -> Builder:
+    def build(w: World) -> list[Probe]:
+        brief = w.globex.brief
+        return [Probe(method, f"/api/briefs/{brief}{suffix}", 404, brief, MISSING_BRIEF)]
+
+    return build
+
+
+_IMAGE_PROBES = TARGETED[("POST", "/api/v2/generate/image")]
+TARGETED.update(
+    {
+        ("POST", "/api/briefs/{brief_id}/plan"): _brief_plan_probes("POST", "/plan"),
+        ("GET", "/api/briefs/{brief_id}/plans"): _brief_plan_probes("GET", "/plans"),
+        ("GET", "/api/plans/{plan_id}"): _plan_probes("GET"),
+        ("PATCH", "/api/plans/{plan_id}"): _plan_probes("PATCH", json={"scenes": []}),
+        ("POST", "/api/plans/{plan_id}/approve"): _plan_probes("POST", "/approve", json={}),
+        ("POST", "/api/plans/{plan_id}/run"): _plan_probes("POST", "/run", json={}),
+        ("POST", "/api/plans/{plan_id}/items/{item_id}/retry"): _plan_probes("POST", "/items/d1/retry"),
+        ("GET", "/api/plans/{plan_id}/kit.zip"): _plan_probes("GET", "/kit.zip"),
+        # The images of a globex brief's scenes: refused naming the brief, as for no brief at all.
+        ("POST", "/api/generate-images-from-brief"): lambda w: [
+            _refused(
+                "/api/generate-images-from-brief",
+                w.globex.brief,
+                MISSING_BRIEF,
+                {"brief_id": w.globex.brief},
+                "brief_id",
+            )
+        ],  # fmt: skip
+        ("POST", "/api/v2/generate/image"): lambda w: [
+            *_IMAGE_PROBES(w),
+            _refused(
+                "/api/v2/generate/image",
+                w.globex.brief,
+                MISSING_BRIEF,
+                {"brief_id": w.globex.brief},
+                "brief_id",
+            ),
+        ],  # fmt: skip
+    }
+)
 # A brief of acme moved into a globex campaign: PATCH on a record of its own, a reference to globex.
 CROSS_REFERENCES: dict[tuple[str, str], Builder] = {
     ("PATCH", "/api/briefs/{brief_id}"): lambda w: [
@@ -884,6 +941,7 @@ def _share_probes(w: World) -> list[Probe]:
     probes.append(
         Probe("POST", url, 404, g.campaign, MISSING_CAMPAIGN, json={"target": {"campaign_id": g.campaign}})
     )
+    probes.append(Probe("POST", url, 404, g.plan, MISSING_ASSET, json={"target": {"plan_id": g.plan}}))
     groups = {
         w.root.get(f"/api/{KINDS[k].path}/{i}").json().get("take_group")
         for k, r in g.assets.items()
@@ -1442,6 +1500,25 @@ def _web_take_groups(w: World) -> list[Probe]:
 
 WEB_TARGETED: dict[tuple[str, str], Builder] = {
     ("GET", "/takes/{take_group}"): _web_take_groups,
+    # Kit plans: a globex brief's plans, one of its plans and its kit, and every form on them.
+    ("GET", "/briefs/{brief_id}/plans"): _record_page("GET", "/briefs/{}/plans", "brief", MISSING_BRIEF),
+    ("POST", "/briefs/{brief_id}/plans"): _record_page(
+        "POST", "/briefs/{}/plans", "brief", MISSING_BRIEF, data={}
+    ),
+    ("GET", "/plans/{plan_id}"): _record_page("GET", "/plans/{}", "plan", MISSING_ASSET),
+    ("GET", "/plans/{plan_id}/kit"): _record_page("GET", "/plans/{}/kit", "plan", MISSING_ASSET),
+    **{
+        ("POST", f"/plans/{{plan_id}}{suffix}"): _record_page(
+            "POST", f"/plans/{{}}{path}", "plan", MISSING_ASSET, "/api/plans/{}", data=form
+        )
+        for suffix, path, form in (
+            ("", "", {"version": "1", "move": "up:2"}),
+            ("/deliverables", "/deliverables", {"role": "clip", "prompt": "pwned"}),
+            ("/approve", "/approve", {"version": "1"}),
+            ("/run", "/run", {"override_budget": "on"}),
+            ("/items/{item_id}/retry", "/items/d1/retry", {}),
+        )
+    },
     ("GET", "/exports/{export_id}"): _record_page("GET", "/exports/{}", "export", MISSING_ASSET),
     ("GET", "/compose"): lambda w: [
         Probe("GET", "/compose", 404, gen_id, MISSING_ASSET, params={f"{kind}_id": gen_id})

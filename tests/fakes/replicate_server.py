@@ -50,7 +50,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from mediagen.engines.webhook_signing import signed_headers
 
 __all__ = [
+    "DEFAULT_COLLECTIONS",
+    "DEFAULT_HARDWARE",
     "DEFAULT_MODELS",
+    "EXTRA_MODELS",
+    "LLM_MODEL",
+    "FakeCollection",
     "FakeModel",
     "FakePrediction",
     "FakeReplicate",
@@ -63,7 +68,7 @@ __all__ = [
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 EVENTS = ("start", "output", "logs", "completed")
-OutputShape = Literal["uri", "uri_list", "object", "data_url", "text", "none"]
+OutputShape = Literal["uri", "uri_list", "object", "data_url", "text", "tokens", "none"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,11 +97,18 @@ class FakeModel:
     owner: str
     name: str
     official: bool
-    kind: Literal["audio", "image", "video"]
+    kind: Literal["audio", "image", "video", "text", "other"]
     versions: list[str]  # newest first
     output: OutputShape = "uri"
     input_schema: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # What the model browser reads: search, collections, the model page.
+    run_count: int = 1234
+    tags: tuple[str, ...] = ()
+    output_schema: dict[str, Any] | None = None  # None: derived from `output`
+    example_input: dict[str, Any] = field(default_factory=lambda: {"prompt": "an example"})
+    example_output: Any = "auto"  # "auto": a file (or tokens) of `kind` served by the fake; None: no example
+    cover: bool = True  # whether the model has a cover image (served by the fake)
 
     @property
     def id(self) -> str:
@@ -204,6 +216,371 @@ DEFAULT_MODELS: tuple[FakeModel, ...] = (
         versions=[_hex_version("nano-banana")],
         input_schema=_schema({"prompt": _PROMPT}, required=["prompt"]),
     ),
+)
+
+
+def _enum_ref(name: str, values: list[Any], kind: str = "string") -> dict[str, Any]:
+    """A Cog enum as Replicate shows it: its own schema under components, the input an allOf $ref."""
+    return {"title": name, "description": "An enumeration.", "type": kind, "enum": values}
+
+
+# More public models, for the model browser (search, collections, schemas with $ref enums, secrets,
+# media inputs) and the LLM planner. Not in the packaged catalog.
+LLM_MODEL = "meta/meta-llama-3-8b-instruct"
+EXTRA_MODELS: tuple[FakeModel, ...] = (
+    FakeModel(
+        "meta",
+        "meta-llama-3-8b-instruct",
+        official=True,
+        kind="text",
+        versions=[_hex_version("meta-llama-3-8b-instruct")],
+        output="tokens",
+        description="An 8 billion parameter language model from Meta, fine tuned for chat completions",
+        run_count=51_000_000,
+        tags=("language", "llm", "chat", "text"),
+        input_schema=_schema(
+            {
+                "prompt": {"type": "string", "title": "Prompt", "default": "", "x-order": 0},
+                "system_prompt": {
+                    "type": "string",
+                    "title": "System Prompt",
+                    "default": "You are a helpful assistant",
+                    "x-order": 1,
+                },
+                "max_tokens": {
+                    "type": "integer",
+                    "title": "Max Tokens",
+                    "default": 512,
+                    "minimum": 1,
+                    "x-order": 2,
+                },
+                "min_tokens": {
+                    "type": "integer",
+                    "title": "Min Tokens",
+                    "default": 0,
+                    "minimum": -1,
+                    "x-order": 3,
+                },
+                "temperature": {
+                    "type": "number",
+                    "title": "Temperature",
+                    "default": 0.6,
+                    "minimum": 0,
+                    "maximum": 5,
+                    "x-order": 4,
+                },
+                "top_p": {
+                    "type": "number",
+                    "title": "Top P",
+                    "default": 0.9,
+                    "minimum": 0,
+                    "maximum": 1,
+                    "x-order": 5,
+                },
+                "top_k": {"type": "integer", "title": "Top K", "default": 50, "minimum": -1, "x-order": 6},
+                "presence_penalty": {
+                    "type": "number",
+                    "title": "Presence Penalty",
+                    "default": 1.15,
+                    "x-order": 7,
+                },
+                "frequency_penalty": {
+                    "type": "number",
+                    "title": "Frequency Penalty",
+                    "default": 0.2,
+                    "x-order": 8,
+                },
+                "stop_sequences": {"type": "string", "title": "Stop Sequences", "x-order": 9},
+                "prompt_template": {"type": "string", "title": "Prompt Template", "x-order": 10},
+            }
+        ),
+        example_input={"prompt": "Write a haiku about llamas"},
+    ),
+    FakeModel(
+        "google",
+        "lyria-2",
+        official=True,
+        kind="audio",
+        versions=[_hex_version("lyria-2")],
+        description="Lyria 2 is a music generation model that produces 48kHz stereo audio",
+        run_count=180_000,
+        tags=("music", "audio", "text-to-audio"),
+        input_schema=_schema(
+            {
+                "prompt": {"type": "string", "title": "Prompt", "description": "Text prompt", "x-order": 0},
+                "negative_prompt": {"type": "string", "title": "Negative Prompt", "x-order": 1},
+                "seed": {"type": "integer", "title": "Seed", "x-order": 2},
+            },
+            required=["prompt"],
+        ),
+        example_input={"prompt": "Upbeat synthwave with a driving bassline"},
+    ),
+    FakeModel(
+        "lucataco",
+        "ace-step",
+        official=False,
+        kind="audio",
+        versions=[_hex_version("ace-step-2"), _hex_version("ace-step-1")],
+        description="A step towards music generation foundation model: songs with lyrics",
+        run_count=42_000,
+        tags=("music", "song", "lyrics"),
+        input_schema={
+            "type": "object",
+            "title": "Input",
+            "required": ["tags"],
+            "properties": {
+                "tags": {"type": "string", "title": "Tags", "description": "Genres and moods", "x-order": 0},
+                "lyrics": {"type": "string", "title": "Lyrics", "default": "[inst]", "x-order": 1},
+                "duration": {
+                    "type": "number",
+                    "title": "Duration",
+                    "default": 60,
+                    "minimum": 1,
+                    "maximum": 240,
+                    "x-order": 2,
+                },
+                "scheduler": {
+                    "allOf": [{"$ref": "#/components/schemas/scheduler"}],
+                    "default": "euler",
+                    "x-order": 3,
+                },
+                "reference_audio": {
+                    "type": "string",
+                    "format": "uri",
+                    "title": "Reference Audio",
+                    "x-order": 4,
+                },
+                "seed": {"type": "integer", "title": "Seed", "default": -1, "x-order": 5},
+            },
+        },
+        example_input={"tags": "lofi, chill, piano", "duration": 30},
+    ),
+    FakeModel(
+        "bytedance",
+        "sdxl-lightning-4step",
+        official=False,
+        kind="image",
+        versions=[_hex_version("sdxl-lightning-4step")],
+        output="uri_list",
+        description="SDXL-Lightning by ByteDance: a fast text-to-image model, high-quality images in 4 steps",
+        run_count=1_000_000_000,
+        tags=("image", "text-to-image", "sdxl"),
+        input_schema={
+            "type": "object",
+            "title": "Input",
+            "properties": {
+                "width": {"type": "integer", "title": "Width", "default": 1024, "x-order": 2},
+                "height": {"type": "integer", "title": "Height", "default": 1024, "x-order": 3},
+                "prompt": {
+                    "type": "string",
+                    "title": "Prompt",
+                    "default": "self-portrait of a woman",
+                    "x-order": 0,
+                },
+                "negative_prompt": {
+                    "type": "string",
+                    "title": "Negative Prompt",
+                    "default": "worst quality",
+                    "x-order": 1,
+                },
+                "scheduler": {
+                    "allOf": [{"$ref": "#/components/schemas/scheduler"}],
+                    "default": "K_EULER",
+                    "x-order": 4,
+                },
+                "num_outputs": {
+                    "type": "integer",
+                    "title": "Num Outputs",
+                    "default": 1,
+                    "minimum": 1,
+                    "maximum": 4,
+                    "x-order": 5,
+                },
+                "guidance_scale": {"type": "number", "title": "Guidance Scale", "default": 0, "x-order": 6},
+                "seed": {"type": "integer", "title": "Seed", "default": 0, "x-order": 7},
+                "image": {
+                    "type": "string",
+                    "format": "uri",
+                    "title": "Image",
+                    "description": "Input image for img2img",
+                    "x-order": 8,
+                },
+                "disable_safety_checker": {
+                    "type": "boolean",
+                    "title": "Disable Safety Checker",
+                    "default": False,
+                    "x-order": 9,
+                },
+            },
+        },
+        example_input={"prompt": "A superhero smiling"},
+    ),
+    FakeModel(
+        "openai",
+        "gpt-image-1",
+        official=True,
+        kind="image",
+        versions=[_hex_version("gpt-image-1")],
+        output="uri_list",
+        description="A multimodal image generation model (bring your own OpenAI key)",
+        run_count=90_000,
+        tags=("image", "text-to-image"),
+        input_schema=_schema(
+            {
+                "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+                "openai_api_key": {
+                    "type": "string",
+                    "title": "Openai Api Key",
+                    "format": "password",
+                    "writeOnly": True,
+                    "x-cog-secret": True,
+                    "x-order": 1,
+                },
+                "aspect_ratio": {
+                    "allOf": [{"$ref": "#/components/schemas/aspect_ratio"}],
+                    "default": "1:1",
+                    "x-order": 2,
+                },
+                "input_images": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "uri"},
+                    "title": "Input Images",
+                    "x-order": 3,
+                },
+            },
+            required=["prompt"],
+        ),
+    ),
+    FakeModel(
+        "minimax",
+        "video-01",
+        official=True,
+        kind="video",
+        versions=[_hex_version("video-01")],
+        description="Generate 6s videos with prompts or images (Hailuo)",
+        run_count=650_000,
+        tags=("video", "text-to-video", "image-to-video"),
+        input_schema=_schema(
+            {
+                "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+                "prompt_optimizer": {
+                    "type": "boolean",
+                    "title": "Prompt Optimizer",
+                    "default": True,
+                    "x-order": 1,
+                },
+                "first_frame_image": {
+                    "type": "string",
+                    "format": "uri",
+                    "title": "First Frame Image",
+                    "x-order": 2,
+                },
+                "subject_reference": {
+                    "type": "string",
+                    "format": "uri",
+                    "title": "Subject Reference",
+                    "x-order": 3,
+                },
+            },
+            required=["prompt"],
+        ),
+        example_input={"prompt": "a woman is walking through a busy Tokyo street at night"},
+    ),
+    FakeModel(
+        "openai",
+        "whisper",
+        official=False,
+        kind="other",
+        versions=[_hex_version("whisper")],
+        output="object",
+        description="Convert speech in audio to text",
+        run_count=120_000_000,
+        tags=("speech", "audio", "speech-to-text", "transcription"),
+        input_schema=_schema(
+            {
+                "audio": {"type": "string", "format": "uri", "title": "Audio", "x-order": 0},
+                "language": {"type": "string", "title": "Language", "default": "auto", "x-order": 1},
+            },
+            required=["audio"],
+        ),
+        output_schema={
+            "type": "object",
+            "title": "Output",
+            "properties": {
+                "segments": {"title": "Segments"},
+                "transcription": {"type": "string", "title": "Transcription"},
+                "detected_language": {"type": "string", "title": "Detected Language"},
+            },
+        },
+        example_input={"audio": "https://example.com/speech.mp3"},
+        example_output={"transcription": "hello world", "segments": [], "detected_language": "english"},
+    ),
+)
+
+# Enum schemas the allOf $refs above point at (one components/schemas table per version, as Cog does).
+EXTRA_COMPONENTS: dict[str, dict[str, dict[str, Any]]] = {
+    "lucataco/ace-step": {"scheduler": _enum_ref("scheduler", ["euler", "heun", "pingpong"])},
+    "bytedance/sdxl-lightning-4step": {
+        "scheduler": _enum_ref("scheduler", ["DDIM", "DPMSolverMultistep", "K_EULER", "K_EULER_ANCESTRAL"])
+    },
+    "openai/gpt-image-1": {"aspect_ratio": _enum_ref("aspect_ratio", ["1:1", "3:2", "2:3"])},
+}
+
+
+@dataclass
+class FakeCollection:
+    slug: str
+    name: str
+    description: str
+    models: list[str]  # model ids
+
+
+DEFAULT_COLLECTIONS: tuple[FakeCollection, ...] = (
+    FakeCollection(
+        "text-to-image",
+        "Generate images",
+        "Models that generate images from text prompts",
+        [
+            "black-forest-labs/flux-schnell",
+            "google/nano-banana",
+            "bytedance/sdxl-lightning-4step",
+            "openai/gpt-image-1",
+        ],
+    ),
+    FakeCollection(
+        "text-to-video",
+        "Generate videos",
+        "Models that create and edit videos",
+        ["bytedance/seedance-1-lite", "kwaivgi/kling-v2.1", "minimax/video-01"],
+    ),
+    FakeCollection(
+        "ai-music-generation",
+        "AI music generation",
+        "Models to generate and modify music",
+        [
+            "meta/musicgen",
+            "riffusion/riffusion",
+            "stackadoc/stable-audio-open-1.0",
+            "google/lyria-2",
+            "lucataco/ace-step",
+        ],
+    ),
+    FakeCollection(
+        "language-models",
+        "Language models",
+        "Models that can understand and generate text",
+        [LLM_MODEL],
+    ),
+    FakeCollection("speech-to-text", "Speech to text", "Models that transcribe speech", ["openai/whisper"]),
+)
+
+# GET /v1/hardware: what Replicate lists (SKUs and names, no prices).
+DEFAULT_HARDWARE: tuple[dict[str, str], ...] = (
+    {"name": "CPU", "sku": "cpu"},
+    {"name": "Nvidia T4 GPU", "sku": "gpu-t4"},
+    {"name": "Nvidia L40S GPU", "sku": "gpu-l40s"},
+    {"name": "Nvidia A100 (80GB) GPU", "sku": "gpu-a100-large"},
+    {"name": "Nvidia H100 GPU", "sku": "gpu-h100"},
 )
 
 
@@ -406,7 +783,15 @@ class FakeReplicate:
 
         # --- knobs -----------------------------------------------------------------------------
         self.models: dict[str, FakeModel] = {
-            m.id: replace(m, versions=list(m.versions)) for m in DEFAULT_MODELS
+            m.id: replace(m, versions=list(m.versions)) for m in DEFAULT_MODELS + EXTRA_MODELS
+        }
+        self.collections: dict[str, FakeCollection] = {
+            c.slug: replace(c, models=list(c.models)) for c in DEFAULT_COLLECTIONS
+        }
+        self.hardware: list[dict[str, str]] = [dict(h) for h in DEFAULT_HARDWARE]
+        # Enum schemas per model id, referenced by `allOf: [{$ref: "#/components/schemas/<name>"}]`.
+        self.components: dict[str, dict[str, dict[str, Any]]] = {
+            k: dict(v) for k, v in EXTRA_COMPONENTS.items()
         }
         self.scripts: dict[str, Script] = {}  # model id → Script; default_script otherwise
         self.default_script = Script()
@@ -711,6 +1096,8 @@ class FakeReplicate:
             return value
         if shape == "text":
             return "a caption, not a file"
+        if shape == "tokens":  # a language model's streamed answer, concatenated by clients
+            return ["This ", "is ", "a ", "fake ", "answer."]
         return None
 
     # --- webhooks -----------------------------------------------------------------------------------
@@ -846,19 +1233,56 @@ class FakeReplicate:
             "github_url": None,
             "paper_url": None,
             "license_url": None,
-            "run_count": 1234,
-            "cover_image_url": None,
-            "default_example": None,
+            "run_count": m.run_count,
+            "cover_image_url": f"{self.root_url}/covers/{m.id}.png" if m.cover else None,
+            "default_example": self._example_json(m),
             "is_official": m.official,
             "latest_version": self._version_json(m, m.versions[0]) if m.versions else None,
         }
 
-    def _version_json(self, m: FakeModel, version: str) -> dict[str, Any]:
-        output: dict[str, Any] = {"type": "string", "format": "uri", "title": "Output"}
+    def example_url(self, m: FakeModel, index: int = 0) -> str:
+        """Where the fake serves `m`'s example output file (the stand-in for replicate.delivery)."""
+        ext = _MAKERS[m.kind][2] if m.kind in _MAKERS else "bin"
+        return f"{self.root_url}/examples/{m.id}/output-{index}.{ext}"
+
+    def _example_json(self, m: FakeModel) -> dict[str, Any] | None:
+        """The model's default example: a finished prediction, as Replicate shows on the model."""
+        if m.example_output is None:
+            return None
+        output = m.example_output
+        if output == "auto":
+            shape = m.output
+            if shape == "tokens" or m.kind == "text":
+                output = ["Llamas ", "in ", "the ", "mist"]
+            elif shape == "uri_list":
+                output = [self.example_url(m, 0)]
+            elif shape == "object":
+                output = {"audio": self.example_url(m, 0), "spectrogram": self.example_url(m, 1)}
+            else:
+                output = self.example_url(m)
+        return {
+            "id": "example" + hashlib.sha256(m.id.encode()).hexdigest()[:19],
+            "model": m.id,
+            "version": m.versions[0] if m.versions else "hidden",
+            "input": dict(m.example_input),
+            "output": output,
+            "logs": "",
+            "error": None,
+            "status": "succeeded",
+            "created_at": "2024-01-01T00:00:00.000000Z",
+            "started_at": "2024-01-01T00:00:01.000000Z",
+            "completed_at": "2024-01-01T00:00:05.000000Z",
+            "urls": {},
+            "metrics": {"predict_time": 4.0},
+        }
+
+    def _output_schema(self, m: FakeModel) -> dict[str, Any]:
+        if m.output_schema is not None:
+            return m.output_schema
         if m.output == "uri_list":
-            output = {"type": "array", "items": {"type": "string", "format": "uri"}, "title": "Output"}
-        elif m.output == "object":
-            output = {
+            return {"type": "array", "items": {"type": "string", "format": "uri"}, "title": "Output"}
+        if m.output == "object":
+            return {
                 "type": "object",
                 "title": "Output",
                 "properties": {
@@ -866,6 +1290,21 @@ class FakeReplicate:
                     "spectrogram": {"type": "string"},
                 },
             }
+        if m.output == "tokens":
+            return {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "Output",
+                "x-cog-array-type": "iterator",
+                "x-cog-array-display": "concatenate",
+            }
+        if m.output == "text":
+            return {"type": "string", "title": "Output"}
+        return {"type": "string", "format": "uri", "title": "Output"}
+
+    def _version_json(self, m: FakeModel, version: str) -> dict[str, Any]:
+        schemas: dict[str, Any] = {"Input": m.input_schema, "Output": self._output_schema(m)}
+        schemas.update(self.components.get(m.id, {}))
         return {
             "id": version,
             "created_at": "2024-01-01T00:00:00.000000Z",
@@ -874,9 +1313,41 @@ class FakeReplicate:
                 "openapi": "3.0.2",
                 "info": {"title": "Cog", "version": "0.1.0"},
                 "paths": {},
-                "components": {"schemas": {"Input": m.input_schema, "Output": output}},
+                "components": {"schemas": schemas},
             },
         }
+
+    def search_json(self, query: str, limit: int) -> dict[str, Any]:
+        """`GET /v1/search`: models ranked by how many query words their id, description and tags
+        hold (ties by run count), and the collections whose name, slug or description match."""
+        words = [w for w in re.split(r"\s+", query.lower()) if w]
+
+        def score(text: str) -> int:
+            return sum(1 for w in words if w in text)
+
+        ranked: list[tuple[int, FakeModel]] = []
+        for m in self.models.values():
+            hay = " ".join([m.id, m.description, " ".join(m.tags), m.kind]).lower()
+            if (points := score(hay)) > 0:
+                ranked.append((points, m))
+        ranked.sort(key=lambda pair: (-pair[0], -pair[1].run_count, pair[1].id))
+        models = [
+            {
+                "model": self._model_json(m),
+                "metadata": {
+                    "generated_description": m.description,
+                    "score": float(points),
+                    "tags": list(m.tags),
+                },
+            }
+            for points, m in ranked[:limit]
+        ]
+        collections = [
+            {"name": c.name, "slug": c.slug, "description": c.description, "models": list(c.models)}
+            for c in self.collections.values()
+            if score(" ".join([c.slug, c.name, c.description]).lower()) > 0
+        ]
+        return {"query": query, "models": models, "collections": collections, "pages": []}
 
     # --- input validation (the subset of JSON schema Replicate reports as invalid_fields) ---------
 
@@ -1241,6 +1712,77 @@ class FakeReplicate:
             if model is None or version_id not in model.versions:
                 return _problem(404, "The requested resource could not be found", "Not found")
             return JSONResponse(fake._version_json(model, version_id))
+
+        @app.get("/v1/search")
+        def search(request: Request) -> Response:
+            if (denied := unauthorized(request)) is not None:
+                return denied
+            query = request.query_params.get("query", "").strip()
+            if not query:
+                return _problem(
+                    422,
+                    "- query: query is required\n",
+                    "Input validation failed",
+                    invalid_fields=[
+                        {"type": "required", "field": "query", "description": "query is required"}
+                    ],
+                )
+            try:
+                limit = int(request.query_params.get("limit", "20"))
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= 50:
+                return _problem(422, "- limit: Must be between 1 and 50\n", "Input validation failed")
+            with fake._lock:
+                return JSONResponse(fake.search_json(query, limit))
+
+        @app.get("/v1/collections")
+        def list_collections(request: Request) -> Response:
+            if (denied := unauthorized(request)) is not None:
+                return denied
+            results = [
+                {"name": c.name, "slug": c.slug, "description": c.description}
+                for c in fake.collections.values()
+            ]
+            return JSONResponse({"next": None, "previous": None, "results": results})
+
+        @app.get("/v1/collections/{slug}")
+        def get_collection(slug: str, request: Request) -> Response:
+            if (denied := unauthorized(request)) is not None:
+                return denied
+            collection = fake.collections.get(slug)
+            if collection is None:
+                return _problem(404, "The requested resource could not be found", "Not found")
+            models = [fake._model_json(fake.models[m]) for m in collection.models if m in fake.models]
+            body = {
+                "name": collection.name,
+                "slug": collection.slug,
+                "description": collection.description,
+                "models": models,
+            }
+            return JSONResponse(body)
+
+        @app.get("/v1/hardware")
+        def hardware(request: Request) -> Response:
+            if (denied := unauthorized(request)) is not None:
+                return denied
+            return JSONResponse(list(fake.hardware))
+
+        # A model's cover image and example output files (public, like replicate.delivery).
+        @app.get("/covers/{owner}/{filename}")
+        def cover(owner: str, filename: str) -> Response:
+            name = filename.removesuffix(".png")
+            if f"{owner}/{name}" not in fake.models:
+                return Response("not found", status_code=404)
+            return Response(default_content("image")[0], media_type="image/png")
+
+        @app.get("/examples/{owner}/{name}/{filename}")
+        def example_file(owner: str, name: str, filename: str) -> Response:
+            model = fake.models.get(f"{owner}/{name}")
+            if model is None or model.kind not in _MAKERS:
+                return Response("not found", status_code=404)
+            data, ctype, _ext = default_content(model.kind)
+            return Response(data, media_type=ctype)
 
         @app.get("/v1/webhooks/default/secret")
         def webhook_secret(request: Request) -> Response:

@@ -16,6 +16,7 @@ from mediagen.api.routes import (
     keys,
     me,
     models,
+    plans,
     review,
     share_access,
     shares,
@@ -33,5 +34,6 @@ def include_routers(app: FastAPI) -> None:
         app.include_router(module.router)
     for module in (takes, downloads):
         app.include_router(module.router)
+    app.include_router(plans.router)  # kit plans: brief → plan → run → kit
     app.include_router(review.router)  # edits, review history, comments, bulk actions
     app.include_router(events.router)  # live progress (Server-Sent Events)

@@ -22,7 +22,7 @@ Search = Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH, description="
 
 @router.post("/clients", status_code=201, response_model=sc.ClientOut, tags=["clients"], responses=CONFLICT)
 def create_client(body: sc.ClientCreate, services: ServicesDep, principal: PrincipalDep) -> object:
-    """Create a client (the id may be chosen, e.g. `acme`)."""
+    """Create a client (the id may be chosen, e.g. `acme`), optionally with its brand."""
     return services.campaigns.create_client(principal, body)
 
 
@@ -49,7 +49,8 @@ def get_client(client_id: RecordId, services: ServicesDep, principal: PrincipalD
 def update_client(
     client_id: RecordId, body: sc.ClientUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
-    """Change a client's name or description."""
+    """Change a client's name, description or brand. A brand sent replaces the stored one whole
+    (`"brand": null` clears it); its logo must be a completed image of this client or of none."""
     return services.campaigns.update_client(principal, client_id, body)
 
 
@@ -64,7 +65,8 @@ def delete_client(
 
 @router.get("/clients/{client_id}/stats", response_model=sc.Stats, tags=["clients"])
 def client_stats(client_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
-    """Asset counts by kind and status, total duration and cost."""
+    """Asset counts by kind and status, total duration, cost (estimated, actual, spent,
+    committed) and performance (views, clicks, conversions, CTR)."""
     return services.campaigns.stats(principal, "client", client_id)
 
 
@@ -105,7 +107,7 @@ def get_campaign(campaign_id: RecordId, services: ServicesDep, principal: Princi
 def update_campaign(
     campaign_id: RecordId, body: sc.CampaignUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
-    """Change a campaign's name, goal or status."""
+    """Change a campaign's name, goal, status or budget (`"budget_usd": null` removes it)."""
     return services.campaigns.update_campaign(principal, campaign_id, body)
 
 
@@ -120,13 +122,16 @@ def delete_campaign(
 
 @router.get("/campaigns/{campaign_id}/stats", response_model=sc.Stats, tags=["campaigns"])
 def campaign_stats(campaign_id: RecordId, services: ServicesDep, principal: PrincipalDep) -> sc.Stats:
-    """Asset counts by kind and status, total duration and cost."""
+    """Asset counts by kind and status, total duration, cost (estimated, actual, spent,
+    committed), the budget block when the campaign has a budget (spent, committed, remaining)
+    and performance (views, clicks, conversions, CTR)."""
     return services.campaigns.stats(principal, "campaign", campaign_id)
 
 
 @router.post("/briefs", status_code=201, response_model=sc.BriefOut, tags=["briefs"], responses=CONFLICT)
 def create_brief(body: sc.BriefCreate, services: ServicesDep, principal: PrincipalDep) -> object:
-    """Create a creative brief for a client, optionally within a campaign."""
+    """Create a creative brief for a client, optionally within a campaign, with its structured
+    direction (objective, audience, key messages, tone, channels, lengths, must-haves)."""
     return services.campaigns.create_brief(principal, body)
 
 
@@ -157,7 +162,8 @@ def get_brief(brief_id: RecordId, services: ServicesDep, principal: PrincipalDep
 def update_brief(
     brief_id: RecordId, body: sc.BriefUpdate, services: ServicesDep, principal: PrincipalDep
 ) -> object:
-    """Change a brief's title, text, direction or campaign."""
+    """Change a brief's title, text, direction, structured fields or campaign (a field sent
+    replaces the stored one; null clears an optional one)."""
     return services.campaigns.update_brief(principal, brief_id, body)
 
 

@@ -24,6 +24,7 @@ from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.api.limits import FilingRef, GenId, IdFilter, Limit, Offset
 from mediagen.api.media import blob_response
+from mediagen.api.routes.plans import prompts_from_brief
 from mediagen.auth.service import Principal
 from mediagen.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from mediagen.generations.gallery import CURSOR_MAX, MAX_TAG
@@ -124,6 +125,8 @@ def _register(info: KindInfo) -> None:
             str | None, Header(max_length=200, description="Same key → same generation")
         ] = None,
     ) -> dict[str, Any]:
+        if body.prompt is None:  # a brief's scenes give the prompts (the validator allows it)
+            return prompts_from_brief(services, principal, kind, body, response, idempotency_key)
         takes = services.generations.create_takes(principal, kind, body, idempotency_key=idempotency_key)
         response.headers["Location"] = f"/api/{path}/{takes.first.id}"
         if not takes.created:

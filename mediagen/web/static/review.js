@@ -306,6 +306,7 @@
       rating: $("#review-rating-error"), review_status: $("#review-status-error"), favorite: $("#review-star-error"),
       client_id: $("#client_id-error"), campaign_id: $("#campaign_id-error"), brief_id: $("#brief_id-error"),
       collection: $("#collection-error"),
+      views: $("#review-views-error"), clicks: $("#review-clicks-error"), conversions: $("#review-conversions-error"),
     };
 
     function clearErrors() {
@@ -411,6 +412,29 @@
         .then(() => tagInput.focus()).catch(() => {});
     });
 
+    /* campaign performance: whole numbers ≥ 0, an empty box clears the figure */
+    const perfForm = $("#performance-form");
+    const FIGURES = ["views", "clicks", "conversions"];
+    if (perfForm) {
+      perfForm.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const fields = {};
+        for (const name of FIGURES) {
+          const v = perfForm.elements[name].value.trim();
+          fields[name] = v === "" ? null : Number(v);
+        }
+        patch(fields, "Figures saved.").catch(() => {});
+      });
+    }
+    function paintFigures(item) {
+      if (!perfForm) return;
+      for (const name of FIGURES) {
+        const input = perfForm.elements[name];
+        if (document.activeElement !== input) input.value = item[name] == null ? "" : String(item[name]);
+      }
+      $("#perf-ctr").textContent = item.ctr == null ? "—" : `${(item.ctr * 100).toFixed(2)}%`;
+    }
+
     /* re-filing */
     const refile = $("#refile-form");
     if (refile) {
@@ -442,6 +466,7 @@
       if (document.activeElement !== form.elements.title) form.elements.title.value = item.title || "";
       if (document.activeElement !== form.elements.notes) form.elements.notes.value = item.notes || "";
       paintTags(item.tags || []);
+      paintFigures(item);
     }
 
     async function loadHistory() {
