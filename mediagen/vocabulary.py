@@ -50,8 +50,10 @@ class ProviderStatus(StrEnum):
     ABORTED = "aborted"
 
 
-# The largest id a row can have (SQL BIGINT): a larger number in a URL names nothing.
-MAX_ID = 2**63 - 1
+# The largest id a row can have: ids are INTEGER columns, 32-bit on PostgreSQL, so a larger number
+# in a URL or a body names nothing on any database (and PostgreSQL refuses to compare an int4 id
+# with it: "integer out of range", a 500 before this bound).
+MAX_ID = 2**31 - 1
 
 # The engine name of assets a user uploaded rather than generated (no engine makes them).
 UPLOAD_ENGINE = "upload"

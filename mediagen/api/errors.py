@@ -185,8 +185,11 @@ def install_error_handlers(app: FastAPI) -> None:
                 ctx = err.get("ctx") or {}
                 reason = ctx.get("error", "invalid JSON")
                 return JSONResponse({"detail": f"Malformed JSON body: {reason}"}, status_code=400)
-        if any(e.get("loc") == ("body",) and e.get("type") in ("missing",) for e in errs):
+        no_body = [e for e in errs if e.get("loc") == ("body",) and e.get("type") == "missing"]
+        if no_body and len(no_body) == len(errs):
             return JSONResponse({"detail": "A JSON request body is required"}, status_code=400)
+        # A bad id or query names what is wrong first; the body is not worth mentioning then.
+        errs = [e for e in errs if e not in no_body]
         fields = [{"field": _loc_to_field(e.get("loc", ())), "message": _message(e)} for e in errs]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse({"detail": detail, "errors": fields}, status_code=422)

@@ -32,13 +32,13 @@ from mediagen.errors import MediagenError
 from mediagen.services import Services
 from mediagen.vocabulary import KINDS, MAX_ID, Kind
 
-# The largest integer a database id, offset or count can hold (a signed 64-bit BIGINT). A larger
-# number cannot name anything, and handing it to the driver raises OverflowError deep down.
-MAX_INT64: Final = MAX_ID
+# The largest offset or count a database can take (a signed 64-bit BIGINT); handing a larger
+# number to the driver raises OverflowError deep down. Ids have their own, lower bound (MAX_ID).
+MAX_INT64: Final = 2**63 - 1
 MAX_ID_LENGTH: Final = 64  # client, campaign and brief ids (`campaigns.schemas.ID_PATTERN`)
 MAX_FILTER_LENGTH: Final = 200
 
-GenId = Annotated[int, Path(ge=1, le=MAX_INT64, description="The item's id")]
+GenId = Annotated[int, Path(ge=1, le=MAX_ID, description="The item's id")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="Rows to skip")]
 RecordId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The record's id")]

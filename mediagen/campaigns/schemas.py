@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from mediagen.campaigns.channels import CHANNELS, Aspect
+from mediagen.vocabulary import MAX_ID
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 IdField = Field(default=None, pattern=ID_PATTERN, description="Optional; generated when omitted")
@@ -121,7 +122,7 @@ class Brand(_In):
     music: BrandMusic | None = None
     aspects: list[Aspect] = Field(default_factory=list, max_length=4)
     loudness: LoudnessPreset | None = None
-    logo_image_id: int | None = Field(default=None, ge=1, le=MAX_INT64, description="A stored image")
+    logo_image_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="A stored image")
     fonts: list[BrandWord] = Field(default_factory=list, max_length=5)
 
 

@@ -38,6 +38,7 @@ from mediagen.errors import Conflict, Forbidden, NotFound, Unavailable, invalid
 __all__ = ["ModelBrowser", "ReplicateReader"]
 
 MAX_QUERY = 200
+_SHOWN = ("input_schema", "defaults", "request_map", "media_inputs")  # of an entry, on a preview
 COLLECTIONS_FOLLOWED = 2  # matching collections whose models join a search's results
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
@@ -95,6 +96,12 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _http(value: Any) -> str | None:
+    """A link or image address from Replicate's answer, only if it is a plain http(s) URL."""
+    text = _str(value)
+    return text if text is not None and text.startswith(("https://", "http://")) else None
+
+
 class ModelBrowser:
     """Search, preview, add, remove and refresh the models added from Replicate."""
 
@@ -119,6 +126,10 @@ class ModelBrowser:
                 "to search and add models"
             )
         return ReplicateReader(token, self.settings.replicate_base_url, self._transport)
+
+    def _ours(self, model_id: str) -> ModelEntry | None:
+        """The catalog's entry, as last read (no database check per search result)."""
+        return self.catalog.entries.get(model_id) or self.catalog.added().get(model_id)
 
     def _in_catalog(self, model_id: str) -> str | None:
         if model_id in self.catalog.entries:
@@ -166,16 +177,17 @@ class ModelBrowser:
         if owner is None or name is None:
             return None
         model_id = f"{owner}/{name}"
-        kind, why = self._would_make(model, model.get("latest_version"))
+        ours = self._ours(model_id)  # in the catalog already: what it makes here is known
+        kind, why = (ours.kind, None) if ours else self._would_make(model, model.get("latest_version"))
         run_count = model.get("run_count")
         return CandidateOut(
             id=model_id,
             owner=owner,
             name=name,
             description=_str(model.get("description")),
-            url=_str(model.get("url")) or f"https://replicate.com/{model_id}",
+            url=_http(model.get("url")) or f"https://replicate.com/{model_id}",
             run_count=run_count if isinstance(run_count, int) else None,
-            cover_image_url=_str(model.get("cover_image_url")),
+            cover_image_url=_http(model.get("cover_image_url")),
             official=bool(model.get("is_official")),
             kind=kind,  # type: ignore[arg-type]
             why=why,
@@ -256,21 +268,19 @@ class ModelBrowser:
             "example_files": files,
             "version": _str(found.get("id")),
         }
-        try:
-            built = build_entry(model, found, requested_version=version)
-        except Unsupported as exc:
-            base.update(kind="unsupported", why=str(exc))
-            return PreviewOut(**base, **extra)
-        entry = built.entry
+        ours = self._ours(model_id) if version is None else None
+        if ours is not None:  # in the catalog: its inputs as they are used here
+            entry: dict[str, Any] = {k: getattr(ours, k) for k in ("kind", "version", *_SHOWN)}
+            notes: list[str] = []
+        else:
+            try:
+                built = build_entry(model, found, requested_version=version)
+            except Unsupported as exc:
+                base.update(kind="unsupported", why=str(exc))
+                return PreviewOut(**base, **extra)
+            entry, notes = built.entry, built.notes
         base.update(kind=entry["kind"], why=None)
-        extra.update(
-            version=entry["version"],
-            input_schema=entry["input_schema"],
-            defaults=entry["defaults"],
-            request_map=entry["request_map"],
-            media_inputs=entry["media_inputs"],
-            notes=built.notes,
-        )
+        extra.update({k: entry[k] for k in _SHOWN}, version=entry["version"], notes=notes)
         return PreviewOut(**base, **extra)
 
     # add, remove, list, refresh ---------------------------------------------------------------

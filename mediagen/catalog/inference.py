@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from mediagen.catalog.hardware import LIST_PRICES
 from mediagen.catalog.sync import schema_from_openapi
 from mediagen.vocabulary import Kind
 
@@ -46,6 +47,7 @@ EXTENSIONS: dict[str, str] = {
 # spectrogram image or a video model's thumbnail is a by-product.
 PRIORITY = ("video", "audio", "image")
 LABEL = "added from Replicate"
+ESTIMATE_SKU = "gpu-a100-large"  # what an added model's estimate assumes it runs on
 
 # Our request's named fields and the model input names each may stand for, first match wins.
 PROMPT_NAMES = (
@@ -276,6 +278,8 @@ def build_entry(
         del props[secret]
         notes.append(f"secret input {secret} left out")
 
+    for input_name, prop in props.items():  # a label for the form where upstream gives none
+        prop.setdefault("title", re.sub(r"[_-]+", " ", input_name).strip().capitalize() or input_name)
     prompt = _first(props, PROMPT_NAMES, ("string",))
     if prompt is None:
         raise Unsupported(
@@ -340,11 +344,7 @@ def build_entry(
         "label": LABEL,
         "official": by_endpoint,
         "version": None if by_endpoint else version_id,
-        "price": {
-            "usd": 0.0,
-            "per": "run",
-            "note": "unknown: Replicate's API lists no price for this model (see its page on replicate.com)",
-        },
+        "price": _price(example),
         "defaults": defaults,
         "request_map": request_map,
         "media_inputs": media_inputs,
@@ -364,6 +364,30 @@ def build_entry(
         },
     }
     return Built(entry, notes)
+
+
+def _price(example: Any) -> dict[str, Any]:
+    """An estimate per run from the default example's compute time at A100 prices: Replicate's
+    API says neither which hardware a model runs on nor what an official model charges. `basis`
+    says where the figure came from, so a caller can tell it from a price list's."""
+    metrics = example.get("metrics") if isinstance(example, Mapping) else None
+    seconds = metrics.get("predict_time") if isinstance(metrics, Mapping) else None
+    name, per_second = LIST_PRICES[ESTIMATE_SKU]
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+        usd = round(float(seconds) * per_second, 6)
+        return {
+            "usd": usd,
+            "per": "run",
+            "basis": "example",
+            "note": f"estimate: its example ran {seconds:g} s, ${usd:g} on an {name}; "
+            "Replicate's API gives neither its hardware nor its price",
+        }
+    return {
+        "usd": 0.0,
+        "per": "run",
+        "basis": "unknown",
+        "note": "unknown: Replicate's API gives neither its hardware nor its price (see replicate.com)",
+    }
 
 
 def _title(name: str, owner: str) -> str:

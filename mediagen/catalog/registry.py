@@ -268,9 +268,6 @@ class Catalog:
                     log.warning("could not read the added models: %s", exc)
             return self._added
 
-    def is_added(self, model_id: str) -> bool:
-        return model_id not in self.entries and model_id in self.added()
-
     @classmethod
     def load(
         cls, directory: Path = MODELS_DIR, overrides: Path | None = None, *, added: AddedSource | None = None
@@ -301,7 +298,7 @@ class Catalog:
         if found is not None or self._added_source is None:
             return found
         found = self.added().get(model_id)
-        if found is None:  # added a moment ago by another process? one cheap check says
+        if found is None and "/" in model_id:  # added a moment ago elsewhere? one cheap check says
             found = self.added(fresh=True).get(model_id)
         return found
 

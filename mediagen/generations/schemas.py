@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mediagen.campaigns.schemas import MAX_INT64, MIN_INT64, Ref, bounded_json
-from mediagen.vocabulary import Kind, ReviewStatus, Status
+from mediagen.vocabulary import MAX_ID, Kind, ReviewStatus, Status
 
 MAX_PROMPT = 2000
 MAX_URL = 64 * 1024  # an http(s) URL, or a small data: URL (larger files: POST /api/{kind}/upload)
@@ -17,7 +17,7 @@ MAX_PARAMETERS_BYTES = 64 * 1024
 MAX_WORD = 64  # formats, modes, ratios, versions
 
 Int64 = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
-AssetId = Annotated[int, Field(ge=1, le=MAX_INT64)]
+AssetId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Word = Annotated[str, Field(max_length=MAX_WORD)]
 Url = Annotated[str, Field(max_length=MAX_URL)]
 Parameters = Annotated[dict[str, Any], AfterValidator(bounded_json(MAX_PARAMETERS_BYTES))]

@@ -41,7 +41,7 @@ from mediagen.generations.zipstream import ZipMember, zip_blobs
 from mediagen.kits import schemas as ks
 from mediagen.kits.editing import checked, dump, edited, load, run_options, total_estimate
 from mediagen.kits.plan import Scene
-from mediagen.kits.planning import BriefFacts, Drafted, PlanningContext, draft_plan
+from mediagen.kits.planning import BriefFacts, PlanningContext, draft_plan
 from mediagen.kits.progress import FAILED, Made, made_for, overlaid, remaining
 from mediagen.kits.runner import KitRunner
 from mediagen.kits.tables import Plan
@@ -75,10 +75,12 @@ class KitService:
         self.runner = runner
 
     # drafting -----------------------------------------------------------------------------------
-    def _drafted(self, s: Session, brief: Brief) -> Drafted:
+    def _context(self, s: Session, brief: Brief) -> PlanningContext:
+        """What the planner reads, taken inside the session; the planner itself then runs outside
+        it (the LLM planner may wait a minute on Replicate, and must not hold a transaction)."""
         kinds = [str(k) for k in KINDS]
         available = {k: [m.id for m in self.router.models(k) if m.available] for k in kinds}
-        ctx = PlanningContext(
+        return PlanningContext(
             settings=self.settings,
             catalog=self.catalog,
             available=available,
@@ -86,13 +88,12 @@ class KitService:
             brief=BriefFacts.of(brief),
             brand=brand_of(s, brief.client_id),
         )
-        return draft_plan(ctx)
 
     def draft(self, principal: Principal, brief_id: str) -> ks.PlanOut:
         """A new plan for the brief, drafted by the planner the settings name, saved as a draft."""
         with self.db.read() as s:
-            brief = self._brief(s, principal, brief_id)
-            drafted = self._drafted(s, brief)
+            context = self._context(s, self._brief(s, principal, brief_id))
+        drafted = draft_plan(context)
         doc = checked(drafted.document, self.catalog)
         with self.db.write() as s:
             brief = self._brief(s, principal, brief_id)
@@ -352,7 +353,10 @@ class KitService:
             plan = s.scalars(
                 select(Plan).where(Plan.brief_id == brief_id).order_by(Plan.created_at.desc(), Plan.id.desc())
             ).first()
-            doc = load(plan.document) if plan is not None else self._drafted(s, brief).document
+            document = load(plan.document) if plan is not None else None
+            context = self._context(s, brief) if plan is None else None
+        doc = draft_plan(context).document if context is not None else document
+        assert doc is not None  # a plan's document, or a fresh draft
         if not doc.scenes:
             raise invalid("brief_id", f"brief {brief_id!r}'s plan has no scenes")
         visual = next((d for d in doc.deliverables if d.kind == "image"), None)

@@ -117,7 +117,9 @@ def input_rows(preview: PreviewOut) -> list[dict[str, Any]]:
     """The inputs of the schema, in its order, as the page's table shows them."""
     props: dict[str, Any] = preview.input_schema.get("properties") or {}
     required = set(preview.input_schema.get("required") or [])
-    mapped = {target: field for field, target in preview.request_map.items()}
+    mapped: dict[str, list[str]] = {}
+    for field, target in sorted(preview.request_map.items()):
+        mapped.setdefault(target, []).append(field)
     rows = []
     for name, prop in props.items():
         types = prop.get("type")
@@ -130,14 +132,18 @@ def input_rows(preview: PreviewOut) -> list[dict[str, Any]]:
                 "name": name,
                 "type": " or ".join(str(t) for t in types) or "any",
                 "enum": prop.get("enum"),
-                "default": preview.defaults.get(name, prop.get("default")),
+                "default": _shown_default(preview.defaults.get(name, prop.get("default"))),
                 "limits": ", ".join(limits),
                 "description": prop.get("description") or prop.get("title") or "",
                 "required": name in required,
-                "field": mapped.get(name),
+                "fields": mapped.get(name, []),
             }
         )
     return rows
+
+
+def _shown_default(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 @router.get("/models/replicate/{owner}/{name}", response_class=HTMLResponse)

@@ -124,7 +124,7 @@ def test_the_get_form_answers_the_same_zip(world: World) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        (lambda w: {"items": [{"kind": "audio", "id": 9_000_000_001}]}, 404, "items[0]"),
+        (lambda w: {"items": [{"kind": "audio", "id": 2_000_000_001}]}, 404, "items[0]"),
         (lambda w: {"items": [{"kind": "audio", "id": w.ids["image"]}]}, 404, "items[0]"),  # wrong kind
         (lambda w: {"items": [items(w)[0], {"kind": "audio", "id": w.ids["pending"]}]}, 409, "items[1]"),
         (lambda w: {"items": []}, 422, "items"),
@@ -143,7 +143,7 @@ def test_a_limited_caller_gets_a_404_for_an_asset_it_cannot_see(world: World) ->
         email="m@example.com", password="correct horse battery", role="member", clients=["acme"]
     )
     _, token = world.services.auth.create_key(user_id=user.id, name="m")
-    theirs, nothing = world.ids["globex"], 9_000_000_001
+    theirs, nothing = world.ids["globex"], 2_000_000_001
     answers = [
         world.api.get("/api/downloads", params={"items": f"image:{i}"}, headers={"X-API-Key": token})
         for i in (theirs, nothing)

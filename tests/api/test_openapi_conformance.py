@@ -86,4 +86,9 @@ def _database() -> Iterator[None]:
 def test_every_operation_conforms_to_the_document(case: Any) -> None:
     if case.path == "/api/events":  # a live stream never ends by itself: bound it (`max_seconds`)
         case.query = {**(case.query or {}), "max_seconds": 0.05}
-    case.call_and_validate(headers={"X-API-Key": KEY["admin"]}, checks=CHECKS)
+    checks = CHECKS
+    if case.path.startswith("/api/models/replicate"):
+        # The model browser without REPLICATE_API_TOKEN (none here) answers its documented 503;
+        # tests/api/test_model_browser.py runs it against the fake Replicate.
+        checks = [c for c in CHECKS if c is not not_a_server_error]
+    case.call_and_validate(headers={"X-API-Key": KEY["admin"]}, checks=checks)

@@ -71,7 +71,7 @@ SHARED_IDEMPOTENCY_KEY = "shared-idem-0001"
 MISSING_CLIENT = "nope-client"
 MISSING_CAMPAIGN = "nope-campaign"
 MISSING_BRIEF = "nope-brief"
-MISSING_ASSET = 9_000_000_001
+MISSING_ASSET = 2_000_000_001
 MISSING_KEY = "ffffffffffffffff"
 MISSING_BLOB = "0" * 64
 
@@ -1199,6 +1199,10 @@ UNSCOPED: dict[tuple[str, str], str] = {
     ("GET", "/health"): "liveness; no key, no records",
     ("GET", "/api/models"): "the model catalog is the same for every client",
     ("GET", "/api/models/{owner}/{name}"): "the model catalog is the same for every client",
+    ("GET", "/api/models/replicate/search"): "Replicate's public models, the same for every client",
+    ("GET", "/api/models/replicate/{owner}/{name}"): "a public Replicate model, the same for every client",
+    ("POST", "/api/models/replicate"): "the model catalog is the same for every client (admins only)",
+    ("DELETE", "/api/models/{owner}/{name}"): "the model catalog is the same for every client (admins only)",
     ("GET", "/api/me"): "the caller's own identity",
     ("POST", "/api/me/password"): "the caller's own password",
     ("POST", "/api/webhooks/replicate"): "signed by the provider; names no record in its path",
@@ -1600,6 +1604,7 @@ WEB_LISTS: dict[tuple[str, str], list[str]] = {
         for info in KINDS.values()
     },
     ("GET", "/account"): ["/account"],
+    ("GET", "/models"): ["/models"],
 }
 # A review link's page and what it loads: scoped by the token in the path, not by a tenant's
 # caller (tests/studio/test_shares.py probes that a token reaches exactly what was shared).
@@ -1622,6 +1627,9 @@ WEB_UNSCOPED: dict[tuple[str, str], str] = {
     ("POST", "/logout"): "signing out",
     ("POST", "/account/password"): "the caller's own password",
     ("POST", "/account/sessions/end-others"): "the caller's own sessions",
+    ("GET", "/models/replicate/{owner}/{name}"): "a public Replicate model, the same for every client",
+    ("POST", "/models/add"): "the model catalog is the same for every client (admins only)",
+    ("POST", "/models/{owner}/{name}/remove"): "the model catalog is the same for every client (admins only)",
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 from mediagen.auth.service import Principal
 from mediagen.catalog.added import AddedModels
 from mediagen.catalog.browse import ModelBrowser
+from mediagen.catalog.hardware import LIST_PRICES
 from mediagen.catalog.inference import Unsupported, build_entry, infer_kind, kind_of_url
 from mediagen.catalog.registry import Catalog, ModelEntry
 from mediagen.catalog.sync import sync_models
@@ -39,6 +40,7 @@ GPT_IMAGE = "openai/gpt-image-1"  # official, with a secret input
 HAILUO = "minimax/video-01"  # official video with a first-frame image input
 WHISPER = "openai/whisper"  # speech to text: structured output, no files
 QUICK = Script(start_after=0.0, run_for=0.05)
+A100 = LIST_PRICES["gpu-a100-large"][1]
 
 
 @pytest.fixture
@@ -96,6 +98,9 @@ def test_a_community_music_model_becomes_an_entry_the_form_and_pipeline_can_use(
     # Upstream defaults are pinned, except the prompt's, the seed's and a media input's.
     assert entry["defaults"] == {"lyrics": "[inst]", "duration": 60, "scheduler": "euler"}
     assert entry["source"]["example"]["files"] == [fake.example_url(fake.models[ACE])]
+    assert props["scheduler"]["title"] == "Scheduler"  # upstream gave the enum a title, not the input
+    # No price from Replicate's API: its example's 4 s at A100 prices, marked as such.
+    assert entry["price"]["usd"] == pytest.approx(4.0 * A100) and entry["price"]["basis"] == "example"
     ModelEntry(**{k: v for k, v in entry.items() if k != "source"})  # a valid catalog entry
 
 
@@ -296,6 +301,7 @@ def test_an_added_community_model_generates_on_its_pinned_version(
     req = GenerateRequest(prompt="lofi piano, rain", model=ACE, duration=20, seed=7)
     row, created = services.generations.create(admin, "audio", req)
     assert created and row.model_id == ACE and row.engine == "replicate"
+    assert row.cost_usd == pytest.approx(4.0 * A100)  # the estimate from its example run
     (create,) = fake.create_requests
     assert create.path == "/v1/predictions"
     assert create.json["version"] == fake.models[ACE].versions[0]
@@ -416,6 +422,8 @@ def test_search_results_say_what_each_model_would_be(
     by_id = {m.id: m for m in found.models}
     assert by_id[ACE].kind == "audio" and by_id[ACE].in_catalog == "added"
     assert by_id["meta/musicgen"].in_catalog == "built-in"
+    # A packaged model is what the catalog says it is (riffusion's prompt_a is no prompt to us).
+    assert (by_id["riffusion/riffusion"].kind, by_id["riffusion/riffusion"].why) == ("audio", None)
     assert by_id["google/lyria-2"].kind == "audio" and by_id["google/lyria-2"].in_catalog is None
     # The matching collection's models join the results, marked with it.
     assert "ai-music-generation" in by_id["stackadoc/stable-audio-open-1.0"].collections

@@ -12,6 +12,14 @@ a plain attribute or a small method on `FakeReplicate`; everything the fake rece
         ...
         assert len(fake.create_requests) == 2 and len(fake.predictions) == 1
 
+Besides predictions it answers what the model browser and the planner read: `GET /v1/search`
+(models with their latest version's schema and default example, and the matching collections,
+as the v2 SDK's SearchResponse), `GET /v1/collections[/{slug}]`, `GET /v1/hardware` (SKUs, no
+prices), each model's cover and example files, and more public models than the catalog packages
+(`EXTRA_MODELS`), among them the text model `meta/meta-llama-3-8b-instruct` (official; its output
+is a list of string tokens, `x-cog-array-type: iterator`), whose answer a test scripts with
+`fake.scripts[LLM_MODEL] = Script(output=lambda prediction: ["tok", "ens"])`.
+
 Predictions move by the clock (`time.time()` plus `advance()`d seconds) rather than by calls, as
 real ones do: a background ticker advances them and sends webhooks; GETs also advance first, so
 a poll always sees the state its timestamp implies.
@@ -492,7 +500,7 @@ EXTRA_MODELS: tuple[FakeModel, ...] = (
         official=False,
         kind="other",
         versions=[_hex_version("whisper")],
-        output="object",
+        output="text",  # what a run returns here; its schema (below) says an object of text
         description="Convert speech in audio to text",
         run_count=120_000_000,
         tags=("speech", "audio", "speech-to-text", "transcription"),

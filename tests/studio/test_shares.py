@@ -38,7 +38,7 @@ from tests.generations.conftest import migrate
 
 PASSWORD = "correct horse battery"
 ORIGIN = {"Origin": "http://testserver"}
-MISSING = 9_000_000_001
+MISSING = 2_000_000_001
 ROUTES = ("data", "waveform", "thumbnail", "poster")
 TG = "tg_sharedgroup01"  # used by an acme take group *and* a globex asset
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
-from mediagen.api.limits import MAX_INT64, GenId
+from mediagen.api.limits import GenId
 from mediagen.generations.presenters import asset_json, iso
 from mediagen.generations.schemas import GenerationOut
 from mediagen.services import Services
@@ -29,7 +29,7 @@ from mediagen.studio.schemas import (
     HistoryOut,
 )
 from mediagen.studio.tables import Comment, ReviewEvent
-from mediagen.vocabulary import KINDS, KindInfo
+from mediagen.vocabulary import KINDS, MAX_ID, KindInfo
 
 router = APIRouter(responses=ERROR_RESPONSES)
 _T = TypeVar("_T")
@@ -37,7 +37,7 @@ _T = TypeVar("_T")
 # A body FastAPI does not require, so a bad id in the path is reported as such (422 naming it)
 # rather than hidden behind "a JSON body is required"; the service then says what is missing.
 OptionalBody = Annotated[_T | None, Body()]
-CommentId = Annotated[int, Path(ge=1, le=MAX_INT64, description="The comment's id")]
+CommentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The comment's id")]
 
 
 def item_json(services: Services, principal: Any, row: Any, info: KindInfo) -> dict[str, Any]:

@@ -26,12 +26,11 @@ from fastapi.routing import APIRoute
 
 from mediagen.api.deps import ServicesDep, services_of
 from mediagen.api.errors import error_response
-from mediagen.api.limits import MAX_INT64
 from mediagen.api.media import blob_response
 from mediagen.errors import MediagenError, NotFound
 from mediagen.studio.share_schemas import ReviewerComment, ReviewerVerdict
 from mediagen.studio.shares import ShareGone, comment_json
-from mediagen.vocabulary import KINDS, Kind, ReviewStatus, Status
+from mediagen.vocabulary import KINDS, MAX_ID, Kind, ReviewStatus, Status
 
 # The token is in the URL: nothing served under it may pass it on, or be indexed.
 SHARE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
@@ -42,7 +41,7 @@ DERIVED = ("waveform", "thumbnail", "poster")
 
 # Unbounded here: a token of the wrong length is an unknown link (404), like any other.
 Token = Annotated[str, Path()]
-AssetId = Annotated[int, Path(ge=1, le=MAX_INT64)]
+AssetId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _origin(url: str) -> str:

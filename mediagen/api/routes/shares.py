@@ -9,13 +9,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
-from mediagen.api.limits import MAX_INT64, IdFilter, Limit, Offset
+from mediagen.api.limits import IdFilter, Limit, Offset
 from mediagen.studio.share_schemas import ShareCreate, ShareCreated, ShareList
-from mediagen.vocabulary import Kind
+from mediagen.vocabulary import MAX_ID, Kind
 
 router = APIRouter(prefix="/api/shares", tags=["shares"], responses=ERROR_RESPONSES)
 
-ShareId = Annotated[int, Path(ge=1, le=MAX_INT64, description="The link's id")]
+ShareId = Annotated[int, Path(ge=1, le=MAX_ID, description="The link's id")]
 TARGET_MISSING: dict[int | str, dict[str, Any]] = {
     404: {
         "model": ErrorOut,
@@ -41,7 +41,7 @@ def list_shares(
     campaign_id: IdFilter = None,
     kind: Annotated[Kind | None, Query(description="With `id`: links to this one asset")] = None,
     asset_id: Annotated[
-        int | None, Query(alias="id", ge=1, le=MAX_INT64, description="With `kind`: links to this asset")
+        int | None, Query(alias="id", ge=1, le=MAX_ID, description="With `kind`: links to this asset")
     ] = None,
     take_group: Annotated[str | None, Query(max_length=32, description="Links to this take group")] = None,
     active: Annotated[

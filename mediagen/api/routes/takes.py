@@ -11,13 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediagen.api.deps import PrincipalDep, ServicesDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
-from mediagen.api.limits import MAX_INT64
 from mediagen.generations.presenters import asset_json
 from mediagen.generations.schemas import GenerationOut
 from mediagen.generations.tables import Generation
 from mediagen.generations.takes import TAKE_GROUP_PATTERN, winner_of
 from mediagen.services import Services
-from mediagen.vocabulary import KINDS, Kind
+from mediagen.vocabulary import KINDS, MAX_ID, Kind
 
 router = APIRouter(prefix="/api/takes", tags=["takes"], responses=ERROR_RESPONSES)
 
@@ -38,7 +37,7 @@ class TakeGroupOut(BaseModel):
 class WinnerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: int = Field(ge=1, le=MAX_INT64, description="The take that wins")
+    id: int = Field(ge=1, le=MAX_ID, description="The take that wins")
 
 
 def _group_json(services: Services, take_group: str, rows: list[Generation]) -> JSONResponse:

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from mediagen.api.deps import ServicesDep
 from mediagen.api.errors import ErrorOut
-from mediagen.api.limits import MAX_INT64, MAX_WEBHOOK_BYTES, GenId
+from mediagen.api.limits import MAX_WEBHOOK_BYTES, GenId
 from mediagen.errors import PayloadTooLarge
+from mediagen.vocabulary import MAX_ID
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not a prediction"},
@@ -49,7 +50,7 @@ async def replicate_webhook(
     request: Request,
     services: ServicesDep,
     gen: Annotated[
-        int | None, Query(ge=1, le=MAX_INT64, description="The generation the prediction was made for")
+        int | None, Query(ge=1, le=MAX_ID, description="The generation the prediction was made for")
     ] = None,
 ) -> dict[str, str]:
     """Prediction events from Replicate (start, completed); idempotent and order-safe."""
