@@ -162,6 +162,8 @@ def actual_cost(
         if usd is None or predict_time is None:
             return None
         return round(max(0.0, predict_time) * usd, 6)
-    if entry.official:
+    if entry.official and not entry.price.get("basis"):
+        # A catalog price that is our guess (`basis`: a model added from Replicate, priced from an
+        # example run or not at all) is no bill: the actual cost stays unknown.
         return entry.estimate_cost(inputs)
     return None

@@ -66,10 +66,13 @@ def fmt_size(n: int | None) -> str:
 
 def fmt_price(price: Mapping[str, Any] | None) -> str:
     usd = float((price or {}).get("usd", 0.0))
+    basis = (price or {}).get("basis")  # models added from Replicate: our guess, or none
+    if basis == "unknown":
+        return "Price unknown"
     if usd == 0:
         return "Free"
     per = (price or {}).get("per", "run")
-    return f"${usd:g} per {per}"
+    return f"about ${usd:g} per {per} (from an example run)" if basis else f"${usd:g} per {per}"
 
 
 def fmt_usd(value: float | None) -> str:

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import LiveServer, make_server
 
+pytestmark = pytest.mark.slow  # a `mediagen serve` child process
+
 BRIEF = {
     "id": "sunny",
     "title": "Sunny launch",

@@ -1530,6 +1530,22 @@ WEB_TARGETED: dict[tuple[str, str], Builder] = {
         for gen_id in sorted(w.globex.assets[Kind(kind)].values())
     ],
     ("GET", "/clients/{client_id}"): _record_page("GET", "/clients/{}", "client", MISSING_CLIENT),
+    # The brand editor and its "remove": a globex client's brand is neither set nor cleared.
+    ("POST", "/clients/{client_id}/brand"): _record_page(
+        "POST",
+        "/clients/{}/brand",
+        "client",
+        MISSING_CLIENT,
+        "/api/clients/{}",
+        data={"style_keywords": "pwned"},
+    ),
+    ("POST", "/clients/{client_id}/brand/clear"): _record_page(
+        "POST", "/clients/{}/brand/clear", "client", MISSING_CLIENT, "/api/clients/{}", data={}
+    ),
+    ("GET", "/briefs/{brief_id}"): _record_page("GET", "/briefs/{}", "brief", MISSING_BRIEF),
+    ("POST", "/briefs/{brief_id}"): _record_page(
+        "POST", "/briefs/{}", "brief", MISSING_BRIEF, "/api/briefs/{}", data={"title": "pwned"}
+    ),
     ("POST", "/clients/{client_id}"): _record_page(
         "POST", "/clients/{}", "client", MISSING_CLIENT, "/api/clients/{}", data={"name": "pwned"}
     ),

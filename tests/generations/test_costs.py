@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mediagen.auth.service import Principal
-from mediagen.catalog.hardware import LIST_PRICES, hardware_path, load_hardware, refresh_hardware
+from mediagen.catalog.hardware import LIST_PRICES, actual_cost, hardware_path, load_hardware, refresh_hardware
 from mediagen.catalog.registry import Catalog
 from mediagen.catalog.sync import sync_hardware
 from mediagen.config import Settings
@@ -207,3 +207,15 @@ def test_models_sync_refreshes_the_skus_and_names_the_unpriced(
     catalog = Catalog.load(overrides=settings.data_dir / "catalog")
     assert catalog.hardware.unpriced() == ["gpu-b200"]
     assert catalog.hardware.price("gpu-a100-large") == pytest.approx(A100)
+
+
+def test_a_guessed_price_is_no_bill() -> None:
+    """A model added from Replicate is priced from an example run (or not at all): that guess is
+    its estimate, never its actual cost, even where an official model's price would be."""
+    catalog = Catalog.load()
+    official = next(e for e in catalog.list() if e.official and e.price.get("usd"))
+    table = load_hardware(None)
+    assert actual_cost(official, {}, 3.0, table) == official.estimate_cost({})
+    guessed = dataclasses.replace(official, price={**official.price, "basis": "example"})
+    assert actual_cost(guessed, {}, 3.0, table) is None
+    assert guessed.estimate_cost({}) == official.estimate_cost({}) > 0
