@@ -121,11 +121,29 @@ def _strip(text: str, phrases: Iterable[str]) -> tuple[str, list[str]]:
     for phrase in phrases:
         if not phrase.strip():
             continue
-        # The comma after a removed word goes with it: "a dark, calm sea" -> "a calm sea".
-        text, count = _word_pattern(phrase, r"\s*[,;]?").subn(" ", text)
+        # The comma after a removed word goes with it: "a dark, calm sea" -> "a calm sea"; an
+        # article before it is marked, to agree with the word that now follows it.
+        pattern = re.compile(
+            r"(?:(?<!\w)(an?)\s+)?" + _word_pattern(phrase, r"\s*[,;]?").pattern, re.IGNORECASE
+        )
+        text, count = pattern.subn(lambda m: f" {_ARTICLE}{m[1]} " if m[1] else " ", text)
         if count:
             found.append(phrase)
-    return _tidy(text), found
+    return _tidy(_articles(text)), found
+
+
+_ARTICLE = "\x00"  # marks an article whose noun phrase lost a word
+
+
+def _articles(text: str) -> str:
+    """ "a alley" -> "an alley" and "an red door" -> "a red door", only where a word was removed."""
+
+    def agree(m: re.Match[str]) -> str:
+        article = "an" if m[2][0].lower() in "aeiou" else "a"
+        return (article.capitalize() if m[1][0].isupper() else article) + " " + m[2]
+
+    text = re.sub(_ARTICLE + r"(an?)\s+(\w)", agree, text, flags=re.IGNORECASE)
+    return text.replace(_ARTICLE, "")
 
 
 def _tidy(text: str) -> str:

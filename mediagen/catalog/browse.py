@@ -33,6 +33,7 @@ from mediagen.catalog.browse_schemas import (
 from mediagen.catalog.inference import Built, Unsupported, build_entry, example_files, infer_kind, kind_of_url
 from mediagen.catalog.registry import Catalog, ModelEntry
 from mediagen.config import Settings
+from mediagen.engines.replicate_wire import api_client
 from mediagen.errors import Conflict, Forbidden, NotFound, Unavailable, invalid
 
 __all__ = ["ModelBrowser", "ReplicateReader"]
@@ -51,17 +52,7 @@ class ReplicateReader:
     """Read-only calls to Replicate's HTTP API, failures as domain errors a person can act on."""
 
     def __init__(self, token: str, base_url: str, transport: httpx.BaseTransport | None = None) -> None:
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
-            timeout=TIMEOUT,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": "mediagen (+replicate-http)",
-                "Accept": "application/json",
-            },
-            transport=transport,
-            trust_env=True,
-        )
+        self._client = api_client(token, base_url, timeout=TIMEOUT, transport=transport)
 
     def __enter__(self) -> ReplicateReader:
         return self

@@ -69,6 +69,7 @@ from mediagen.engines.replicate_wire import (
     SECRET_REFETCH_INTERVAL_S,
     WEBHOOK_EVENTS,
     Transient,
+    api_client,
     error_from_response,
     iso_time,
     split_model,
@@ -132,17 +133,7 @@ class ReplicateEngine(BaseEngine):
         self._retry_budget_s = retry_budget_s
         self._recovery_window_s = recovery_window_s
         self._recovery_pages = recovery_pages
-        self._client = httpx.Client(
-            base_url=self._base_url + "/",
-            timeout=timeout,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": "mediagen (+replicate-http)",
-                "Accept": "application/json",
-            },
-            transport=transport,
-            trust_env=True,
-        )
+        self._client = api_client(token, self._base_url, timeout=timeout, transport=transport)
         self._lock = threading.Lock()
         self._claimed: deque[str] = deque(maxlen=10_000)  # prediction ids already handed out
         self._secret: str | None = None

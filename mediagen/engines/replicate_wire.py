@@ -28,6 +28,29 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.U
 SECRET_REFETCH_INTERVAL_S = 300.0
 
 
+def api_client(
+    token: str,
+    base_url: str,
+    *,
+    timeout: httpx.Timeout | None = DEFAULT_TIMEOUT,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """An HTTP client for Replicate's API as every caller here speaks to it (the engine, the
+    model browser, the planner's language model): the token, our User-Agent, JSON, proxies from
+    the environment."""
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/",
+        timeout=timeout,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "User-Agent": "mediagen (+replicate-http)",
+            "Accept": "application/json",
+        },
+        transport=transport,
+        trust_env=True,
+    )
+
+
 def state_from_prediction(payload: Mapping[str, Any], *, main_key: str | None = None) -> State:
     """Read a prediction object (GET response or webhook body) into a State. Pure; never raises.
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from mediagen.engines.base import EngineError
-from mediagen.engines.replicate_wire import error_from_response, split_model
+from mediagen.engines.replicate_wire import api_client, error_from_response, split_model
 
 POLL_INTERVAL_S = 0.5
 MAX_PREFER_WAIT_S = 60  # Replicate holds a create open at most this long
@@ -65,16 +65,7 @@ class ReplicateText:
     ) -> None:
         self._clock = clock
         self._sleep = sleep
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": "mediagen (+replicate-http)",
-                "Accept": "application/json",
-            },
-            transport=transport,
-            trust_env=True,
-        )
+        self._client = api_client(token, base_url, transport=transport)
 
     def close(self) -> None:
         self._client.close()

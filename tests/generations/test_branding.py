@@ -103,6 +103,18 @@ def test_avoid_words_go_as_whole_words_and_never_as_no_x() -> None:
     assert dark.prompt_sent == "sea, #00008b colour palette"
 
 
+def test_an_article_agrees_with_the_word_that_follows_a_removed_one() -> None:
+    brand = Brand.model_validate({"avoid": ["dark", "red"]})
+
+    def sent(prompt: str) -> str:
+        return apply_brand(brand, prompt, "image", negative_input=False).prompt_sent
+
+    assert sent("a dark alley") == "an alley"
+    assert sent("An dark, moody evening") == "A moody evening"
+    assert sent("a red door by a dark, calm sea") == "a door by a calm sea"
+    assert sent("a unicorn in an old red barn") == "a unicorn in an old barn"  # untouched articles stay
+
+
 def test_the_same_brand_and_prompt_always_give_the_same_text() -> None:
     brand = Brand.model_validate(ACME)
     first, *more = [apply_brand(brand, "a calm sea at dusk", "video", negative_input=True) for _ in range(3)]
@@ -164,7 +176,7 @@ def test_brand_false_sends_the_prompt_as_typed_and_a_retry_keeps_it_off(
     branded, _ = services.generations.create(
         admin, "image", GenerateRequest(prompt="a dark alley", client_id="acme")
     )
-    assert branded.prompt_sent == "a alley, bold, sunny style, orange and navy colour palette"
+    assert branded.prompt_sent == "an alley, bold, sunny style, orange and navy colour palette"
     retried = services.generations.retry(admin, "image", branded.id)
     assert (retried.prompt, retried.prompt_sent) == (branded.prompt, branded.prompt_sent)
 
@@ -330,4 +342,4 @@ def test_the_cli_sends_no_brand_and_override_budget(live_server: LiveServer, tmp
         on = api.get(f"/api/images/{ids['on']}").json()
     assert off["prompt_sent"] == "a dark alley" and off["brand_applied"] == []
     assert on["prompt"] == "a dark alley"
-    assert on["prompt_sent"] == "a alley, bold, sunny style, orange and navy colour palette"
+    assert on["prompt_sent"] == "an alley, bold, sunny style, orange and navy colour palette"

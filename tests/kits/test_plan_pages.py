@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediagen.campaigns import schemas as sc
-from tests.web.page_kit import PASSWORD, PageWorld, page_world
+from tests.web.page_kit import PASSWORD, PageWorld, csrf_of, page_world, signed_in
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +26,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> PageWorld:
     return w
 
 
-def csrf_of(html: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
-    assert m
-    return m.group(1)
-
-
 @pytest.fixture(scope="module")
 def browser(world: PageWorld) -> Iterator[TestClient]:
-    with TestClient(world.app) as client:
-        token = csrf_of(client.get("/login").text)
-        form = {"email": "admin@example.com", "password": PASSWORD, "csrf_token": token}
-        assert client.post("/login", data=form, follow_redirects=False).status_code == 303
+    with signed_in(world.app) as client:
         yield client
 
 

@@ -3,11 +3,13 @@ most of them start from (an admin, a user limited to globex, clients acme and gl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from mediagen.app import create_app
 from mediagen.auth.service import Principal
@@ -48,3 +50,20 @@ def page_world(
             admin, sc.CampaignCreate(id="spring", client_id="acme", name="Spring Launch")
         )
     return PageWorld(app, services, admin)
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page carries (every form posts it back)."""
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert m, "page has no csrf meta tag"
+    return m.group(1)
+
+
+def signed_in(app: Any, email: str = "admin@example.com", password: str = PASSWORD) -> TestClient:
+    """A browser-like client of `app`, signed in through the login form."""
+    client = TestClient(app, base_url="http://testserver")
+    token = csrf_of(client.get("/login").text)
+    form = {"email": email, "password": password, "csrf_token": token}
+    r = client.post("/login", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return client

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from mediagen.campaigns import schemas as sc
 from mediagen.generations.tables import Generation
 from mediagen.services import Services
-from tests.web.page_kit import PASSWORD, PageWorld, page_world
+from tests.web.page_kit import PageWorld, csrf_of, page_world, signed_in
 
 
 @pytest.fixture(scope="module")
@@ -26,25 +26,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageWorld]:
     made.services.db.dispose()
 
 
-def csrf_of(page: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-    assert m, "page has no csrf meta tag"
-    return m.group(1)
-
-
-def signed_in(world: PageWorld, email: str = "admin@example.com") -> TestClient:
-    client = TestClient(world.app, base_url="http://testserver")
-    token = csrf_of(client.get("/login").text)
-    r = client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, follow_redirects=False
-    )
-    assert r.status_code == 303, r.text
-    return client
-
-
 @pytest.fixture
 def admin_client(world: PageWorld) -> Iterator[TestClient]:
-    with signed_in(world) as c:
+    with signed_in(world.app) as c:
         yield c
 
 
@@ -159,7 +143,7 @@ def test_another_clients_logo_is_refused(world: PageWorld, admin_client: TestCli
 
 
 def test_limited_user_cannot_reach_another_clients_brand(world: PageWorld) -> None:
-    with signed_in(world, "limited@example.com") as c:
+    with signed_in(world.app, "limited@example.com") as c:
         assert c.get("/clients/acme").status_code == 404
         assert post(c, "/clients/acme/brand", BRAND_FORM).status_code == 404
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mediagen.app import create_app
 from mediagen.config import Settings
 from mediagen.db.migrate import upgrade
 from mediagen.services import Services
 from tests.fakes.replicate_server import FakeReplicate
-from tests.web.page_kit import PASSWORD
+from tests.web.page_kit import PASSWORD, csrf_of, signed_in
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -55,22 +54,6 @@ def app(fake: FakeReplicate, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )
     yield made
     made.state.services.db.dispose()
-
-
-def csrf_of(page: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-    assert m, "page has no csrf meta tag"
-    return m.group(1)
-
-
-def signed_in(app: Any, email: str) -> TestClient:
-    client = TestClient(app, base_url="http://testserver")
-    token = csrf_of(client.get("/login").text)
-    r = client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, follow_redirects=False
-    )
-    assert r.status_code == 303, r.text
-    return client
 
 
 def text_of(page: str) -> str:

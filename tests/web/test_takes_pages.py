@@ -28,7 +28,7 @@ from mediagen.generations.schemas import GenerateRequest
 from mediagen.services import Services
 from mediagen.web.keys import seal, unseal
 from mediagen.web.prefill import track_uses
-from tests.web.page_kit import PASSWORD, page_world
+from tests.web.page_kit import csrf_of, page_world, signed_in
 
 
 # fixtures -----------------------------------------------------------------------------------
@@ -61,25 +61,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     services.db.dispose()
 
 
-def csrf_of(page: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-    assert m, "page has no csrf meta tag"
-    return m.group(1)
-
-
-def signed_in(studio: Studio, email: str = "admin@example.com") -> TestClient:
-    client = TestClient(studio.app, base_url="http://testserver")
-    token = csrf_of(client.get("/login").text)
-    r = client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, follow_redirects=False
-    )
-    assert r.status_code == 303, r.text
-    return client
-
-
 @pytest.fixture
 def admin_client(studio: Studio) -> Iterator[TestClient]:
-    with signed_in(studio) as c:
+    with signed_in(studio.app) as c:
         yield c
 
 
@@ -129,11 +113,11 @@ def test_compare_page_shows_every_take_with_its_seed_status_and_pick(
 def test_another_tenants_group_and_names_that_are_no_group_are_not_found(studio: Studio) -> None:
     ids = studio.takes(n=2, client_id="acme")
     group = studio.group_of(ids[0])
-    with signed_in(studio, "limited@example.com") as c:
+    with signed_in(studio.app, "limited@example.com") as c:
         r = c.get(f"/takes/{group}")
         assert r.status_code == 404 and "text/html" in r.headers["content-type"]
         assert group not in r.text and "calm piano" not in r.text
-    with signed_in(studio) as c:
+    with signed_in(studio.app) as c:
         for path in ("/takes/tg_0000000000000000", "/takes/not-a-group", f"/takes/{'tg_' + 'x' * 40}"):
             r = c.get(path)
             assert r.status_code == 404 and "Not found" in r.text, path
@@ -185,7 +169,7 @@ def test_edit_and_rerun_fills_in_model_prompt_every_parameter_seed_and_filing(
 def test_the_form_starts_only_from_assets_the_user_can_see(studio: Studio) -> None:
     [acme_track] = studio.takes(n=1, client_id="acme")
     [acme_image] = studio.takes(kind="image", n=1, client_id="acme")
-    with signed_in(studio, "limited@example.com") as c:
+    with signed_in(studio.app, "limited@example.com") as c:
         for path in (
             f"/generate/music?from=audio:{acme_track}",
             f"/generate/videos?image_id={acme_image}",
@@ -275,7 +259,7 @@ def test_unknown_addresses_are_a_page_for_browsers_and_json_for_the_api(studio: 
             assert r.status_code == 404 and r.json() == {"detail": "Not Found"}, path
         r = anonymous.get("/static/missing.js", headers={"Accept": "*/*"})
         assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
-    with signed_in(studio) as c:
+    with signed_in(studio.app) as c:
         r = c.get("/campaignz", headers=browser)
         assert (
             r.status_code == 404 and "Back to the music gallery" in r.text and "admin@example.com" in r.text
@@ -284,7 +268,7 @@ def test_unknown_addresses_are_a_page_for_browsers_and_json_for_the_api(studio: 
 
 # API keys: Post/Redirect/Get ----------------------------------------------------------------
 def test_a_new_key_redirects_then_shows_its_token_once(studio: Studio) -> None:
-    with signed_in(studio) as c:
+    with signed_in(studio.app) as c:
         csrf = csrf_of(c.get("/keys").text)
         r = c.post("/keys", data={"csrf_token": csrf, "name": "prg key"}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/keys"
