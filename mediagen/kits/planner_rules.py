@@ -159,6 +159,18 @@ def scene_purposes(brief: BriefFacts, total: float, scenes: tuple[int, int]) -> 
     return out
 
 
+def _mid_sentence(text: str) -> str:
+    """A sentence of the brief set inside ours: "A bright drink" -> "a bright drink". Only a
+    common opening word is lowered; a name ("Acme") or a word in capitals keeps its case."""
+    first, sep, rest = text.partition(" ")
+    if first.lower() in _OPENERS and first[:1].isupper() and (len(first) == 1 or first[1:].islower()):
+        return first.lower() + sep + rest
+    return text
+
+
+_OPENERS = frozenset({"a", "an", "the", "our", "your", "this", "these", "every", "each", "some", "new"})
+
+
 def _audience(brief: BriefFacts) -> str:
     parts = []
     if brief.audience:
@@ -178,9 +190,9 @@ def rule_scenes(brief: BriefFacts, brand: Brand | None, shape: Outline) -> list[
         if purpose == "hook":
             lead = f"Opening hook: {subject}"
         elif purpose == "message":
-            lead = f"Scene showing {subject}"
+            lead = f"Scene showing {_mid_sentence(subject)}"
         elif purpose == "product":
-            lead = f"Product hero shot featuring {subject}"
+            lead = f"Product hero shot featuring {_mid_sentence(subject)}"
         elif purpose == "lifestyle":
             lead = f"Lifestyle moment: {subject}"
         else:

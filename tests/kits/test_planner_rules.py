@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -104,6 +105,13 @@ def test_scene_purposes_follow_the_brief() -> None:
         "call to action",
     ]
     assert bare.note is not None and "names no channel" in bare.note
+    # A sentence set inside a prompt reads as one: its opening word lowered, a name kept.
+    told = draft_plan(
+        context(dataclasses.replace(BARE, text="A bright summer drink. Acme is back."), planner="rules")
+    )
+    prompts = [s.prompt for s in told.document.scenes]
+    assert any("Scene showing a bright summer drink" in p for p in prompts), prompts
+    assert any("Scene showing Acme is back" in p for p in prompts), prompts
 
 
 def test_a_shorter_spot_keeps_the_hook_and_the_call_to_action() -> None:
