@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from mediagen import __version__
+from mediagen.api.byte_path import ByteRoutes
 from mediagen.api.docs import mount_docs
 from mediagen.api.errors import install_error_handlers
 from mediagen.api.limits import RequestLimits
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         redoc_url=None,
     )
     app.state.services = services
+    # Innermost: a request for an asset's bytes with a key is answered without the router.
+    app.add_middleware(ByteRoutes, services=services)
     # Added before the session middleware, so it runs inside it (it checks session callers too).
     app.add_middleware(RequestLimits, services=services)
     app.add_middleware(SecurityHeaders, https=(settings.public_url or "").startswith("https"))
