@@ -214,14 +214,19 @@ def music_prompt(brief: BriefFacts, brand: Brand | None, length: float) -> str:
     return branded(text, brand, "audio")
 
 
+def _sentence(text: str) -> str:
+    """A phrase of the brief as a sentence of its own: "launch it" -> "Launch it."."""
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def visual_prompt(brief: BriefFacts, brand: Brand | None, aspect: str) -> str:
     """A key visual's prompt: the campaign in one still, framed for the aspect."""
     parts = [f"Key visual, {ASPECT_WORDS.get(aspect, aspect)} frame: {brief.title}."]
     if brief.objective:
-        parts.append(f"{brief.objective.strip().rstrip('.')}.")
+        parts.append(_sentence(brief.objective))
     if brief.key_messages:
-        first = brief.key_messages[0].strip().rstrip(".")
-        parts.append(f"{first[:1].upper()}{first[1:]}.")
+        parts.append(_sentence(brief.key_messages[0]))
     if brief.must_haves:
         parts.append(f"Featuring {joined(list(brief.must_haves))}.")
     parts.append(_audience(brief))

@@ -112,6 +112,9 @@ def test_scene_purposes_follow_the_brief() -> None:
     prompts = [s.prompt for s in told.document.scenes]
     assert any("Scene showing a bright summer drink" in p for p in prompts), prompts
     assert any("Scene showing Acme is back" in p for p in prompts), prompts
+    aims = draft_plan(context(dataclasses.replace(LEMONADE, objective="drive trial"), planner="rules"))
+    visual = next(d for d in aims.document.deliverables if d.role == "visual")
+    assert ". Drive trial." in visual.prompt, visual.prompt  # its own sentence, capitalised
 
 
 def test_a_shorter_spot_keeps_the_hook_and_the_call_to_action() -> None:
