@@ -88,7 +88,14 @@ def test_brief_to_plan_to_edit_to_run_to_kit_to_zip(page: Any, server: LiveServe
     assert page.locator("#kit-progress").inner_text().startswith(f"{count} of {count}")
     spot = page.locator("tr[data-item] .kit-role", has_text="Spot")
     assert spot.count() == 1
-    assert page.locator("section", has_text="instagram-reel").locator("[data-item-asset] a").count() == 1
+    reel = page.locator("section", has_text="instagram-reel")
+    assert reel.locator("[data-item-asset] a", has_text="video #").count() == 1
+    # Each finished deliverable shows at a glance: a thumbnail that loaded, a player for music.
+    thumb = reel.locator("img.kit-preview")
+    thumb.scroll_into_view_if_needed()
+    loaded = "[...document.querySelectorAll('img.kit-preview')].every((i) => i.naturalWidth > 0)"
+    page.wait_for_function(loaded)
+    assert page.locator("audio.kit-preview").count() >= 1
     shot(page, "test_kit_done")
 
     # The kit as one zip.

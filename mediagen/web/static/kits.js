@@ -50,18 +50,27 @@
       review.append(none);
     }
     const asset = row.querySelector("[data-item-asset]");
+    // Repainted only when what it shows changes: a preview being played must not be replaced.
+    const shown = d.asset ? `${d.asset.kind}:${d.asset.id}:${d.status === "done"}` : "";
+    if (asset.dataset.shown === shown) return paintActions(row, d);
+    asset.dataset.shown = shown;
     asset.replaceChildren();
     if (d.asset) {
       const link = document.createElement("a");
       link.href = `/assets/${d.asset.kind}/${d.asset.id}`;
       link.textContent = `${d.asset.kind} #${d.asset.id}`;
       asset.append(link);
+      if (d.status === "done") asset.append(preview(d));
     } else {
       const none = document.createElement("span");
       none.className = "muted";
       none.textContent = "—";
       asset.append(none);
     }
+    paintActions(row, d);
+  }
+
+  function paintActions(row, d) {
     const actions = row.querySelector("[data-item-actions]");
     const failed = d.status === "failed" || d.status === "canceled";
     if (failed && !actions.querySelector("form")) {
@@ -82,6 +91,32 @@
     } else if (!failed) {
       actions.replaceChildren();
     }
+  }
+
+  const API_PATH = { audio: "audio", image: "images", video: "videos" };
+
+  function preview(d) {
+    // A finished deliverable at a glance: its player, or its thumbnail linking to its page.
+    const base = `/api/${API_PATH[d.asset.kind]}/${d.asset.id}`;
+    if (d.asset.kind === "audio") {
+      const audio = document.createElement("audio");
+      audio.className = "kit-preview";
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = `${base}/data`;
+      audio.setAttribute("aria-label", `Play ${d.id}`);
+      return audio;
+    }
+    const link = document.createElement("a");
+    link.href = `/assets/${d.asset.kind}/${d.asset.id}`;
+    link.tabIndex = -1;
+    const img = document.createElement("img");
+    img.className = "kit-preview";
+    img.src = `${base}/thumbnail`;
+    img.alt = "";
+    img.loading = "lazy";
+    link.append(img);
+    return link;
   }
 
   function paint(plan) {
