@@ -250,7 +250,7 @@ def test_rate_limit(server_factory) -> None:
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
 
 
-def test_cli_generate_saves_the_file(live_server: LiveServer, tmp_path) -> None:
+def test_cli_generate_saves_the_file(live_server: LiveServer, campaign: str, tmp_path) -> None:
     out = tmp_path / "clip.wav"
     env = {
         **live_server.env(),
@@ -268,7 +268,7 @@ def test_cli_generate_saves_the_file(live_server: LiveServer, tmp_path) -> None:
             "--duration",
             "2",
             "--campaign",
-            "spring",
+            campaign,
             "--param",
             "output_format=wav",
             "-o",
