@@ -16,7 +16,7 @@ from scipy import signal
 
 from mediagen.engines.audio_io import write_mp3, write_wav
 from mediagen.loudness import Measurement, measure, measure_file
-from mediagen.loudness.meter import LoudnessMeter, k_weighting
+from mediagen.loudness.meter import _TP_PHASES, TP_CONTEXT, LoudnessMeter, k_weighting, oversampled_peaks
 
 RATE = 48_000
 
@@ -196,6 +196,23 @@ def test_true_peak_finds_the_peak_between_samples() -> None:
     assert got is not None and got > sample_peak + 2.5
     assert got == pytest.approx(-6.0, abs=0.05)
     assert got == pytest.approx(ebur128(stereo, RATE).true_peak_dbtp, abs=0.2)
+
+
+@pytest.mark.parametrize("frames", [1, 31, 32, 2017, 2048, 5000, 70_001])
+def test_the_interpolation_is_the_filter_applied_point_by_point(frames: int) -> None:
+    # The meter interpolates block by block in the frequency domain (overlap-save); every point
+    # must be what the filter gives when applied directly, at block seams and lengths of every kind.
+    rng = np.random.default_rng(frames)
+    padded = rng.uniform(-1.0, 1.0, (2, frames + TP_CONTEXT))
+    direct = np.max(
+        [np.abs([np.convolve(ch, phase, mode="valid") for ch in padded]) for phase in _TP_PHASES], axis=0
+    )
+    assert oversampled_peaks(padded).shape == (2, frames)
+    np.testing.assert_allclose(oversampled_peaks(padded), direct, rtol=0, atol=1e-12)
+    # float32 samples (what the decoder gives) are interpolated in float32: within ~1e-6 of full scale.
+    single = oversampled_peaks(padded.astype(np.float32))
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, direct, rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize(
