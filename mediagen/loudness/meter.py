@@ -110,6 +110,30 @@ def _phase_spectra(size: int, single: bool) -> np.ndarray:
     return np.stack([fft.rfft(phase.astype(dtype), size) for phase in _TP_PHASES])
 
 
+def _interpolations(padded: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each in-between phase's interpolated points for `padded` (see `oversampled_peaks`), in the
+    overlap-save blocks they were computed in: (channels × whole blocks × hop, channels × the
+    last block's points), so a caller can reduce them without gathering them first."""
+    single = padded.dtype == np.float32
+    dtype = np.float32 if single else np.float64
+    channels, frames = padded.shape
+    points = frames - TP_CONTEXT
+    if points <= 0:
+        return
+    size = min(_TP_BLOCK, fft.next_fast_len(frames, real=True))
+    hop = size - TP_CONTEXT
+    blocks = -(-points // hop)
+    source = np.zeros((channels, (blocks - 1) * hop + size), dtype=dtype)
+    source[:, :frames] = padded
+    windows = np.lib.stride_tricks.sliding_window_view(source, size, axis=1)[:, ::hop]
+    spectrum = fft.rfft(windows, axis=-1)  # channels × blocks × bins
+    last = points - (blocks - 1) * hop  # the rest of the last block interpolates the zero padding
+    for phase in _phase_spectra(size, single):
+        # The first TP_CONTEXT outputs of each block wrapped around (circular convolution).
+        valid = fft.irfft(spectrum * phase, size, axis=-1)[..., TP_CONTEXT:]
+        yield valid[:, :-1], valid[:, -1, :last]
+
+
 def oversampled_peaks(padded: np.ndarray) -> np.ndarray:
     """Largest |interpolated value| among the three in-between phases (phase 0 is the input itself),
     for each point of `padded` (channels × frames) whose filter window lies inside it: channels ×
@@ -119,25 +143,25 @@ def oversampled_peaks(padded: np.ndarray) -> np.ndarray:
     Float32 input is interpolated in float32 (the decoder's samples are float32 already; the
     error, ~1e-7 of full scale, is far below the 0.01 dB a reading is rounded to, at half the
     cost); anything else in float64, as mastering's limiter wants it."""
-    single = padded.dtype == np.float32
-    dtype = np.float32 if single else np.float64
-    channels, frames = padded.shape
-    points = frames - TP_CONTEXT
-    if points <= 0:
-        return np.zeros((channels, 0), dtype=dtype)
-    size = min(_TP_BLOCK, fft.next_fast_len(frames, real=True))
-    hop = size - TP_CONTEXT
-    blocks = -(-points // hop)
-    source = np.zeros((channels, (blocks - 1) * hop + size), dtype=dtype)
-    source[:, :frames] = padded
-    windows = np.lib.stride_tricks.sliding_window_view(source, size, axis=1)[:, ::hop]
-    spectrum = fft.rfft(windows, axis=-1)  # channels × blocks × bins
-    peaks = np.zeros((channels, blocks * hop), dtype=dtype)
-    for phase in _phase_spectra(size, single):
-        # The first TP_CONTEXT outputs of each block wrapped around (circular convolution).
-        valid = fft.irfft(spectrum * phase, size, axis=-1)[..., TP_CONTEXT:]
-        np.maximum(peaks, np.abs(valid).reshape(channels, -1), out=peaks)
-    return peaks[:, :points]
+    channels = padded.shape[0]
+    dtype = np.float32 if padded.dtype == np.float32 else np.float64
+    peaks = np.zeros((channels, max(0, padded.shape[1] - TP_CONTEXT)), dtype=dtype)
+    for whole, last in _interpolations(padded):
+        split = whole.shape[1] * whole.shape[2]
+        np.maximum(peaks[:, :split], np.abs(whole).reshape(channels, -1), out=peaks[:, :split])
+        np.maximum(peaks[:, split:], np.abs(last), out=peaks[:, split:])
+    return peaks
+
+
+def interpolated_peak(padded: np.ndarray) -> float:
+    """`oversampled_peaks(padded).max()` without building the per-point array: the meter needs
+    only the largest, and reducing each phase's blocks in place saved a third of its cost."""
+    peak = 0.0
+    for whole, last in _interpolations(padded):
+        for part in (whole, last):
+            if part.size:
+                peak = max(peak, float(part.max()), -float(part.min()))
+    return peak
 
 
 class _TruePeak:
@@ -154,7 +178,7 @@ class _TruePeak:
         if self._history is None:  # the signal is silent before it starts
             self._history = np.zeros((self._channels, TP_CONTEXT), dtype=chunk.dtype)
         padded = np.concatenate([self._history, chunk.astype(self._history.dtype, copy=False)], axis=1)
-        self.peak = max(self.peak, float(np.abs(chunk).max()), float(oversampled_peaks(padded).max()))
+        self.peak = max(self.peak, float(chunk.max()), -float(chunk.min()), interpolated_peak(padded))
         self._history = padded[:, -TP_CONTEXT:]
 
     def finish(self) -> float:

@@ -16,7 +16,14 @@ from scipy import signal
 
 from mediagen.engines.audio_io import write_mp3, write_wav
 from mediagen.loudness import Measurement, measure, measure_file
-from mediagen.loudness.meter import _TP_PHASES, TP_CONTEXT, LoudnessMeter, k_weighting, oversampled_peaks
+from mediagen.loudness.meter import (
+    _TP_PHASES,
+    TP_CONTEXT,
+    LoudnessMeter,
+    interpolated_peak,
+    k_weighting,
+    oversampled_peaks,
+)
 
 RATE = 48_000
 
@@ -213,6 +220,9 @@ def test_the_interpolation_is_the_filter_applied_point_by_point(frames: int) -> 
     single = oversampled_peaks(padded.astype(np.float32))
     assert single.dtype == np.float32
     np.testing.assert_allclose(single, direct, rtol=0, atol=2e-6)
+    # The meter's reduction sees the same points and no others (not the zero padding past the end).
+    assert interpolated_peak(padded) == pytest.approx(float(direct.max()), abs=1e-12)
+    assert interpolated_peak(padded.astype(np.float32)) == pytest.approx(float(direct.max()), abs=2e-6)
 
 
 @pytest.mark.parametrize(
