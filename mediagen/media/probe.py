@@ -160,32 +160,27 @@ def _content_type(fmt: str, kind: Kind, codecs: tuple[str, ...], metadata: dict[
 
 
 def _packet_span(container: av.container.InputContainer, stream: av.stream.Stream) -> tuple[float, int]:
-    """(seconds covered by the packets actually present, packet count)."""
+    """(seconds covered by the packets actually present, packet count), checking on the way that
+    the stream decodes: packets are fed to the decoder until one frame comes out (a file can demux
+    yet hold nothing playable). Decoding in the same pass spares a second open of the file."""
     first: int | None = None
     end: int | None = None
     count = 0
+    decoded = False
     for packet in container.demux(stream):
+        if not decoded:
+            decoded = bool(packet.decode())  # the empty flush packet at the end drains the decoder
         if packet.size == 0 or packet.pts is None:
             continue
         count += 1
         first = packet.pts if first is None else min(first, packet.pts)
         tail = packet.pts + (packet.duration or 0)
         end = tail if end is None else max(end, tail)
+    if count and not decoded:
+        raise MediaError("no decodable frames")
     if count == 0 or first is None or end is None or stream.time_base is None:
         return 0.0, count
     return float((end - first) * stream.time_base), count
-
-
-def _check_decodes(path: Path, stream_index: int) -> None:
-    """Decode until one frame comes out: a file can demux yet hold nothing playable."""
-    try:
-        with open_input(path) as container:
-            stream = container.streams[stream_index]
-            for _ in container.decode(stream):
-                return
-    except (av.FFmpegError, ValueError) as exc:
-        raise MediaError(f"corrupt media: {exc}") from exc
-    raise MediaError("no decodable frames")
 
 
 def _probe_av(path: Path, size: int) -> MediaInfo:
@@ -237,8 +232,6 @@ def _probe_av(path: Path, size: int) -> MediaInfo:
             rate = v.average_rate or v.guessed_rate
             info["frame_rate"] = float(rate) if rate else None
             info["frames"] = declared_frames or packets
-        primary_index = primary.index
-    _check_decodes(path, primary_index)
     content_type = _content_type(fmt, kind, codecs, metadata)
     return MediaInfo(
         kind=kind,

@@ -113,3 +113,16 @@ def test_corrupt_header_is_rejected(files: dict[str, Path], tmp_path: Path) -> N
     bad.write_bytes(bytes(data))
     with pytest.raises(MediaError):
         probe(bad)
+
+
+def test_a_file_that_demuxes_but_does_not_decode_is_rejected(files: dict[str, Path], tmp_path: Path) -> None:
+    # Every MP3 frame keeps its first bytes (sync word and header: the demuxer is satisfied) but
+    # its audio data is overwritten, so the decoder refuses the first packet it is given.
+    data = bytearray(files["mp3"].read_bytes())
+    for index in range(len(data)):
+        if index % 417 > 8:
+            data[index] = 0xFF
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match="corrupt media: .*avcodec_send_packet"):
+        probe(broken)
