@@ -1,6 +1,6 @@
 """Webhook burst: N hosted predictions finish at once; how long until every asset is stored?
 
-    .venv/bin/python bench/webhooks.py [--n 500] [--size-mb 2] [--workers 8]
+    .venv/bin/python bench/webhooks.py [--n 500] [--size-mb 2] [--workers 8] [--env NAME=VALUE]
 
 A live `mediagen serve` (SQLite, blobs in the database, MEDIAGEN_WORKERS in-process workers) talks
 to the fake Replicate (tests/fakes/replicate_server.py) on loopback. N generations are created
@@ -98,6 +98,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8, help="MEDIAGEN_WORKERS, and the baseline's concurrency")
     ap.add_argument("--senders", type=int, default=16, help="webhook sender threads in the fake")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server setting, e.g. MEDIAGEN_STORAGE_BACKEND=fs (repeatable)",
+    )
     args = ap.parse_args()
 
     base = make_wav(int(args.size_mb * 1024 * 1024))
@@ -134,6 +141,7 @@ def main() -> None:
             MEDIAGEN_DOWNLOAD_ALLOWED_HOSTS=fake.delivery_allow_entry,
             MEDIAGEN_WORKERS=str(args.workers),
             MEDIAGEN_RECONCILE_INTERVAL_SECONDS="1",
+            **dict(item.split("=", 1) for item in args.env),
         )
         srv.env["MEDIAGEN_PUBLIC_URL"] = srv.url
         with srv:
@@ -231,7 +239,7 @@ def main() -> None:
     growth = rss_after - rss_before
     print(
         f"webhook burst: n={args.n}, outputs {mb:.2f} MB WAV each ({args.n * mb:.0f} MB), "
-        f"MEDIAGEN_WORKERS={args.workers}"
+        f"MEDIAGEN_WORKERS={args.workers}{''.join(' ' + item for item in args.env)}"
     )
     print(
         f"  created {args.n} generations through the API in {create_s:.1f} s; "
