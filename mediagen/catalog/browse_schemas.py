@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,21 +80,3 @@ class AddModelIn(BaseModel):
         default=None,
         description="Only for a model that makes files whose kind its example output does not tell",
     )
-
-
-class AddedOut(BaseModel):
-    id: str
-    kind: str
-    version: str | None
-    title: str
-    description: str
-    added_by: str | None
-    created_at: datetime
-    updated_at: datetime
-    url: str | None = None
-    cover_image_url: str | None = None
-
-
-class AddedList(BaseModel):
-    models: list[AddedOut]
-    count: int
