@@ -87,6 +87,11 @@ def too_large(limit: int) -> JSONResponse:
     )
 
 
+# HTTP/1.x, where a request with neither Content-Length nor Transfer-Encoding (or a zero length)
+# has no body at all (RFC 9112 §6.3); an HTTP/2 or /3 request may stream one without a length.
+_FRAMED_VERSIONS: Final = frozenset({"1.0", "1.1"})
+
+
 class _BodyTooLarge(Exception):
     """Raised from `receive` at the first chunk past the cap; the middleware answers 413."""
 
@@ -113,6 +118,10 @@ class RequestLimits:
             if refused is not None:
                 await refused(scope, receive, send)
                 return
+        if not has_body and scope.get("http_version") in _FRAMED_VERSIONS:
+            # No body to count (most requests: every GET of bytes): skip the guard's wrappers.
+            await self.app(scope, receive, send)
+            return
         await self._guarded(scope, receive, send, limit)
 
     async def _unauthenticated(self, scope: Scope) -> JSONResponse | None:

@@ -7,13 +7,17 @@ thread hop per window, each window sent as the pieces it was read in (never join
 store hands over its file, read with one `os.pread` per window; the other stores stream their
 `open_range` pieces. No database or file read runs on the event loop, provided the helper itself
 is called from a plain `def` route (FastAPI runs those in the thread pool), as its lookup and
-first read block.
+first read block. One exception, which does not wait: `cached_blob_response` answers on the
+loop for a caller that already holds the index facts and the open file (api/byte_path.py), with
+a body of at most one window sent straight from the file's pages, only if the page cache holds
+all of them (`storage.fs.map_cached`); else the thread pool reads it as above.
 
 Why not zero-copy (`sendfile`): uvicorn implements neither the ASGI zero-copy nor the path-send
 extension, and reaching its socket from a route would mean going around every middleware and
 the server's own framing (Content-Length accounting, keep-alive). `os.pread` into the bytes
 that are sent costs one copy more than `sendfile`, and measured 0.9-1.1x of nginx's
-throughput on the fs store (bench/stream.py).
+throughput on the fs store (bench/stream.py). The answer from the loop sends a view of the
+mapped pages instead, which spares that copy: the socket write reads the page cache itself.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Final, Protocol
 from urllib.parse import quote
@@ -33,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from mediagen.errors import PayloadTooLarge, not_found
 from mediagen.storage.base import BlobCorruptError, BlobInfo, BlobStore
+from mediagen.storage.fs import map_cached
 
 IMMUTABLE: Final = "private, max-age=31536000, immutable"
 
@@ -189,11 +194,18 @@ class _PiecesResponse(Response):
     """A body already in memory as a few pieces, sent one after the other.
 
     Joining them first would allocate and copy the whole body once more; for a 1 MiB range that
-    fresh allocation (page faults included) costs as much as reading the bytes.
+    fresh allocation (page faults included) costs as much as reading the bytes. A piece may be
+    a read-only `memoryview` of a file's cached pages (`map_cached`): servers write any bytes-like
+    body, and making `bytes` of it would be the copy it exists to spare.
     """
 
     def __init__(
-        self, pieces: list[bytes], *, status_code: int, headers: dict[str, str], media_type: str
+        self,
+        pieces: Sequence[bytes | memoryview],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
     ) -> None:
         self._pieces = pieces
         super().__init__(b"", status_code=status_code, headers=headers, media_type=media_type)
@@ -262,25 +274,29 @@ def _open_source(store: BlobStore, key: str, start: int, end: int) -> _Source:
     return _FileSource(open_file(key), key, start, end)
 
 
-def blob_response(
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """What a blob's answer sends after deciding: the status, its headers and the bytes [start, end]."""
+
+    status: int
+    headers: dict[str, str]
+    start: int
+    end: int
+
+
+def _decide(
     request: Request,
-    store: BlobStore,
-    key: str,
+    info: BlobInfo,
     *,
     content_type: str,
-    filename: str | None = None,
-    etag: str | None = None,
-    cache_control: str = IMMUTABLE,
-) -> Response:
-    """Serve a blob with Range (206/416), ETag/If-None-Match (304), HEAD and Content-Length.
-
-    Raises NotFound when the blob does not exist. `etag` defaults to the quoted sha256
-    key; the default Cache-Control is safe because the bytes behind a key never change.
-    `?download=1` turns the Content-Disposition into `attachment`.
-    """
-    info = store.stat(key)
-    if info is None:
-        raise not_found("blob", key)
+    filename: str | None,
+    etag: str | None,
+    cache_control: str,
+    redirect: Callable[..., str | None] | None,
+) -> Response | _Body:
+    """Everything `blob_response` decides before it reads a byte: the finished answer (304, 307,
+    416, HEAD, an empty body) or the body to read. It reads and waits on nothing, so the answer
+    from a file already open (`cached_blob_response`) is decided by the very same code."""
     tag = etag if etag is not None else f'"{info.key}"'
     headers = {"ETag": tag, "Cache-Control": cache_control}
 
@@ -290,12 +306,14 @@ def blob_response(
 
     headers["Accept-Ranges"] = "bytes"
     headers["X-Content-Type-Options"] = "nosniff"
-    attachment = request.query_params.get("download", "").lower() in _TRUE
+    # Without a query string there is no `download` (and parsing an empty one costs 7 µs).
+    attachment = bool(request.scope.get("query_string")) and (
+        request.query_params.get("download", "").lower() in _TRUE
+    )
     disposition = _content_disposition(filename, attachment=attachment)
     if disposition is not None:
         headers["Content-Disposition"] = disposition
 
-    redirect = getattr(store, "redirect_url", None)
     if redirect is not None:
         # A store that serves its own bytes (S3 with MEDIAGEN_S3_PRESIGN): after the same
         # authorization, the client fetches from the bucket (Range and all) on a short-lived URL.
@@ -325,19 +343,84 @@ def blob_response(
 
     if request.method == "HEAD" or start > end:
         return Response(status_code=status, headers=headers, media_type=content_type)
+    return _Body(status, headers, start, end)
+
+
+def blob_response(
+    request: Request,
+    store: BlobStore,
+    key: str,
+    *,
+    content_type: str,
+    filename: str | None = None,
+    etag: str | None = None,
+    cache_control: str = IMMUTABLE,
+) -> Response:
+    """Serve a blob with Range (206/416), ETag/If-None-Match (304), HEAD and Content-Length.
+
+    Raises NotFound when the blob does not exist. `etag` defaults to the quoted sha256
+    key; the default Cache-Control is safe because the bytes behind a key never change.
+    `?download=1` turns the Content-Disposition into `attachment`.
+    """
+    info = store.stat(key)
+    if info is None:
+        raise not_found("blob", key)
+    body = _decide(
+        request,
+        info,
+        content_type=content_type,
+        filename=filename,
+        etag=etag,
+        cache_control=cache_control,
+        redirect=getattr(store, "redirect_url", None),
+    )
+    if isinstance(body, Response):
+        return body
     # The first window is read right here, already in the thread pool: a body that fits in it
     # (thumbnails, peaks, a player's seek) then costs no further thread hop, and a store that
     # cannot read fails before the status line is sent.
-    source = _open_source(store, info.key, start, end)
+    source = _open_source(store, info.key, body.start, body.end)
     try:
         first = source.read()
     except BaseException:
         source.close()
         raise
     if not source.done:
-        return _WindowedResponse(source, first, status_code=status, headers=headers, media_type=content_type)
+        return _WindowedResponse(
+            source, first, status_code=body.status, headers=body.headers, media_type=content_type
+        )
     source.close()
-    return _PiecesResponse(first, status_code=status, headers=headers, media_type=content_type)
+    return _PiecesResponse(first, status_code=body.status, headers=body.headers, media_type=content_type)
+
+
+# Answers from the event loop -------------------------------------------------------------------
+
+
+def cached_blob_response(request: Request, info: BlobInfo, fd: int, *, content_type: str) -> Response | None:
+    """`blob_response` with its defaults, for a blob whose index facts (`info`) the caller holds
+    and whose file it holds open (`fd`, the `fs` store's file of `info.key`, `info.size` long):
+    the same answer, decided by the same code, without blocking, so it may run on the event loop.
+
+    None when that answer would need a wait: a body larger than one window (those stream from
+    the thread pool), or any of it not in the page cache (`map_cached`). The caller then asks
+    `blob_response` in the thread pool, which reads it as ever: the loop does not wait on a cold disk.
+    """
+    body = _decide(
+        request,
+        info,
+        content_type=content_type,
+        filename=None,
+        etag=None,
+        cache_control=IMMUTABLE,
+        redirect=None,  # only the fs store hands out files, and it never redirects
+    )
+    if isinstance(body, Response):
+        return body
+    count = body.end - body.start + 1
+    data = map_cached(fd, body.start, count) if count <= WINDOW_BYTES else None
+    if data is None:
+        return None
+    return _PiecesResponse([data], status_code=body.status, headers=body.headers, media_type=content_type)
 
 
 # Uploads ---------------------------------------------------------------------------------------
