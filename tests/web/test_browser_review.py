@@ -171,3 +171,54 @@ def test_search_select_bulk_approve_and_download_link(
     star.click()
     page.wait_for_selector(f'li.card[data-id="{second}"] [data-star][aria-pressed="true"]')
     assert api_item(server, second)["favorite"] is True
+
+
+# Stands in for live.js swapping a card in (keeping its selection) while a bulk request is in flight:
+# each card is replaced by a copy, with its checkbox state carried over, just as the response lands.
+SWAP_CARDS_WHEN_BULK_ANSWERS = """
+() => {
+  const original = window.fetch;
+  window.fetch = async (...args) => {
+    const res = await original(...args);
+    if (String(args[0]).includes("/api/bulk")) {
+      for (const card of document.querySelectorAll("#gallery-grid li.card")) {
+        const copy = card.cloneNode(true);
+        copy.querySelector("input[data-select]").checked = card.querySelector("input[data-select]").checked;
+        card.replaceWith(copy);
+      }
+    }
+    return res;
+  };
+}
+"""
+
+
+def test_bulk_work_ends_the_selection_even_when_a_live_update_swapped_the_cards(
+    page: Any, server: LiveServer, tracks: dict[str, int]
+) -> None:
+    page.goto(f"{server.url}/music")
+    page.evaluate(SWAP_CARDS_WHEN_BULK_ANSWERS)
+    picked = (tracks["lantern"], tracks["meadow"])
+    for gen_id in picked:
+        page.locator(f'li.card[data-id="{gen_id}"] input[data-select]').check()
+    assert page.locator("#bulk-count").inner_text() == "2 selected"
+
+    page.click('#bulk-bar [data-bulk="reject"]')
+    page.wait_for_selector("#bulk-status:has-text('Rejected 2 tracks')")
+    for gen_id in picked:
+        # The card on the page is the server's fresh one, not the swapped-in copy.
+        page.wait_for_selector(f'li.card[data-id="{gen_id}"] .review-rejected')
+        assert api_item(server, gen_id)["review_status"] == "rejected"
+    assert page.locator("input[data-select]:checked").count() == 0
+    assert page.locator("#bulk-count").inner_text() == "0 selected"
+
+    # A live update swapping a card in right after does not hide what the bar says happened...
+    page.evaluate(
+        "(id) => { const c = document.querySelector(`li.card[data-id='${id}']`);"
+        " c.replaceWith(c.cloneNode(true)); }",
+        picked[0],
+    )
+    assert page.locator("#bulk-status").is_visible()
+    # ... but the bar still goes once it has said it (after four seconds), or at once on Escape.
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#bulk-bar", state="hidden", timeout=2000)

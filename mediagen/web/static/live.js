@@ -141,12 +141,12 @@
       fetching.set(id, false);
       try {
         const res = await fetch(`/assets/${kind}/${id}/card`, { credentials: "same-origin" });
-        const card = cardOf(id);
         if (res.status === 404) {
-          if (card) card.remove();
-        } else if (res.ok && !res.redirected && card && !isPlaying(card)) {
+          cardOf(id)?.remove();
+        } else if (res.ok && !res.redirected) {
           const fresh = parseCard(await res.text());
-          if (fresh) swapCard(card, fresh);
+          const card = cardOf(id); // after every await: bulk work may have swapped it meanwhile
+          if (fresh && card && !isPlaying(card)) swapCard(card, fresh);
         }
       } catch (err) {
         /* the next event or the polling fallback tries again */

@@ -93,21 +93,24 @@
     });
   }
 
+  /** The card now on the page for an item: live.js may have swapped the one we held meanwhile. */
+  const currentCard = ({ kind, id }) => document.querySelector(`li.card[data-kind="${kind}"][data-id="${id}"]`);
+
   /** Replace cards with the server's fresh rendering (the one card template); gone ones go. */
-  async function refreshCards(cards) {
-    for (const card of cards) {
-      const { kind, id } = itemOf(card);
+  async function refreshCards(items) {
+    for (const item of items) {
       try {
-        const res = await fetch(`/assets/${kind}/${id}/card`, { credentials: "same-origin" });
+        const res = await fetch(`/assets/${item.kind}/${item.id}/card`, { credentials: "same-origin" });
         if (res.status === 404) {
-          card.remove();
+          currentCard(item)?.remove();
           continue;
         }
         if (!res.ok || res.redirected) continue;
         const tpl = document.createElement("template");
         tpl.innerHTML = (await res.text()).trim();
         const fresh = tpl.content.firstElementChild;
-        if (fresh && fresh.matches("li.card")) {
+        const card = currentCard(item); // looked up after the awaits, never a stale reference
+        if (card && fresh && fresh.matches("li.card")) {
           card.replaceWith(fresh);
           enhanceCards(fresh);
         }
@@ -143,10 +146,14 @@
     const chosenCards = () => chosen().map((b) => b.closest(".card"));
     const items = () => chosenCards().map(itemOf);
 
+    // After bulk work the bar stays a moment to say what happened, even with nothing selected, and
+    // even as live updates swap cards in (each swap runs update()).
+    let lingering = 0;
+
     function update() {
       const picked = chosen();
       const n = picked.length;
-      bar.hidden = n === 0;
+      bar.hidden = n === 0 && !lingering;
       count.textContent = `${n} selected`;
       download.href = `/api/downloads?items=${picked.map((b) => b.value).join(",")}`;
       for (const card of $$(".card", grid)) {
@@ -158,6 +165,8 @@
 
     function clear() {
       for (const b of boxes()) b.checked = false;
+      clearTimeout(lingering);
+      lingering = 0;
       update();
     }
 
@@ -193,18 +202,25 @@
       }
       bar.removeAttribute("aria-busy");
       const done = `${BULK_DONE[action] || capitalise(action)} ${noun(cards.length)}.`;
+      const doneItems = cards.map(itemOf);
       if (action === "delete") {
-        for (const c of cards) c.remove();
+        for (const item of doneItems) currentCard(item)?.remove();
         if (!$(".card", grid)) window.location.reload();
       } else {
-        await refreshCards(cards);
+        await refreshCards(doneItems);
+        // The work is done, so its selection ends, whichever script last swapped the card in.
+        for (const item of doneItems) {
+          const box = currentCard(item)?.querySelector("input[data-select]");
+          if (box) box.checked = false;
+        }
       }
-      update();
-      bar.hidden = false; // stay to say what happened, even with nothing left selected
-      show(status, done);
-      setTimeout(() => {
-        if (!chosen().length) bar.hidden = true;
+      clearTimeout(lingering);
+      lingering = setTimeout(() => {
+        lingering = 0;
+        update();
       }, 4000);
+      update();
+      show(status, done);
       return true;
     }
 
