@@ -1,4 +1,4 @@
-"""HTTP for blobs: the one response helper every media route uses, and the upload bridge.
+"""HTTP for blobs: the one response helper every media route uses (uploads: api/uploads.py).
 
 `blob_response` does one index lookup, then reads the body a window (`WINDOW_BYTES`) at a time:
 the first window right away, in the route's own thread, so a body that fits (thumbnails, peaks,
@@ -7,10 +7,11 @@ thread hop per window, each window sent as the pieces it was read in (never join
 store hands over its file, read with one `os.pread` per window; the other stores stream their
 `open_range` pieces. No database or file read runs on the event loop, provided the helper itself
 is called from a plain `def` route (FastAPI runs those in the thread pool), as its lookup and
-first read block. One exception, which does not wait: `cached_blob_response` answers on the
-loop for a caller that already holds the index facts and the open file (api/byte_path.py), with
-a body of at most one window sent straight from the file's pages, only if the page cache holds
-all of them (`storage.fs.map_cached`); else the thread pool reads it as above.
+first read block. Two exceptions, neither of which waits, both sending a window straight from
+the file's pages only if the page cache holds all of them (`storage.fs.map_cached`), else
+reading it in the thread pool as above: `cached_blob_response` answers on the loop for a caller
+that already holds the index facts and the open file (api/byte_path.py), and a large body's
+later windows on the fs store are sent that way without a thread hop.
 
 Why not zero-copy (`sendfile`): uvicorn implements neither the ASGI zero-copy nor the path-send
 extension, and reaching its socket from a route would mean going around every middleware and
@@ -22,7 +23,6 @@ mapped pages instead, which spares that copy: the socket write reads the page ca
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final, Protocol
 from urllib.parse import quote
 
+import anyio.lowlevel
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from mediagen.errors import PayloadTooLarge, not_found
+from mediagen.errors import not_found
 from mediagen.storage.base import BlobCorruptError, BlobInfo, BlobStore
 from mediagen.storage.fs import map_cached
 
@@ -126,6 +127,11 @@ class _Source(Protocol):
         """The next pieces, together about `WINDOW_BYTES` (the last may hold fewer)."""
         ...
 
+    def read_cached(self) -> list[memoryview] | None:
+        """The next window as `read` gives it, but only if that cannot wait (every page of it
+        cached), so the event loop may take it; else None, and nothing moves."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -141,6 +147,20 @@ class _FileSource:
         self._end = end
         self.done = start > end
 
+    def read_cached(self) -> list[memoryview] | None:
+        # A view of the file's cached pages: no thread hop and no copy into a buffer first (the
+        # socket write reads the page cache), which is what a whole download spends most on.
+        count = min(WINDOW_BYTES, self._end - self._position + 1)
+        view = map_cached(self._fd, self._position, count)
+        if view is None:
+            return None
+        self._advance(count)
+        return [view]
+
+    def _advance(self, count: int) -> None:
+        self._position += count
+        self.done = self._position > self._end
+
     def read(self) -> list[bytes]:
         count = min(WINDOW_BYTES, self._end - self._position + 1)
         data = os.pread(self._fd, count, self._position)
@@ -154,8 +174,7 @@ class _FileSource:
                 pieces.append(more)
                 got += len(more)
             data = b"".join(pieces)
-        self._position += count
-        self.done = self._position > self._end
+        self._advance(count)
         return [data]
 
     def close(self) -> None:
@@ -184,6 +203,9 @@ class _PiecesSource:
         self.done = True
         return window
 
+    def read_cached(self) -> None:
+        return None  # a store's stream may always wait (a database, a bucket)
+
     def close(self) -> None:
         close = getattr(self._pieces, "close", None)  # a generator: run its clean-up now
         if close is not None:
@@ -211,17 +233,25 @@ class _PiecesResponse(Response):
         super().__init__(b"", status_code=status_code, headers=headers, media_type=media_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        last = len(self._pieces) - 1
-        for index, piece in enumerate(self._pieces):
-            await send({"type": "http.response.body", "body": piece, "more_body": index < last})
-        if last < 0:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        pieces, self._pieces = self._pieces, ()
+        piece: bytes | memoryview = b""
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            last = len(pieces) - 1
+            for index, piece in enumerate(pieces):
+                await send({"type": "http.response.body", "body": piece, "more_body": index < last})
+            if last < 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            pieces, piece = (), b""  # a mapped view goes now, not with a cancelled frame (below)
 
 
 class _WindowedResponse(StreamingResponse):
     """A large body: its first window (read by the route, already in a worker thread), then one
-    thread hop per window of a few MiB, each piece sent as read.
+    thread hop per window of a few MiB, each piece sent as read; a window whose pages are all
+    cached (`read_cached`, the fs store) is sent from the loop instead, with no hop and no copy.
 
     Starlette's `StreamingResponse.__call__` stays in charge of the rest: on ASGI servers older
     than spec 2.4 (uvicorn) it listens for the client's disconnect and cancels the stream, so a
@@ -232,7 +262,7 @@ class _WindowedResponse(StreamingResponse):
     def __init__(
         self,
         source: _Source,
-        first: list[bytes],
+        first: Sequence[bytes | memoryview],
         *,
         status_code: int,
         headers: dict[str, str],
@@ -247,7 +277,9 @@ class _WindowedResponse(StreamingResponse):
         self.init_headers(headers)
 
     async def stream_response(self, send: Send) -> None:
-        source, pieces = self._source, self._first
+        source = self._source
+        pieces: Sequence[bytes | memoryview] = self._first
+        piece: bytes | memoryview = b""
         self._first = []
         try:
             await send(
@@ -258,10 +290,20 @@ class _WindowedResponse(StreamingResponse):
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
                 if source.done:
                     break
-                pieces.clear()  # the sent window goes while the next one is read
-                pieces = await anyio.to_thread.run_sync(source.read)
+                pieces = []  # the sent window goes while the next one is read
+                cached = source.read_cached()
+                if cached is None:
+                    pieces = await anyio.to_thread.run_sync(source.read)
+                else:
+                    pieces, cached = cached, None
+                    # A fast client may take every window without the sends ever waiting: yield
+                    # once per window so one download cannot hold the loop for all of its body.
+                    await anyio.lowlevel.checkpoint()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            # A view of mapped pages keeps its mapping open, and the mapping a duplicate of the
+            # file's descriptor: let go of them now, not whenever a cancelled frame is collected.
+            pieces, piece = (), b""
             source.close()
 
 
@@ -421,87 +463,3 @@ def cached_blob_response(request: Request, info: BlobInfo, fd: int, *, content_t
     if data is None:
         return None
     return _PiecesResponse([data], status_code=body.status, headers=body.headers, media_type=content_type)
-
-
-# Uploads ---------------------------------------------------------------------------------------
-
-
-class UploadTooLarge(PayloadTooLarge):
-    """The request body exceeded the caller's size cap."""
-
-
-_QUEUE_DEPTH = 4
-_COALESCE_BYTES = 1024 * 1024
-_DONE = object()
-
-
-class _QueueReader:
-    """The sync side of the bridge: an iterable of byte pieces fed from the event loop.
-
-    It runs in a worker thread (inside `store.put`) and blocks on a bounded asyncio queue, so at
-    most `_QUEUE_DEPTH` coalesced pieces (about 4 MiB) are in flight per upload.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
-        self._loop = loop
-        self._queue = queue
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            yield item
-
-
-async def put_request_body(request: Request, store: BlobStore, *, max_bytes: int) -> BlobInfo:
-    """Stream a request body into `store.put` without buffering it (raises UploadTooLarge).
-
-    The event loop reads the body and hands coalesced ~1 MiB pieces through a bounded queue to
-    `put` running in a worker thread; backpressure reaches the client through the queue, so a
-    fast client cannot make the server hold more than a few MiB. If the client disconnects or
-    the cap is crossed, the error is passed to the thread, `put` aborts and drops what it staged.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise UploadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}")
-
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_QUEUE_DEPTH)
-    worker = asyncio.ensure_future(asyncio.to_thread(store.put, _QueueReader(loop, queue)))
-
-    async def send(item: object) -> None:
-        # Either the queue takes the item, or the worker has already finished (usually with an
-        # error): never wait on a queue nobody will drain again.
-        putter = asyncio.ensure_future(queue.put(item))
-        await asyncio.wait({putter, worker}, return_when=asyncio.FIRST_COMPLETED)
-        if not putter.done():
-            putter.cancel()
-
-    received = 0
-    pending = bytearray()
-    try:
-        async for piece in request.stream():
-            received += len(piece)
-            if received > max_bytes:
-                raise UploadTooLarge(f"body exceeds the limit of {max_bytes} bytes")
-            pending += piece
-            if len(pending) >= _COALESCE_BYTES:
-                await send(bytes(pending))
-                pending.clear()
-                if worker.done():
-                    break
-        if pending and not worker.done():
-            await send(bytes(pending))
-        await send(_DONE)
-    except BaseException as exc:
-        await send(exc if isinstance(exc, Exception) else RuntimeError("upload cancelled"))
-        try:
-            await worker
-        except Exception:
-            pass  # the caller's error is the one that matters
-        raise
-    return await worker

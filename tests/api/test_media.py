@@ -21,8 +21,8 @@ from mediagen.api.media import (
     Unsatisfiable,
     blob_response,
     parse_range,
-    put_request_body,
 )
+from mediagen.api.uploads import put_request_body
 from mediagen.config import Settings
 from mediagen.db.base import Base
 from mediagen.db.session import Database

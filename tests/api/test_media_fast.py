@@ -187,9 +187,17 @@ def test_a_client_gone_mid_body_stops_the_reads(
 
         return read
 
+    def counted_cached(self: Any) -> list[memoryview] | None:
+        pieces = original_cached(self)
+        if pieces is not None:
+            reads.append(1)
+        return pieces
+
+    original_cached = media._FileSource.read_cached
     with pytest.MonkeyPatch.context() as patch:
         for cls in sources:
             patch.setattr(cls, "read", counted(cls))
+        patch.setattr(media._FileSource, "read_cached", counted_cached)  # windows sent from the loop
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(f"GET /{backend}/{key} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             received = 0
@@ -208,6 +216,58 @@ def test_a_client_gone_mid_body_stops_the_reads(
         assert _eventually(lambda: _open_fds_on(store.path_for(key)) == 0)
     with httpx.Client(base_url=server.url, timeout=30) as http:  # and the server carries on
         assert http.get(f"/{backend}/{key}", headers={"Range": "bytes=5-9"}).content == big[5:10]
+
+
+def _count_reads(patch: pytest.MonkeyPatch, cached_every: int | None = None) -> dict[str, int]:
+    """Count the fs source's windows by where they were read: "thread" (`read`, in the thread
+    pool) or "loop" (`read_cached`). With `cached_every`, only every n-th cached read is allowed
+    to find its pages (as if the others had been evicted)."""
+    counts = {"thread": 0, "loop": 0, "asked": 0}
+    read, read_cached = media._FileSource.read, media._FileSource.read_cached
+
+    def in_thread(self: Any) -> list[bytes]:
+        counts["thread"] += 1
+        return read(self)
+
+    def on_loop(self: Any) -> list[memoryview] | None:
+        counts["asked"] += 1
+        if cached_every is not None and counts["asked"] % cached_every:
+            return None
+        pieces = read_cached(self)
+        counts["loop"] += pieces is not None
+        return pieces
+
+    patch.setattr(media._FileSource, "read", in_thread)
+    patch.setattr(media._FileSource, "read_cached", on_loop)
+    return counts
+
+
+def test_cached_windows_of_a_large_body_are_sent_from_the_loop(
+    client: httpx.Client, stores: dict[str, IndexedBlobStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = stores["fs"]
+    assert isinstance(store, FsBlobStore)
+    store.path_for(KEY).read_bytes()  # every page cached
+    counts = _count_reads(monkeypatch)
+    assert client.get(f"/fs/{KEY}").content == DATA
+    windows = -(-SIZE // WINDOW)
+    # The route reads the first window in its own thread; every later one is a view of the pages.
+    assert counts == {"thread": 1, "loop": windows - 1, "asked": windows - 1}
+    start = WINDOW + 7
+    ranged = client.get(f"/fs/{KEY}", headers={"Range": f"bytes={start}-"})
+    assert ranged.status_code == 206 and ranged.content == DATA[start:]
+
+
+def test_windows_not_cached_are_read_in_the_thread_pool_between_cached_ones(
+    client: httpx.Client, stores: dict[str, IndexedBlobStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = _count_reads(monkeypatch, cached_every=3)
+    start = 3 * WINDOW - 5  # not window-aligned: every view starts mid-page
+    response = client.get(f"/fs/{KEY}", headers={"Range": f"bytes={start}-"})
+    assert response.content == DATA[start:]
+    later = -(-(SIZE - start) // WINDOW) - 1  # the windows after the route's first
+    assert counts["asked"] == later
+    assert counts["loop"] == later // 3 and counts["thread"] == 1 + later - later // 3
 
 
 def _quiet(reads: list[int]) -> bool:

@@ -32,7 +32,8 @@ from mediagen.db.session import Database
 from mediagen.storage.db import DbBlobStore
 from mediagen.storage.fs import FsBlobStore
 from mediagen.api.errors import install_error_handlers
-from mediagen.api.media import blob_response, put_request_body
+from mediagen.api.media import blob_response
+from mediagen.api.uploads import put_request_body
 from mediagen.storage.tables import Blob, BlobChunk
 
 backend, data_dir, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from mediagen.api.deps import AdminDep, SettingsDep, StoreDep
 from mediagen.api.errors import ERROR_RESPONSES, ErrorOut
 from mediagen.api.limits import blob_upload_limit
-from mediagen.api.media import blob_response, put_request_body
+from mediagen.api.media import blob_response
+from mediagen.api.uploads import put_request_body
 from mediagen.errors import Conflict, not_found
 from mediagen.storage.base import BlobInUseError, is_blob_key
 
