@@ -152,10 +152,12 @@ def test_async_submit_delivers_start_and_completed_webhooks_with_a_wav(
     assert result.ref == prediction_id(job.generation_id, 1)
     assert result.provider_status in {"starting", "processing"}
     assert result.provider_input == job.inputs
-    done = hooks.wait_terminal(result.ref)
+    done = hooks.wait_terminal(result.ref, timeout=30.0)
+    # The receiver handles each POST in its own thread, so the order they are listed in is not
+    # the order they were sent in (and our intake does not rely on order): each kind arrived.
     statuses = [body["status"] for body in hooks.bodies(result.ref)]
-    assert statuses[0] in {"starting", "processing"}, statuses  # the "start" event came first
-    assert statuses[-1] == "succeeded"
+    assert {"starting", "processing"} & set(statuses), statuses  # the "start" event
+    assert "succeeded" in statuses and not {"failed", "canceled"} & set(statuses), statuses
     paths = {path for path, body in hooks.events if body.get("id") == result.ref}
     assert paths == {f"/api/webhooks/cog/{job.generation_id}/secret-token"}
 
