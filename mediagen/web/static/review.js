@@ -188,9 +188,9 @@
 
     /** POST /api/bulk for the selection; then the cards show what changed. */
     async function run(action, extra = {}) {
-      const cards = chosenCards();
-      if (!cards.length) return false;
-      const body = { items: cards.map(itemOf), action, ...extra };
+      const doneItems = items(); // kind and id, not the nodes: live.js may swap the cards meanwhile
+      if (!doneItems.length) return false;
+      const body = { items: doneItems, action, ...extra };
       show(status, "Working…");
       bar.setAttribute("aria-busy", "true");
       try {
@@ -201,8 +201,7 @@
         throw err;
       }
       bar.removeAttribute("aria-busy");
-      const done = `${BULK_DONE[action] || capitalise(action)} ${noun(cards.length)}.`;
-      const doneItems = cards.map(itemOf);
+      const done = `${BULK_DONE[action] || capitalise(action)} ${noun(doneItems.length)}.`;
       if (action === "delete") {
         for (const item of doneItems) currentCard(item)?.remove();
         if (!$(".card", grid)) window.location.reload();
